@@ -1,0 +1,6 @@
+"""``python -m tdcheck``."""
+
+from tdcheck.cli import main
+
+if __name__ == "__main__":
+    main()

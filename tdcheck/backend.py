@@ -1,0 +1,128 @@
+"""Everything that touches TensorFlow's start-up: quiet import, devices, environment.
+
+TensorFlow writes C++ log lines to file descriptor 2 while it is imported and
+when it first looks for CUDA; :func:`quiet_native_stderr` points that descriptor
+at ``/dev/null`` for the duration, so the user sees only tdcheck's own output.
+Set ``TDCHECK_DEBUG=1`` to see everything (and full tracebacks).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+import sys
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+from tdcheck.errors import EnvironmentProblem
+
+
+def debug_enabled() -> bool:
+    return os.environ.get("TDCHECK_DEBUG", "") not in ("", "0")
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[None]:
+    """Silence file descriptor 2 (native C++ logging) inside the block."""
+    if debug_enabled():
+        yield
+        return
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+_LOADED: tuple[Any, Any] | None = None
+
+
+def load_tensorflow() -> tuple[Any, Any]:
+    """Import ``tensorflow`` and ``keras`` quietly; return both modules.
+
+    Raises :class:`EnvironmentProblem` (exit 3) when TensorFlow is missing or is
+    not Keras 3.
+    """
+    global _LOADED
+    if _LOADED is not None:
+        return _LOADED
+    if not debug_enabled():
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        warnings.filterwarnings("ignore", module=r"(tensorflow|keras|absl)(\.|$)")
+    os.environ["KERAS_BACKEND"] = "tensorflow"
+    with quiet_native_stderr():
+        try:
+            import tensorflow as tf
+        except ImportError as exc:
+            raise EnvironmentProblem(
+                f"TensorFlow cannot be imported ({exc}); install it: pip install 'tensorflow>=2.16'"
+            ) from None
+        try:
+            import keras
+        except ImportError as exc:
+            raise EnvironmentProblem(f"Keras cannot be imported ({exc})") from None
+    if not keras.__version__.startswith("3"):
+        raise EnvironmentProblem(f"tdcheck needs Keras 3, found Keras {keras.__version__}")
+    if not debug_enabled():
+        tf.get_logger().setLevel("ERROR")
+        with contextlib.suppress(ImportError):
+            import absl.logging
+
+            absl.logging.set_verbosity(absl.logging.ERROR)
+    _LOADED = (tf, keras)
+    return _LOADED
+
+
+def gpu_names(tf: Any) -> list[str]:
+    """Names of the visible GPUs (empty without one)."""
+    with quiet_native_stderr():
+        return [d.name for d in tf.config.list_physical_devices("GPU")]
+
+
+def select_device(tf: Any, requested: str) -> str:
+    """Map ``auto``/``cpu``/``gpu`` to a TensorFlow device string.
+
+    ``gpu`` with no GPU visible raises :class:`EnvironmentProblem` (exit 3).
+    """
+    if requested == "cpu":
+        return "/CPU:0"
+    gpus = gpu_names(tf)
+    if requested == "gpu" and not gpus:
+        raise EnvironmentProblem(
+            "--device gpu: no GPU is visible to TensorFlow "
+            "(install tdcheck[gpu] on a machine with a CUDA GPU, or use --device cpu)"
+        )
+    return "/GPU:0" if gpus else "/CPU:0"
+
+
+def short_device(device: str) -> str:
+    """``/job:localhost/replica:0/task:0/device:CPU:0`` -> ``CPU:0``."""
+    return device.rsplit("device:", 1)[-1] if device else "unknown"
+
+
+def environment(tf: Any, keras: Any, device: str) -> dict[str, Any]:
+    """Versions and the device actually used, for the report."""
+    import numpy as np
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "numpy": np.__version__,
+        "device": short_device(device),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
+    }

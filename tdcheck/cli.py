@@ -1,0 +1,256 @@
+"""The ``tdcheck`` command line: parses options, calls the API, renders.
+
+No numerics live here, and nothing heavy is imported at module level:
+``tdcheck --help``, ``--version`` and argument errors never load TensorFlow.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from tdcheck._version import __version__
+from tdcheck.config import (
+    ACTIVATIONS,
+    DEFAULT_BATCH,
+    DEFAULT_FEATURES,
+    DEFAULT_SEQ,
+    DEVICE_CHOICES,
+    DTYPE_CHOICES,
+    FORMAT_CHOICES,
+    INITIALIZERS,
+    RNN_CHOICES,
+    WEIGHT_MODES,
+    CompareConfig,
+)
+from tdcheck.errors import EXIT_USAGE, ConfigError, TdcheckError
+from tdcheck.variants import VARIANT_NAMES
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+
+def _error(message: str, code: int) -> int:
+    """Print one line on stderr and return the exit code."""
+    click.echo(f"tdcheck: error: {message}", err=True)
+    return code
+
+
+class TdcheckGroup(click.Group):
+    """A group whose errors are one line on stderr with tdcheck's exit codes."""
+
+    def main(  # type: ignore[override]
+        self, args: Any = None, prog_name: str | None = None, standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:  # fmt: skip
+        try:
+            code = super().main(args=args, prog_name=prog_name or "tdcheck",
+                                standalone_mode=False, **extra)  # fmt: skip
+        except click.UsageError as exc:
+            hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+            code = _error(exc.format_message() + hint, EXIT_USAGE)
+        except click.ClickException as exc:
+            code = _error(exc.format_message(), exc.exit_code)
+        except TdcheckError as exc:
+            code = _error(exc.message, exc.exit_code)
+        except (KeyboardInterrupt, click.Abort):
+            code = _error("interrupted", 130)
+        if not isinstance(code, int):
+            code = 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+@click.group(cls=TdcheckGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, "-V", "--version", prog_name="tdcheck")
+def cli() -> None:
+    """Check that Keras heads are the same computation: Dense vs TimeDistributed(Dense).
+
+    Exit codes: 0 all comparisons pass, 1 some comparison fails, 2 bad usage or
+    input, 3 environment problem (e.g. --device gpu without a GPU).
+    """
+
+
+def _size(name: str, default: int | None, help_text: str) -> Any:
+    shown = f"{default}" if default is not None else None
+    return click.option(
+        f"--{name}", type=int, default=None, metavar="INT",
+        help=f"{help_text} [default: {shown}{', or from --input PATH' if name != 'hidden' and name != 'units' else ''}]",  # noqa: E501
+    )  # fmt: skip
+
+
+@cli.command("compare")
+@_size("features", DEFAULT_FEATURES, "Input feature size.")
+@click.option(
+    "--hidden", type=int, default=5, show_default=True, metavar="INT", help="Trunk units."
+)
+@click.option("--units", type=int, default=2, show_default=True, metavar="INT", help="Head units.")
+@_size("seq", DEFAULT_SEQ, "Sequence length.")
+@_size("batch", DEFAULT_BATCH, "Batch size.")
+@click.option(
+    "--rnn",
+    type=click.Choice(RNN_CHOICES),
+    default="lstm",
+    show_default=True,
+    help="Trunk; 'none' feeds the input straight to the heads.",
+)
+@click.option(
+    "--initializer",
+    default="constant:0.1",
+    show_default=True,
+    metavar="SPEC",
+    help="Head kernel initializer: NAME or NAME:VALUE (value of constant, stddev of "
+    "random_normal/truncated_normal, limit of random_uniform). Names: "
+    + ", ".join(INITIALIZERS)
+    + ".",
+)
+@click.option(
+    "--bias-initializer",
+    default="zeros",
+    show_default=True,
+    metavar="SPEC",
+    help="Head bias initializer, same syntax.",
+)
+@click.option(
+    "--activation",
+    type=click.Choice(ACTIVATIONS),
+    default="linear",
+    show_default=True,
+    help="Head activation.",
+)
+@click.option(
+    "--variants",
+    default="dense,time-distributed",
+    show_default=True,
+    metavar="LIST",
+    help="Comma list from: "
+    + ", ".join(VARIANT_NAMES)
+    + ". The first is the reference the others are compared with.",
+)
+@click.option(
+    "--weights",
+    type=click.Choice(WEIGHT_MODES),
+    default="shared",
+    show_default=True,
+    help="'shared' copies the first head's weights into every head; 'independent' "
+    "initialises each head on its own, as the seed did.",
+)
+@click.option(
+    "--input",
+    "input_",
+    default="ones",
+    show_default=True,
+    metavar="ones|random|PATH",
+    help="Input values: ones, standard normal from --seed, or a .npy file of shape "
+    "(batch, seq, features) that sets those sizes.",
+)
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds everything random.")
+@click.option(
+    "--device",
+    type=click.Choice(DEVICE_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Where the model runs; the report names the device actually used.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(DTYPE_CHOICES),
+    default="float32",
+    show_default=True,
+    help="Model and input dtype (mixed_float16: Keras mixed precision policy).",
+)
+@click.option(
+    "--atol",
+    type=float,
+    default=None,
+    metavar="FLOAT",
+    help="Absolute tolerance; give with --rtol. [default: per dtype]",
+)
+@click.option(
+    "--rtol",
+    type=float,
+    default=None,
+    metavar="FLOAT",
+    help="Relative tolerance; |a-b| <= atol + rtol*|b|. [default: per dtype]",
+)
+@click.option("--exact", is_flag=True, help="Demand bitwise identity.")
+@click.option(
+    "--oracle/--no-oracle",
+    default=True,
+    show_default=True,
+    help="Also compare every variant with the float64 NumPy oracle.",
+)
+@click.option(
+    "--format",
+    "format_",
+    type=click.Choice(FORMAT_CHOICES),
+    default="table",
+    show_default=True,
+    help="Report format on stdout.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="PATH",
+    help="Also write the report here; format by suffix (.json, .md, .txt).",
+)
+@click.option(
+    "--save-arrays",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="PATH.npz",
+    help="Save input, outputs and weights to an .npz archive.",
+)
+@click.option(
+    "--max-memory",
+    default="4GiB",
+    show_default=True,
+    metavar="SIZE",
+    help="Refuse configurations estimated to need more memory than this.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
+def compare_command(
+    input_: str, format_: str, output: str | None, save_arrays: str | None, quiet: bool,
+    **options: Any,
+) -> int:  # fmt: skip
+    """Build the variants with the same weights, run them and compare the outputs.
+
+    \b
+    Example:
+      tdcheck compare --hidden 5 --seq 3
+      tdcheck compare --variants dense,time-distributed,conv1d --format json
+    """
+    from tdcheck import files
+
+    config = CompareConfig(input=input_, **options)
+    if output is not None:
+        files.check_output_path(output, "--output")
+        output_format = files.report_format_for(output)
+    if save_arrays is not None:
+        files.check_output_path(save_arrays, "--save-arrays")
+        if not save_arrays.endswith(".npz"):
+            raise ConfigError(f"--save-arrays: {save_arrays!r} must end in .npz")
+
+    from tdcheck.api import compare
+    from tdcheck.render import render, render_table
+
+    result = compare(config)
+    if save_arrays is not None:
+        files.save_arrays(save_arrays, result.arrays)
+    if output is not None:
+        files.atomic_write_text(output, render(result, output_format))
+    if quiet:
+        click.echo(result.verdict())
+    elif format_ == "table":
+        render_table(result, sys.stdout)
+    else:
+        click.echo(render(result, format_), nl=False)
+    return result.exit_code
+
+
+def main() -> None:
+    """Console-script entry point."""
+    cli.main(prog_name="tdcheck")

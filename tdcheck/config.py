@@ -1,0 +1,321 @@
+"""The options of a comparison, their defaults and their validation.
+
+Nothing here imports NumPy or TensorFlow: validation runs before anything heavy
+is loaded, so a bad option is answered in milliseconds.
+
+>>> cfg = CompareConfig(hidden=8).validated()
+>>> cfg.hidden, cfg.variants
+(8, ('dense', 'time-distributed'))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from tdcheck.errors import ConfigError
+from tdcheck.tolerances import DEFAULT_TOLERANCES
+from tdcheck.variants import VARIANT_NAMES
+
+DEFAULT_FEATURES = 4
+DEFAULT_SEQ = 3
+DEFAULT_BATCH = 1
+DEFAULT_MAX_MEMORY = 4 * 1024**3  # bytes
+
+RNN_CHOICES = ("lstm", "gru", "simple-rnn", "none")
+WEIGHT_MODES = ("shared", "independent")
+DEVICE_CHOICES = ("auto", "cpu", "gpu")
+FORMAT_CHOICES = ("table", "json", "markdown")
+DTYPE_CHOICES = tuple(DEFAULT_TOLERANCES)
+#: Head activations; the NumPy oracle implements each of these.
+ACTIVATIONS = (
+    "linear",
+    "relu",
+    "tanh",
+    "sigmoid",
+    "softmax",
+    "softplus",
+    "elu",
+    "selu",
+    "swish",
+    "gelu",
+    "exponential",
+)
+#: Keras initializer names accepted by ``--initializer``; the value after ``:``
+#: is the parameter named here (None: the initializer takes no value).
+INITIALIZERS: dict[str, str | None] = {
+    "constant": "value",
+    "zeros": None,
+    "ones": None,
+    "random_normal": "stddev",
+    "truncated_normal": "stddev",
+    "random_uniform": "limit",
+    "glorot_uniform": None,
+    "glorot_normal": None,
+    "he_uniform": None,
+    "he_normal": None,
+    "lecun_uniform": None,
+    "lecun_normal": None,
+    "orthogonal": None,
+    "variance_scaling": None,
+}
+#: Gate count per trunk, for the memory estimate.
+_GATES = {"lstm": 4, "gru": 3, "simple-rnn": 1, "none": 0}
+
+
+@dataclass(frozen=True)
+class InitializerSpec:
+    """A parsed ``--initializer`` value such as ``constant:0.1``."""
+
+    name: str
+    value: float | None = None
+
+    def __str__(self) -> str:
+        return self.name if self.value is None else f"{self.name}:{self.value:g}"
+
+
+def parse_initializer(spec: str, option: str = "--initializer") -> InitializerSpec:
+    """Parse ``NAME`` or ``NAME:VALUE``; raise :class:`ConfigError` when unknown.
+
+    >>> parse_initializer("constant:0.1")
+    InitializerSpec(name='constant', value=0.1)
+    """
+    name, sep, raw = spec.strip().partition(":")
+    name = name.strip().lower().replace("-", "_")
+    if name not in INITIALIZERS:
+        raise ConfigError(
+            f"{option}: unknown initializer {spec!r}; choose from {', '.join(INITIALIZERS)}"
+        )
+    param = INITIALIZERS[name]
+    if not sep:
+        if name == "constant":
+            raise ConfigError(f"{option}: 'constant' needs a value, e.g. constant:0.1")
+        return InitializerSpec(name)
+    if param is None:
+        raise ConfigError(f"{option}: initializer {name!r} takes no value (got {spec!r})")
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{option}: {raw!r} is not a number (in {spec!r})") from None
+    if not math.isfinite(value):
+        raise ConfigError(f"{option}: the value must be finite (got {spec!r})")
+    if param in ("stddev", "limit") and value <= 0:
+        raise ConfigError(f"{option}: the {param} of {name!r} must be > 0 (got {spec!r})")
+    return InitializerSpec(name, value)
+
+
+def parse_variants(spec: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Parse a comma list of variant names, keeping order and refusing repeats."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    names = tuple(item.strip().lower() for item in items if item.strip())
+    if not names:
+        raise ConfigError("--variants: give at least one variant")
+    for name in names:
+        if name not in VARIANT_NAMES:
+            raise ConfigError(
+                f"--variants: unknown variant {name!r}; choose from {', '.join(VARIANT_NAMES)}"
+            )
+    if len(set(names)) != len(names):
+        raise ConfigError(f"--variants: a variant is listed twice in {','.join(names)!r}")
+    return names
+
+
+_SIZE_RE = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([kmgt]?)(i?)b?\s*$", re.IGNORECASE)
+
+
+def parse_memory(spec: str | int) -> int:
+    """Parse a memory size such as ``4GiB``, ``512MB`` or ``1000000`` into bytes.
+
+    >>> parse_memory("2GiB")
+    2147483648
+    """
+    if isinstance(spec, int):
+        value = spec
+    else:
+        match = _SIZE_RE.match(spec)
+        if not match:
+            raise ConfigError(f"--max-memory: cannot read {spec!r} as a size (e.g. 8GiB, 500MB)")
+        number, prefix, binary = match.groups()
+        base = 1024 if binary else 1000
+        power = " kmgt".index(prefix.lower() or " ")
+        value = int(float(number) * base**power)
+    if value <= 0:
+        raise ConfigError(f"--max-memory: must be > 0 (got {spec!r})")
+    return value
+
+
+def format_bytes(n: float) -> str:
+    """Human-readable size: ``format_bytes(3 * 1024**3) == '3.0 GiB'``."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+@dataclass(frozen=True)
+class CompareConfig:
+    """Every option of ``tdcheck compare``.
+
+    ``features``, ``seq`` and ``batch`` may be ``None``: then they come from the
+    input file, or from the defaults (4, 3, 1). :meth:`validated` checks every
+    field and returns a normalised copy; :meth:`resolve_sizes` fills the sizes.
+    """
+
+    features: int | None = None
+    hidden: int = 5
+    units: int = 2
+    seq: int | None = None
+    batch: int | None = None
+    rnn: str = "lstm"
+    initializer: str = "constant:0.1"
+    bias_initializer: str = "zeros"
+    activation: str = "linear"
+    variants: tuple[str, ...] = ("dense", "time-distributed")
+    weights: str = "shared"
+    input: str = "ones"
+    seed: int = 0
+    device: str = "auto"
+    dtype: str = "float32"
+    atol: float | None = None
+    rtol: float | None = None
+    exact: bool = False
+    oracle: bool = True
+    max_memory: int = DEFAULT_MAX_MEMORY
+
+    # -- validation -----------------------------------------------------------------
+    def validated(self) -> CompareConfig:
+        """Check every option; return a copy with normalised values.
+
+        Raises :class:`ConfigError` (exit 2) with a one-line message.
+        """
+        for name in ("features", "hidden", "units", "seq", "batch"):
+            value = getattr(self, name)
+            if value is None and name in ("features", "seq", "batch"):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(f"--{name}: must be a whole number (got {value!r})")
+            if value <= 0:
+                raise ConfigError(f"--{name}: must be > 0 (got {value})")
+        _check_choice("--rnn", self.rnn, RNN_CHOICES)
+        _check_choice("--weights", self.weights, WEIGHT_MODES)
+        _check_choice("--device", self.device, DEVICE_CHOICES)
+        _check_choice("--dtype", self.dtype, DTYPE_CHOICES)
+        _check_choice("--activation", self.activation, ACTIVATIONS)
+        kernel = parse_initializer(self.initializer, "--initializer")
+        bias = parse_initializer(self.bias_initializer, "--bias-initializer")
+        variants = parse_variants(self.variants)
+        if len(variants) == 1 and not self.oracle:
+            raise ConfigError(
+                "nothing to compare: one variant and --no-oracle; add a variant or the oracle"
+            )
+        if (self.atol is None) != (self.rtol is None):
+            raise ConfigError("--atol and --rtol go together: give both or neither")
+        for name in ("atol", "rtol"):
+            value = getattr(self, name)
+            if value is not None and (not math.isfinite(value) or value < 0):
+                raise ConfigError(f"--{name}: must be a finite number >= 0 (got {value})")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise ConfigError(f"--seed: must be a whole number >= 0 (got {self.seed!r})")
+        if self.input not in ("ones", "random") and not os.path.isfile(self.input):
+            if os.path.exists(self.input):
+                raise ConfigError(f"--input: {self.input!r} is not a file")
+            raise ConfigError(f"--input: no such file {self.input!r} (or use ones, random)")
+        max_memory = parse_memory(self.max_memory)
+        return dataclasses.replace(
+            self,
+            initializer=str(kernel),
+            bias_initializer=str(bias),
+            variants=variants,
+            max_memory=max_memory,
+        )
+
+    def resolve_sizes(self, input_shape: tuple[int, ...] | None) -> CompareConfig:
+        """Fill ``batch``, ``seq``, ``features`` from an input file's shape or defaults.
+
+        An explicitly given size that disagrees with the file is a :class:`ConfigError`.
+        """
+        if input_shape is None:
+            return dataclasses.replace(
+                self,
+                batch=self.batch or DEFAULT_BATCH,
+                seq=self.seq or DEFAULT_SEQ,
+                features=self.features or DEFAULT_FEATURES,
+            )
+        batch, seq, features = input_shape
+        for name, given, actual in (
+            ("batch", self.batch, batch),
+            ("seq", self.seq, seq),
+            ("features", self.features, features),
+        ):
+            if given is not None and given != actual:
+                raise ConfigError(
+                    f"--{name} {given} disagrees with the input file {self.input!r}, "
+                    f"whose shape (batch, seq, features) is {tuple(input_shape)}"
+                )
+        return dataclasses.replace(self, batch=batch, seq=seq, features=features)
+
+    # -- derived values ---------------------------------------------------------------
+    @property
+    def head_input_size(self) -> int:
+        """What the heads read: the trunk's units, or the features with ``rnn='none'``."""
+        assert self.features is not None
+        return self.features if self.rnn == "none" else self.hidden
+
+    @property
+    def kernel_initializer(self) -> InitializerSpec:
+        return parse_initializer(self.initializer)
+
+    @property
+    def bias_initializer_spec(self) -> InitializerSpec:
+        return parse_initializer(self.bias_initializer, "--bias-initializer")
+
+    def tolerances(self) -> tuple[float, float]:
+        """``(atol, rtol)``: the given ones, or the dtype's defaults."""
+        if self.atol is not None and self.rtol is not None:
+            return self.atol, self.rtol
+        return DEFAULT_TOLERANCES[self.dtype]
+
+    def estimated_bytes(self) -> int:
+        """A generous estimate of the memory one run needs, before allocating it.
+
+        Counts the input, the trunk's gate pre-activations and outputs, every head's
+        output, the NumPy oracle's float64 copies and Keras's per-timestep
+        intermediates, with a factor 3 for framework copies.
+        """
+        assert self.batch and self.seq and self.features
+        rows = self.batch * self.seq
+        per_row = (
+            self.features
+            + (_GATES[self.rnn] + 2) * self.hidden * (self.rnn != "none")
+            + 3 * len(self.variants) * self.units
+        )
+        params = self.head_input_size * self.units * len(self.variants)
+        if self.rnn != "none":
+            params += _GATES[self.rnn] * self.hidden * (self.features + self.hidden + 2)
+        # float32 in Keras, float64 in the oracle, x3 for framework copies.
+        return int(3 * (4 + 8) * (rows * per_row + params))
+
+    def check_memory(self) -> None:
+        """Refuse a configuration whose estimate exceeds ``max_memory`` (exit 2)."""
+        need = self.estimated_bytes()
+        if need > self.max_memory:
+            raise ConfigError(
+                f"this configuration needs about {format_bytes(need)}, over the "
+                f"{format_bytes(self.max_memory)} limit; shrink it or raise --max-memory"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Every option as JSON-ready values."""
+        out = dataclasses.asdict(self)
+        out["variants"] = list(self.variants)
+        return out
+
+
+def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ConfigError(f"{option}: unknown value {value!r}; choose from {', '.join(choices)}")

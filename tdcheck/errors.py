@@ -1,0 +1,34 @@
+"""Errors that tdcheck reports to the user, each with the exit code it maps to.
+
+Exit codes: 0 every comparison passed, 1 some comparison failed, 2 bad usage or
+bad input, 3 an environment problem (no GPU, a missing optional dependency).
+"""
+
+from __future__ import annotations
+
+EXIT_PASS = 0
+EXIT_FAIL = 1
+EXIT_USAGE = 2
+EXIT_ENVIRONMENT = 3
+
+
+class TdcheckError(Exception):
+    """Base class: a one-line message for the user and an exit code."""
+
+    exit_code = EXIT_USAGE
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class ConfigError(TdcheckError):
+    """Bad usage or bad input (exit 2)."""
+
+    exit_code = EXIT_USAGE
+
+
+class EnvironmentProblem(TdcheckError):
+    """The machine cannot do what was asked, e.g. no GPU (exit 3)."""
+
+    exit_code = EXIT_ENVIRONMENT

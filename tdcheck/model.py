@@ -1,0 +1,180 @@
+"""Building the Keras model: ``Input -> trunk -> one head per variant``.
+
+All heads read the same trunk output, exactly as in the seed experiment. With
+``weights='shared'`` the first variant is initialised and its kernel and bias
+are copied into every other head (reshaped where a layer stores them in another
+shape); with ``'independent'`` each head keeps its own initialisation.
+
+Example (needs TensorFlow)::
+
+    tf, keras = load_tensorflow()
+    built = build_model(CompareConfig().validated().resolve_sizes(None), keras)
+    built.model.count_params()   # 224
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tdcheck.config import CompareConfig, InitializerSpec
+from tdcheck.variants import VARIANTS, HeadSpec, layer_name
+
+_TRUNK_CLASSES = {"lstm": "LSTM", "gru": "GRU", "simple-rnn": "SimpleRNN"}
+#: Keras dtype policy per ``--dtype`` value.
+DTYPE_POLICIES = {
+    "float32": "float32",
+    "float64": "float64",
+    "float16": "float16",
+    "bfloat16": "bfloat16",
+    "mixed_float16": "mixed_float16",
+}
+
+
+@dataclass
+class LayerRow:
+    """One row of the layers table, like ``model.summary()``."""
+
+    name: str
+    type: str
+    output_shape: tuple[int | None, ...]
+    params: int
+    connected_to: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "type": self.type,
+            "output_shape": list(self.output_shape),
+            "params": self.params,
+            "connected_to": self.connected_to,
+        }
+
+
+@dataclass
+class BuiltModel:
+    """The model and handles on its parts."""
+
+    model: Any
+    trunk: Any | None
+    heads: dict[str, Any]
+    rows: list[LayerRow] = field(default_factory=list)
+
+    @property
+    def total_params(self) -> int:
+        return int(self.model.count_params())
+
+    def head_weights(self, variant: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(kernel, bias)`` of a head as the layer stores them."""
+        kernel, bias = self.heads[variant].get_weights()
+        return kernel, bias
+
+    def canonical_head_weights(self, variant: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(kernel (d, units), bias (units,))`` of a head."""
+        kernel, bias = self.head_weights(variant)
+        units = bias.shape[-1]
+        return kernel.reshape(-1, units), bias
+
+    def trunk_weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """``(kernel, recurrent_kernel, bias)`` of the trunk, or None without one."""
+        if self.trunk is None:
+            return None
+        kernel, recurrent, bias = self.trunk.get_weights()
+        return kernel, recurrent, bias
+
+
+def make_initializer(keras: Any, spec: InitializerSpec, seed: int | None) -> Any:
+    """A Keras initializer from a parsed spec, seeded when it is random."""
+    cls = getattr(keras.initializers, "".join(p.title() for p in spec.name.split("_")))
+    kwargs: dict[str, Any] = {}
+    if spec.name == "constant":
+        kwargs["value"] = spec.value
+    elif spec.name == "random_uniform" and spec.value is not None:
+        kwargs.update(minval=-spec.value, maxval=spec.value)
+    elif spec.value is not None:
+        kwargs["stddev"] = spec.value
+    if spec.name not in ("constant", "zeros", "ones"):
+        kwargs["seed"] = seed
+    return cls(**kwargs)
+
+
+def build_model(cfg: CompareConfig, keras: Any) -> BuiltModel:
+    """Build the functional model for a validated, size-resolved config."""
+    assert cfg.features is not None
+    keras.utils.set_random_seed(cfg.seed)
+    policy = DTYPE_POLICIES[cfg.dtype]
+    inputs = keras.Input((None, cfg.features), name="input", dtype=_input_dtype(cfg.dtype))
+    input_name = "input"
+    trunk = None
+    if cfg.rnn == "none":
+        features, feeder = inputs, input_name
+    else:
+        cls = getattr(keras.layers, _TRUNK_CLASSES[cfg.rnn])
+        trunk = cls(cfg.hidden, return_sequences=True, name=cfg.rnn.replace("-", "_"), dtype=policy)
+        features, feeder = trunk(inputs), trunk.name
+
+    heads: dict[str, Any] = {}
+    outputs = []
+    for index, variant in enumerate(cfg.variants):
+        # Independent heads get distinct seeds, so random initializers really differ.
+        seed = cfg.seed + 1 + (index if cfg.weights == "independent" else 0)
+        spec = HeadSpec(
+            units=cfg.units,
+            activation=cfg.activation,
+            kernel_initializer=make_initializer(keras, cfg.kernel_initializer, seed),
+            bias_initializer=make_initializer(keras, cfg.bias_initializer_spec, seed + 7919),
+            name=layer_name(variant),
+            dtype=policy,
+        )
+        layer = VARIANTS[variant].build(spec)
+        outputs.append(layer(features))
+        heads[variant] = layer
+    model = keras.Model(inputs, outputs, name="tdcheck")
+
+    built = BuiltModel(model=model, trunk=trunk, heads=heads)
+    if cfg.weights == "shared":
+        sync_head_weights(built, cfg.variants[0])
+    built.rows = _layer_rows(model, input_name, feeder, trunk, heads)
+    return built
+
+
+def sync_head_weights(built: BuiltModel, source: str) -> None:
+    """Copy the source head's kernel and bias into every other head, reshaped."""
+    kernel, bias = built.canonical_head_weights(source)
+    for variant, layer in built.heads.items():
+        if variant == source:
+            continue
+        target = layer.get_weights()
+        layer.set_weights([kernel.reshape(target[0].shape), bias.reshape(target[1].shape)])
+
+
+def _input_dtype(dtype: str) -> str:
+    return "float32" if dtype == "mixed_float16" else dtype
+
+
+def _layer_rows(
+    model: Any, input_name: str, feeder: str, trunk: Any, heads: dict[str, Any]
+) -> list[LayerRow]:
+    rows = []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if kind == "TimeDistributed":
+            kind = f"TimeDistributed({type(layer.layer).__name__})"
+        if layer.name == input_name:
+            connected = "-"
+        elif trunk is not None and layer is trunk:
+            connected = input_name
+        else:
+            connected = feeder
+        rows.append(
+            LayerRow(
+                name=layer.name,
+                type=kind,
+                output_shape=tuple(layer.output.shape),
+                params=int(layer.count_params()),
+                connected_to=connected,
+            )
+        )
+    return rows

@@ -1,0 +1,168 @@
+"""Result objects: one :class:`Comparison` per judged pair, one :class:`CompareResult` per run.
+
+Their truth value is the verdict, and :meth:`CompareResult.to_dict` is the JSON
+document that ``--format json`` prints (non-finite numbers become the strings
+``"inf"``, ``"-inf"`` and ``"nan"``, so the output is strict JSON).
+
+>>> import numpy as np
+>>> from tdcheck.stats import compare_arrays
+>>> c = Comparison("output", "a", "b", compare_arrays(np.zeros(2), np.zeros(2), atol=0, rtol=0))
+>>> bool(c), c.label
+(True, 'a vs b')
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from tdcheck.stats import ArrayStats
+
+ORACLE = "oracle"
+SCHEMA_VERSION = 1
+
+
+@dataclass
+class Comparison:
+    """One judged pair: ``a`` compared with the reference ``b``."""
+
+    kind: str
+    a: str
+    b: str
+    stats: ArrayStats
+
+    def __bool__(self) -> bool:
+        return self.stats.passed
+
+    @property
+    def passed(self) -> bool:
+        return self.stats.passed
+
+    @property
+    def label(self) -> str:
+        return f"{self.a} vs {self.b}"
+
+    @property
+    def involves_oracle(self) -> bool:
+        return ORACLE in (self.a, self.b)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "a": self.a, "b": self.b, **self.stats.to_dict()}
+
+
+@dataclass
+class CompareResult:
+    """Everything one ``tdcheck compare`` run found; true when every comparison passed."""
+
+    config: dict[str, Any]
+    environment: dict[str, Any]
+    layers: list[dict[str, Any]]
+    total_params: int
+    comparisons: list[Comparison]
+    notes: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    @property
+    def passed(self) -> bool:
+        return all(c.passed for c in self.comparisons)
+
+    @property
+    def failures(self) -> list[Comparison]:
+        return [c for c in self.comparisons if not c.passed]
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+    def verdict(self) -> str:
+        """One line: the answer, honest about bitwise identity."""
+        n = len(self.comparisons)
+        if not self.passed:
+            worst = max(self.failures, key=lambda c: _sort_key(c.stats.max_abs_diff))
+            s = worst.stats
+            where = ""
+            if s.worst_index is not None:
+                where = (
+                    f"; worst {worst.label} at {list(s.worst_index)}: "
+                    f"{_num(s.worst_a)} vs {_num(s.worst_b)}"
+                )
+            need = ""
+            if s.min_atol is not None and not s.exact:
+                need = (
+                    f"; would pass with atol >= {_num(s.min_atol)} (rtol {_num(s.rtol)})"
+                    f" or rtol >= {_num(s.min_rtol)} (atol {_num(s.atol)})"
+                )
+            elif s.note:
+                need = f"; {s.note}"
+            return f"NOT EQUIVALENT: {len(self.failures)} of {n} comparisons failed{where}{need}"
+        pairs = [c for c in self.comparisons if not c.involves_oracle]
+        if pairs and all(c.stats.bitwise_equal for c in pairs):
+            text = "EQUIVALENT: the variants are bitwise identical"
+        elif pairs:
+            ulp = max((c.stats.max_ulp or 0) for c in pairs)
+            diff = max((c.stats.max_abs_diff or 0.0) for c in pairs)
+            text = (
+                "EQUIVALENT within tolerance, not bitwise identical "
+                f"(max {ulp} ULP, max abs diff {_num(diff)})"
+            )
+        else:
+            text = "EQUIVALENT to the oracle within tolerance"
+        oracle = [c for c in self.comparisons if c.involves_oracle]
+        if oracle:
+            worst = max((c.stats.max_abs_diff or 0.0) for c in oracle)
+            text += f"; oracle agrees to {_num(worst)}"
+        return f"{text} ({n} comparisons passed)"
+
+    def to_dict(self) -> dict[str, Any]:
+        return _jsonable(
+            {
+                "schema_version": SCHEMA_VERSION,
+                "passed": self.passed,
+                "verdict": self.verdict(),
+                "config": self.config,
+                "environment": self.environment,
+                "layers": self.layers,
+                "total_params": self.total_params,
+                "comparisons": [c.to_dict() for c in self.comparisons],
+                "notes": self.notes,
+            }
+        )
+
+    def to_json(self, indent: int | None = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+
+def _sort_key(value: float | None) -> float:
+    if value is None or math.isnan(value):
+        return math.inf
+    return value
+
+
+def _num(value: float | None) -> str:
+    """Short, exact-enough text for a number: 3 significant digits, 0 stays 0."""
+    if value is None:
+        return "n/a"
+    if value == 0:
+        return "0"
+    if math.isinf(value) or math.isnan(value):
+        return str(value)
+    return f"{value:.3g}"
+
+
+def _jsonable(value: Any) -> Any:
+    """Replace non-finite floats with strings and tuples with lists, recursively."""
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return value
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
