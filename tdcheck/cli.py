@@ -63,7 +63,7 @@ class TdcheckGroup(click.Group):
         return code
 
 
-@click.group(cls=TdcheckGroup, context_settings=CONTEXT_SETTINGS)
+@click.group(name="tdcheck", cls=TdcheckGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, "-V", "--version", prog_name="tdcheck")
 def cli() -> None:
     """Check that Keras heads are the same computation: Dense vs TimeDistributed(Dense).
@@ -73,12 +73,15 @@ def cli() -> None:
     """
 
 
-def _size(name: str, default: int | None, help_text: str) -> Any:
-    shown = f"{default}" if default is not None else None
+def _size(name: str, default: int, help_text: str) -> Any:
+    """A size option whose default can come from the --input file instead."""
     return click.option(
-        f"--{name}", type=int, default=None, metavar="INT",
-        help=f"{help_text} [default: {shown}{', or from --input PATH' if name != 'hidden' and name != 'units' else ''}]",  # noqa: E501
-    )  # fmt: skip
+        f"--{name}",
+        type=int,
+        default=None,
+        metavar="INT",
+        help=f"{help_text}  [default: {default}, or from --input PATH]",
+    )
 
 
 @cli.command("compare")
@@ -146,7 +149,9 @@ def _size(name: str, default: int | None, help_text: str) -> Any:
     help="Input values: ones, standard normal from --seed, or a .npy file of shape "
     "(batch, seq, features) that sets those sizes.",
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds everything random.")
+@click.option(
+    "--seed", type=int, default=0, show_default=True, metavar="INT", help="Seeds everything random."
+)
 @click.option(
     "--device",
     type=click.Choice(DEVICE_CHOICES),

@@ -17,6 +17,15 @@ from tdcheck.errors import ConfigError
 def load_npy(path: str) -> np.ndarray:
     """Load and check a user's input array; every problem is a :class:`ConfigError`."""
     try:
+        with open(path, "rb") as handle:
+            magic = handle.read(6)
+    except OSError as exc:
+        raise ConfigError(f"--input: cannot read {path!r} ({exc.strerror})") from None
+    if magic[:4] == b"PK\x03\x04":
+        raise ConfigError(f"--input: {path!r} is an .npz archive; give a single .npy array")
+    if magic != b"\x93NUMPY":
+        raise ConfigError(f"--input: {path!r} is not a .npy file (no NumPy header)")
+    try:
         array = np.load(path, allow_pickle=False)
     except ValueError as exc:
         if "pickle" in str(exc).lower():
@@ -26,9 +35,6 @@ def load_npy(path: str) -> np.ndarray:
         raise ConfigError(f"--input: {path!r} is not a readable .npy file ({exc})") from None
     except (OSError, EOFError) as exc:
         raise ConfigError(f"--input: cannot read {path!r} as .npy ({exc})") from None
-    if not isinstance(array, np.ndarray):  # an .npz archive
-        array.close()
-        raise ConfigError(f"--input: {path!r} is an .npz archive; give a single .npy array")
     if array.dtype.kind not in "fiub":
         raise ConfigError(
             f"--input: {path!r} holds dtype {array.dtype}; it must be a real numeric array"

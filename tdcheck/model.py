@@ -112,7 +112,19 @@ def build_model(cfg: CompareConfig, keras: Any) -> BuiltModel:
         features, feeder = inputs, input_name
     else:
         cls = getattr(keras.layers, _TRUNK_CLASSES[cfg.rnn])
-        trunk = cls(cfg.hidden, return_sequences=True, name=cfg.rnn.replace("-", "_"), dtype=policy)
+        # Keras's default trunk initializers, drawn in float32 from fixed seeds and cast:
+        # the same --seed gives the same (rounded) weights in every dtype, and bfloat16
+        # works although TensorFlow has no bfloat16 QR for the orthogonal initializer.
+        trunk = cls(
+            cfg.hidden,
+            return_sequences=True,
+            name=cfg.rnn.replace("-", "_"),
+            dtype=policy,
+            kernel_initializer=_drawn_in_float32(keras, keras.initializers.GlorotUniform(cfg.seed)),
+            recurrent_initializer=_drawn_in_float32(
+                keras, keras.initializers.Orthogonal(seed=cfg.seed + 1)
+            ),
+        )
         features, feeder = trunk(inputs), trunk.name
 
     heads: dict[str, Any] = {}
@@ -148,6 +160,16 @@ def sync_head_weights(built: BuiltModel, source: str) -> None:
             continue
         target = layer.get_weights()
         layer.set_weights([kernel.reshape(target[0].shape), bias.reshape(target[1].shape)])
+
+
+def _drawn_in_float32(keras: Any, initializer: Any) -> Any:
+    """Wrap an initializer so it draws in float32 and casts to the layer's dtype."""
+
+    class DrawnInFloat32(keras.initializers.Initializer):  # type: ignore[misc,name-defined]
+        def __call__(self, shape: Any, dtype: Any = None) -> Any:
+            return keras.ops.cast(initializer(shape, dtype="float32"), dtype or "float32")
+
+    return DrawnInFloat32()
 
 
 def _input_dtype(dtype: str) -> str:

@@ -186,11 +186,13 @@ def render_table(result: CompareResult, file: IO[str], *, width: int | None = No
     from rich.table import Table
     from rich.text import Text
 
-    if width is None and not _is_terminal(file):
+    terminal = _is_terminal(file)
+    if width is None and not terminal:
         # Piped or redirected: a fixed width (or $COLUMNS) rather than Rich's 80.
         width = int(os.environ.get("COLUMNS", "") or 0) or PIPE_WIDTH
+    target = file if terminal else io.StringIO()
     console = Console(
-        file=file,
+        file=target,
         width=width,
         highlight=False,
         no_color="NO_COLOR" in os.environ or None,
@@ -212,7 +214,10 @@ def render_table(result: CompareResult, file: IO[str], *, width: int | None = No
     console.print(layers)
 
     table = _comparisons_table(result)
-    if console.measure(table).maximum <= console.width:
+    if (
+        console.measure(table, options=console.options.update(width=10_000)).maximum
+        <= console.width
+    ):
         console.print(table)
     else:  # too narrow for one wide table: one block per comparison
         console.print(Text("Comparisons", style="italic"))
@@ -231,6 +236,9 @@ def render_table(result: CompareResult, file: IO[str], *, width: int | None = No
         console.print(Text("  " + line))
     for note in result.notes:
         console.print(Text("note: " + note, style="dim"))
+    if target is not file:  # plain text: drop the padding Rich adds to every line
+        assert isinstance(target, io.StringIO)
+        file.write("".join(line.rstrip() + "\n" for line in target.getvalue().splitlines()))
 
 
 def render(result: CompareResult, fmt_name: str, *, width: int | None = None) -> str:

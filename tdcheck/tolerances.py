@@ -1,19 +1,22 @@
 """Default tolerances per dtype.
 
 An element passes when ``|a - b| <= atol + rtol * |b|`` where ``b`` is the
-reference (the first variant, or the oracle). The defaults follow
-``torch.testing.assert_close`` for the reduced-precision types, and are tighter
-for float64 (the oracle itself computes in float64):
+reference (the first variant, or the float64 oracle). The defaults are sized for
+a whole model (trunk and head) against the float64 oracle, not for one
+operation: rounding accumulates over the timesteps of the recurrent trunk.
+They are a few machine epsilons for the reduced-precision types, measured with
+margin at hidden 64, seq 32, batch 4 on every trunk (docs/tolerances.md), and
+tight for float64.
 
-=================  ==========  ==========
-dtype              atol        rtol
-=================  ==========  ==========
-float16            1e-5        1e-3
-bfloat16           1e-5        1.6e-2
-mixed_float16      1e-5        1e-3
-float32            1e-5        1.3e-6
-float64            1e-10       1e-9
-=================  ==========  ==========
+==============  ========  ========  ==================================
+dtype           atol      rtol      machine epsilon
+==============  ========  ========  ==================================
+float64         1e-10     1e-9      2.2e-16
+float32         1e-5      1.3e-6    1.2e-7
+float16         5e-3      5e-3      9.8e-4
+mixed_float16   5e-3      5e-3      9.8e-4 (float16 compute)
+bfloat16        4e-2      4e-2      7.8e-3
+==============  ========  ========  ==================================
 
 >>> default_tolerances("float32")
 (1e-05, 1.3e-06)
@@ -22,11 +25,11 @@ float64            1e-10       1e-9
 from __future__ import annotations
 
 DEFAULT_TOLERANCES: dict[str, tuple[float, float]] = {
-    "float16": (1e-5, 1e-3),
-    "bfloat16": (1e-5, 1.6e-2),
-    "mixed_float16": (1e-5, 1e-3),
     "float32": (1e-5, 1.3e-6),
     "float64": (1e-10, 1e-9),
+    "float16": (5e-3, 5e-3),
+    "mixed_float16": (5e-3, 5e-3),
+    "bfloat16": (4e-2, 4e-2),
 }
 
 

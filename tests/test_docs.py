@@ -1,0 +1,50 @@
+"""The docs stay true to --help and to the code."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+
+from tdcheck.config import ACTIVATIONS, INITIALIZERS
+from tdcheck.tolerances import DEFAULT_TOLERANCES
+from tdcheck.variants import VARIANT_NAMES
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _gen_cli():
+    spec = importlib.util.spec_from_file_location("gen_cli", ROOT / "docs" / "gen_cli.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_cli_reference_is_generated_from_help():
+    assert (ROOT / "docs" / "cli.md").read_text() == _gen_cli().render(), (
+        "docs/cli.md is stale: run python docs/gen_cli.py"
+    )
+
+
+def test_guide_documents_every_option_and_choice():
+    guide = (ROOT / "docs" / "guide.md").read_text()
+    help_text = (ROOT / "docs" / "cli.md").read_text()
+    compare_help = help_text.split("## `tdcheck compare`")[1]
+    for option in sorted(set(re.findall(r"--[a-z][a-z-]+", compare_help))):
+        assert f"`{option}" in guide, f"docs/guide.md does not document {option}"
+    for name in (*VARIANT_NAMES, *INITIALIZERS, *ACTIVATIONS):
+        assert name in guide, name
+
+
+def test_guide_tolerance_table_matches_the_code():
+    guide = (ROOT / "docs" / "guide.md").read_text()
+    for dtype, (atol, rtol) in DEFAULT_TOLERANCES.items():
+        assert f"| `{dtype}` | {atol:g} | {rtol:g} |" in guide, dtype
+
+
+def test_readme_has_the_two_fresh_machine_commands():
+    readme = (ROOT / "README.md").read_text()
+    assert 'pip install . && tdcheck compare --hidden 5 --seq 3' in readme
+    assert 'pip install -e ".[test]" && python -m pytest -q -n 2' in readme
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert "python -m pytest -q -n 2" in ci
