@@ -1,7 +1,7 @@
 """Regenerate docs/cli.md from the commands' --help, or check it is current.
 
-    python docs/gen_cli.py          # rewrite docs/cli.md
-    python docs/gen_cli.py --check  # exit 1 if docs/cli.md differs from --help
+python docs/gen_cli.py          # rewrite docs/cli.md
+python docs/gen_cli.py --check  # exit 1 if docs/cli.md differs from --help
 """
 
 from __future__ import annotations

@@ -1,0 +1,53 @@
+"""Time `tdcheck compare` (defaults: tables and oracle) against the seed script it replaces.
+
+Both run as fresh processes, alternately, ROUNDS times; the ratio of medians is the figure of
+merit (issue 2 asks for <= 1.0). Prints a Markdown table; --write appends nothing and rewrites
+the marked section of docs/performance.md.
+
+    python benchmarks/compare_vs_seed.py --rounds 7 [--seed-script PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shutil
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _timing import alternate, summary
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument(
+        "--seed-script", default=str(ROOT.parent / "shared/reference/seed_keras3.py")
+    )
+    args = parser.parse_args()
+    if not os.path.exists(args.seed_script):
+        sys.exit(f"seed script not found: {args.seed_script}")
+    tdcheck = shutil.which("tdcheck") or str(Path(sys.executable).with_name("tdcheck"))
+    commands = {
+        "seed_keras3.py": [sys.executable, args.seed_script],
+        "tdcheck compare": [tdcheck, "compare"],
+    }
+    times = alternate(commands, args.rounds)
+    seed_med = summary(times["seed_keras3.py"])[1]
+    print(f"{args.rounds} alternating rounds, {platform.machine()}, {os.cpu_count()} CPUs, "
+          f"Python {platform.python_version()}")  # fmt: skip
+    print()
+    print("| command | min s | median s | max s | ratio to seed (median) |")
+    print("|---|---:|---:|---:|---:|")
+    for name, values in times.items():
+        lo, med, hi = summary(values)
+        print(f"| `{name}` | {lo:.2f} | {med:.2f} | {hi:.2f} | {med / seed_med:.2f} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
