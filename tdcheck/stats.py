@@ -129,12 +129,17 @@ def compare_arrays(
     atol: float,
     rtol: float,
     exact: bool = False,
+    where: Any = None,
 ) -> ArrayStats:
     """Compare ``actual`` with the reference ``expected``.
 
     With ``exact=True`` an element passes only when its bits are identical
     (after rounding to the common lower precision); ``atol``/``rtol`` are then
     still used for ``min_atol``/``min_rtol`` but not for the verdict.
+
+    ``where`` (a boolean array broadcastable to the shape) restricts every
+    statistic to the selected elements, e.g. the valid timesteps of padded
+    sequences; indices such as ``worst_index`` stay in the full array's coordinates.
     """
     a = np.asarray(actual)
     b = np.asarray(expected)
@@ -149,7 +154,8 @@ def compare_arrays(
     for arr, name in ((a, "actual"), (b, "expected")):
         if arr.dtype.kind not in "fiub" and not _is_float_like(arr.dtype):
             raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
-    total = int(a.size)
+    sel = np.ones(a.shape, bool) if where is None else np.broadcast_to(np.asarray(where, bool), a.shape)
+    total = int(np.count_nonzero(sel))
     if total == 0:
         return ArrayStats(
             shape_a=a.shape, shape_b=b.shape, dtype_a=dtype_a, dtype_b=dtype_b,
@@ -166,6 +172,8 @@ def compare_arrays(
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.where(same, 0.0, np.abs(a64 - b64))
     diff = np.where(np.isnan(diff), np.inf, diff)  # NaN against a number
+    diff = np.where(sel, diff, 0.0)
+    nan_a, nan_b = nan_a & sel, nan_b & sel
     abs_b = np.abs(b64)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(diff == 0, 0.0, diff / abs_b)
@@ -176,12 +184,12 @@ def compare_arrays(
     if low.kind == "f" or _is_float_like(low):
         # Undefined when a NaN faces a number: that mismatch shows as an infinite diff.
         max_ulp: int | None = (
-            None if (nan_a ^ nan_b).any() else int(ulp_distance(a_low, b_low).max())
+            None if (nan_a ^ nan_b).any() else int((ulp_distance(a_low, b_low) * sel).max())
         )
-        bits_equal = _bits_equal(a_low, b_low)
+        bits_equal = _bits_equal(a_low, b_low) | ~sel
     else:
-        max_ulp = int(np.abs(a_low.astype(np.int64) - b_low.astype(np.int64)).max())
-        bits_equal = np.asarray(a_low == b_low)
+        max_ulp = int((np.abs(a_low.astype(np.int64) - b_low.astype(np.int64)) * sel).max())
+        bits_equal = np.asarray(a_low == b_low) | ~sel
     bitwise = bool(bits_equal.all()) and a.dtype == b.dtype
 
     if exact:
@@ -190,14 +198,15 @@ def compare_arrays(
         with np.errstate(invalid="ignore", over="ignore"):
             # An infinite difference never passes, even against an infinite allowance.
             ok = same | (np.isfinite(diff) & (diff <= atol + rtol * abs_b))
-    mismatched = int(total - np.count_nonzero(ok))
+    ok = ok | ~sel
+    mismatched = int(a.size - np.count_nonzero(ok))
 
     flat_worst = int(np.argmax(diff))
     if diff.flat[flat_worst] == 0 and mismatched:  # exact mode: only bits differ (e.g. -0/+0)
         flat_worst = int(np.argmin(ok.ravel()))
     worst_index = tuple(int(i) for i in np.unravel_index(flat_worst, a.shape))
 
-    finite = np.isfinite(diff)
+    finite = np.isfinite(diff) & sel
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
         need_atol_each = np.where(diff == 0, 0.0, diff - rtol * abs_b)
         need_rtol_each = np.where(diff <= atol, 0.0, (diff - atol) / abs_b)

@@ -176,3 +176,27 @@ def test_stats_module_never_imports_tensorflow():
     code = "import sys, tdcheck.stats, tdcheck.report; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_where_restricts_every_statistic():
+    a = np.array([[1.0, 2.0, 9.0], [4.0, 5.0, 9.0]])
+    b = np.array([[1.0, 2.5, 0.0], [4.0, 5.0, 0.0]])
+    valid = np.array([[True, True, False], [True, True, False]])
+    s = compare_arrays(a, b, atol=0.1, rtol=0.0, where=valid)
+    assert (s.total, s.mismatched) == (4, 1)
+    assert s.max_abs_diff == 0.5
+    assert s.mean_abs_diff == pytest.approx(0.5 / 4)
+    assert s.worst_index == (0, 1)  # full-array coordinates
+    assert s.max_rel_diff == pytest.approx(0.2)
+    assert s.min_atol == 0.5
+    everything = compare_arrays(a, b, atol=0.1, rtol=0.0)
+    assert (everything.total, everything.mismatched, everything.max_abs_diff) == (6, 3, 9.0)
+
+
+def test_where_broadcasts_over_the_last_axis():
+    a = np.zeros((2, 3, 2))
+    b = np.zeros((2, 3, 2))
+    b[1, 2] = np.nan  # only in a padded position
+    valid = np.array([[True, True, True], [True, True, False]])[..., None]
+    s = compare_arrays(a, b, atol=0.0, rtol=0.0, where=valid)
+    assert s.passed and s.total == 10 and s.bitwise_equal and s.max_ulp == 0
