@@ -13,8 +13,14 @@ from typing import Any
 
 import numpy as np
 
-from tdcheck import oracle
-from tdcheck.backend import environment, load_tensorflow, quiet_native_stderr, select_device
+from tdcheck import gradients, oracle
+from tdcheck.backend import (
+    environment,
+    load_tensorflow,
+    quiet_native_stderr,
+    select_devices,
+    short_device,
+)
 from tdcheck.config import CompareConfig
 from tdcheck.inputs import load_npy, make_input
 from tdcheck.model import BuiltModel, build_model
@@ -32,13 +38,14 @@ class CompareRun(CompareResult):
 def prepare(config: CompareConfig | None = None, **options: Any) -> tuple[CompareConfig, Any]:
     """Validate options, read the input and check memory; no TensorFlow yet.
 
-    Returns the resolved config and the input array (float64).
+    Returns the resolved config and the input array (float64, padded positions zeroed).
     """
     cfg = dataclasses.replace(config, **options) if config else CompareConfig(**options)
     cfg = cfg.validated()
     if cfg.input in ("ones", "random"):
         cfg = cfg.resolve_sizes(None)
         assert cfg.batch and cfg.seq and cfg.features
+        cfg.check_lengths()
         cfg.check_memory()
         x = make_input(
             cfg.input, batch=cfg.batch, seq=cfg.seq, features=cfg.features, seed=cfg.seed
@@ -46,8 +53,38 @@ def prepare(config: CompareConfig | None = None, **options: Any) -> tuple[Compar
     else:
         x = load_npy(cfg.input)
         cfg = cfg.resolve_sizes(tuple(x.shape))
+        cfg.check_lengths()
         cfg.check_memory()
-    return cfg, x
+    return cfg, x * valid_positions(cfg)[..., None]
+
+
+def valid_positions(cfg: CompareConfig) -> np.ndarray:
+    """``(batch, seq)`` booleans: True where a timestep is within its row's length."""
+    assert cfg.batch and cfg.seq
+    if cfg.lengths is None:
+        return np.ones((cfg.batch, cfg.seq), bool)
+    return np.arange(cfg.seq)[None, :] < np.asarray(cfg.lengths)[:, None]
+
+
+class _Judge:
+    """Builds :class:`Comparison` objects with one tolerance setting."""
+
+    def __init__(self, cfg: CompareConfig, valid: np.ndarray) -> None:
+        self.atol, self.rtol = cfg.tolerances()
+        self.exact = cfg.exact
+        self.valid = valid
+        self.comparisons: list[Comparison] = []
+
+    def __call__(
+        self, kind: str, a: str, b: str, actual: Any, expected: Any, quantity: str = "output",
+        where: Any = None,
+    ) -> Comparison:  # fmt: skip
+        stats = compare_arrays(
+            actual, expected, atol=self.atol, rtol=self.rtol, exact=self.exact, where=where
+        )
+        comparison = Comparison(kind, a, b, stats, quantity)
+        self.comparisons.append(comparison)
+        return comparison
 
 
 def compare(config: CompareConfig | None = None, **options: Any) -> CompareRun:
@@ -59,29 +96,71 @@ def compare(config: CompareConfig | None = None, **options: Any) -> CompareRun:
     """
     cfg, x = prepare(config, **options)
     tf, keras = load_tensorflow()
-    device = select_device(tf, cfg.device)
-    with quiet_native_stderr(), tf.device(device):
+    devices = select_devices(tf, cfg.device)
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    valid = valid_positions(cfg)
+    where = valid[..., None] if cfg.lengths is not None else None
+    judge = _Judge(cfg, valid)
+    reference = cfg.variants[0]
+    notes: list[str] = []
+    arrays: dict[str, np.ndarray] = {}
+    training: dict[str, Any] | None = None
+
+    with quiet_native_stderr(), tf.device(devices[0]):
         built = build_model(cfg, keras)
         x_model = x.astype(built.model.inputs[0].dtype)
         tensors = built.model(x_model, training=False)
         used_device = tensors[0].device
         outputs = {v: np.asarray(t) for v, t in zip(cfg.variants, tensors, strict=True)}
+        mask_kept = {
+            v: getattr(t, "_keras_mask", None) is not None
+            for v, t in zip(cfg.variants, tensors, strict=True)
+        }
 
-    atol, rtol = cfg.tolerances()
-    judge = _judge(atol, rtol, cfg.exact)
-    reference = cfg.variants[0]
-    comparisons = [
-        judge("output", v, reference, outputs[v], outputs[reference]) for v in cfg.variants[1:]
-    ]
-    arrays: dict[str, np.ndarray] = {"input": x_model}
+    arrays["input"] = x_model
     arrays.update({f"outputs/{v}": out for v, out in outputs.items()})
-    notes = []
+    for v in cfg.variants[1:]:
+        judge("output", v, reference, outputs[v], outputs[reference], where=where)
+
+    keras_mask = oracle.keras_mask(x_model) if cfg.lengths is not None else None
     if cfg.oracle:
-        oracle_outputs = _oracle_outputs(cfg, built, x_model)
+        oracle_outputs = _oracle_outputs(cfg, built, x_model, keras_mask)
         arrays["outputs/oracle"] = oracle_outputs[reference]
-        comparisons += [
-            judge("output", v, ORACLE, outputs[v], oracle_outputs[v]) for v in cfg.variants
-        ]
+        for v in cfg.variants:
+            judge("output", v, ORACLE, outputs[v], oracle_outputs[v], where=where)
+
+    if cfg.lengths is not None:
+        notes += _mask_notes(cfg, outputs, valid, keras_mask, mask_kept)
+
+    if len(devices) > 1:
+        with quiet_native_stderr(), tf.device(devices[1]):
+            other = built.model(x_model, training=False)
+            other_name = short_device(other[0].device)
+        here = short_device(used_device)
+        for v, t in zip(cfg.variants, other, strict=True):
+            judge("cross-device", f"{v}@{other_name}", f"{v}@{here}", np.asarray(t), outputs[v],
+                  where=where)  # fmt: skip
+
+    if cfg.grad:
+        with quiet_native_stderr(), tf.device(devices[0]):
+            notes += _gradient_checks(cfg, tf, built, x_model, valid, keras_mask, judge, arrays)
+
+    if cfg.train_steps:
+        from tdcheck.training import train
+
+        with quiet_native_stderr(), tf.device(devices[0]):
+            run = train(cfg, tf, keras, built, x_model, valid)
+        for v in cfg.variants[1:]:
+            for quantity, value in run.weights[v].items():
+                judge("trained-weights", v, reference, value, run.weights[reference][quantity],
+                      quantity=quantity)  # fmt: skip
+            judge("trained-output", v, reference, run.outputs[v], run.outputs[reference],
+                  where=where)  # fmt: skip
+        for v, out in run.outputs.items():
+            arrays[f"trained/outputs/{v}"] = out
+        training = run.to_dict()
+
     if cfg.weights == "independent":
         notes.append(
             "--weights independent: each head has its own initialisation, so only "
@@ -98,26 +177,23 @@ def compare(config: CompareConfig | None = None, **options: Any) -> CompareRun:
         arrays[f"weights/{v}/kernel"] = kernel
         arrays[f"weights/{v}/bias"] = bias
 
+    env = environment(tf, keras, used_device)
+    env["deterministic"] = cfg.deterministic
     return CompareRun(
         config=cfg.to_dict(),
-        environment=environment(tf, keras, used_device),
+        environment=env,
         layers=[row.to_dict() for row in built.rows],
         total_params=built.total_params,
-        comparisons=comparisons,
+        comparisons=judge.comparisons,
         notes=notes,
+        training=training,
         arrays=arrays,
     )
 
 
-def _judge(atol: float, rtol: float, exact: bool) -> Any:
-    def judge(kind: str, a: str, b: str, actual: np.ndarray, expected: np.ndarray) -> Comparison:
-        stats = compare_arrays(actual, expected, atol=atol, rtol=rtol, exact=exact)
-        return Comparison(kind, a, b, stats)
-
-    return judge
-
-
-def _oracle_outputs(cfg: CompareConfig, built: BuiltModel, x: np.ndarray) -> dict[str, np.ndarray]:
+def _oracle_outputs(
+    cfg: CompareConfig, built: BuiltModel, x: np.ndarray, mask: np.ndarray | None
+) -> dict[str, np.ndarray]:
     """The float64 oracle for each variant's own head weights (computed once when shared)."""
     trunk = built.trunk_weights()
     cache: dict[bytes, np.ndarray] = {}
@@ -126,6 +202,96 @@ def _oracle_outputs(cfg: CompareConfig, built: BuiltModel, x: np.ndarray) -> dic
         kernel, bias = built.canonical_head_weights(v)
         key = kernel.tobytes() + bias.tobytes()
         if key not in cache:
-            cache[key] = oracle.forward(x, cfg.rnn, trunk, kernel, bias, cfg.activation)
+            cache[key] = oracle.forward(x, cfg.rnn, trunk, kernel, bias, cfg.activation, mask=mask)
         result[v] = cache[key]
     return result
+
+
+def _mask_notes(
+    cfg: CompareConfig,
+    outputs: dict[str, np.ndarray],
+    valid: np.ndarray,
+    keras_mask: np.ndarray | None,
+    mask_kept: dict[str, bool],
+) -> list[str]:
+    """Say what happens at the padded positions, with numbers."""
+    padded = ~valid
+    n_padded = int(padded.sum())
+    notes = [
+        f"--lengths: output comparisons cover the {int(valid.sum())} valid timesteps; "
+        f"{n_padded} padded timestep(s) are zeros behind a Masking layer"
+    ]
+    if n_padded:
+        trunk = "the trunk repeats its last valid output" if cfg.rnn != "none" else "the input is 0"
+        reference = cfg.variants[0]
+        parts = []
+        for v in cfg.variants[1:]:
+            s = compare_arrays(outputs[v], outputs[reference], atol=0, rtol=0,
+                               where=padded[..., None])  # fmt: skip
+            same = "bitwise equal" if s.bitwise_equal else f"max abs diff {s.max_abs_diff:.3g}"
+            parts.append(f"{v} vs {reference}: {same}")
+        notes.append(
+            f"at padded timesteps {trunk}, so every head repeats a value computed from it"
+            + (f" ({'; '.join(parts)})" if parts else "")
+        )
+    dropped = [v for v, kept in mask_kept.items() if not kept]
+    if dropped:
+        notes.append(
+            f"{', '.join(dropped)} {'drops' if len(dropped) == 1 else 'drop'} the mask: "
+            "no mask reaches later layers (Keras: the layer does not support masking)"
+        )
+    if keras_mask is not None and bool(np.any(valid & ~keras_mask)):
+        n = int(np.sum(valid & ~keras_mask))
+        notes.append(f"{n} valid timestep(s) are all zeros, so Masking masks them too")
+    return notes
+
+
+def _gradient_checks(
+    cfg: CompareConfig,
+    tf: Any,
+    built: BuiltModel,
+    x: np.ndarray,
+    valid: np.ndarray,
+    keras_mask: np.ndarray | None,
+    judge: _Judge,
+    arrays: dict[str, np.ndarray],
+) -> list[str]:
+    """Gradient comparisons: each variant against the reference and, for the input, the oracle."""
+    r = gradients.cotangent((*x.shape[:2], cfg.units), cfg.seed, valid)
+    grads = gradients.keras_gradients(tf, built, x, r)
+    reference = cfg.variants[0]
+    for v in cfg.variants[1:]:
+        for quantity, value in grads[v].items():
+            judge("gradient", v, reference, value, grads[reference][quantity], quantity=quantity)
+    for v in cfg.variants:
+        arrays[f"gradients/{v}/input"] = grads[v]["input"]
+    notes = [f"--grad: loss {gradients.LOSS}"]
+    if not cfg.oracle:
+        return notes
+    cache: dict[bytes, np.ndarray | None] = {}
+
+    def oracle_gradient(variant: str) -> np.ndarray | None:
+        kernel, bias = built.canonical_head_weights(variant)
+        key = kernel.tobytes() + bias.tobytes()  # shared weights: computed once
+        if key not in cache:
+            cache[key] = gradients.oracle_input_gradient(
+                x, r, rnn=cfg.rnn, trunk_weights=built.trunk_weights(), kernel=kernel,
+                bias=bias, activation=cfg.activation, mask=keras_mask,
+            )  # fmt: skip
+        return cache[key]
+
+    if oracle_gradient(reference) is None:
+        notes.append(
+            f"--grad: no oracle input gradient: {x.size} input elements is over the "
+            f"finite-difference limit of {gradients.MAX_FD_ELEMENTS}"
+        )
+        return notes
+    arrays["gradients/oracle/input"] = oracle_gradient(reference)  # type: ignore[assignment]
+    for v in cfg.variants:
+        judge("gradient", v, ORACLE, grads[v]["input"], oracle_gradient(v), quantity="input")
+    if cfg.activation in ("relu", "elu", "selu"):
+        notes.append(
+            f"--grad: the oracle's finite differences are not derivatives at the kink of "
+            f"{cfg.activation}; a rare mismatch there is the oracle's"
+        )
+    return notes

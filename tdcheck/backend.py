@@ -90,20 +90,23 @@ def gpu_names(tf: Any) -> list[str]:
         return [d.name for d in tf.config.list_physical_devices("GPU")]
 
 
-def select_device(tf: Any, requested: str) -> str:
-    """Map ``auto``/``cpu``/``gpu`` to a TensorFlow device string.
+def select_devices(tf: Any, requested: str) -> list[str]:
+    """Map ``auto``/``cpu``/``gpu``/``both`` to TensorFlow device strings.
 
-    ``gpu`` with no GPU visible raises :class:`EnvironmentProblem` (exit 3).
+    The first is where the main run happens; ``both`` gives ``["/CPU:0", "/GPU:0"]``.
+    ``gpu`` or ``both`` with no GPU visible raises :class:`EnvironmentProblem` (exit 3).
     """
     if requested == "cpu":
-        return "/CPU:0"
+        return ["/CPU:0"]
     gpus = gpu_names(tf)
-    if requested == "gpu" and not gpus:
+    if requested in ("gpu", "both") and not gpus:
         raise EnvironmentProblem(
-            "--device gpu: no GPU is visible to TensorFlow "
+            f"--device {requested}: no GPU is visible to TensorFlow "
             "(install tdcheck[gpu] on a machine with a CUDA GPU, or use --device cpu)"
         )
-    return "/GPU:0" if gpus else "/CPU:0"
+    if requested == "both":
+        return ["/CPU:0", "/GPU:0"]
+    return ["/GPU:0"] if gpus else ["/CPU:0"]
 
 
 def short_device(device: str) -> str:

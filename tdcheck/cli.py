@@ -21,6 +21,7 @@ from tdcheck.config import (
     DTYPE_CHOICES,
     FORMAT_CHOICES,
     INITIALIZERS,
+    OPTIMIZERS,
     RNN_CHOICES,
     WEIGHT_MODES,
     CompareConfig,
@@ -157,7 +158,7 @@ def _size(name: str, default: int, help_text: str) -> Any:
     type=click.Choice(DEVICE_CHOICES),
     default="auto",
     show_default=True,
-    help="Where the model runs; the report names the device actually used.",
+    help="Where the model runs ('both': CPU and GPU, compared); the report names the device used.",
 )
 @click.option(
     "--dtype",
@@ -215,6 +216,38 @@ def _size(name: str, default: int, help_text: str) -> Any:
     show_default=True,
     metavar="SIZE",
     help="Refuse configurations estimated to need more memory than this.",
+)
+@click.option(
+    "--grad",
+    is_flag=True,
+    help="Also compare gradients of a fixed scalar loss w.r.t. the input, trunk and head weights.",
+)
+@click.option(
+    "--train-steps",
+    type=int,
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Train a copy of the model per variant for N steps; compare weights, outputs, drift.",
+)
+@click.option(
+    "--optimizer", type=click.Choice(OPTIMIZERS), default="sgd", show_default=True,
+    help="Optimizer for --train-steps.",
+)  # fmt: skip
+@click.option(
+    "--learning-rate", type=float, default=0.01, show_default=True, metavar="FLOAT",
+    help="Learning rate for --train-steps.",
+)  # fmt: skip
+@click.option(
+    "--lengths",
+    default=None,
+    metavar="L1,L2,...",
+    help="Valid length of each batch row (1..seq): zero-padded, masked; compares valid positions.",
+)
+@click.option(
+    "--deterministic",
+    is_flag=True,
+    help="Turn on TensorFlow op determinism (same seed, same numbers).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
 def compare_command(

@@ -28,7 +28,9 @@ DEFAULT_MAX_MEMORY = 4 * 1024**3  # bytes
 
 RNN_CHOICES = ("lstm", "gru", "simple-rnn", "none")
 WEIGHT_MODES = ("shared", "independent")
-DEVICE_CHOICES = ("auto", "cpu", "gpu")
+DEVICE_CHOICES = ("auto", "cpu", "gpu", "both")
+OPTIMIZERS = ("sgd", "adam")
+MAX_TRAIN_STEPS = 100_000
 FORMAT_CHOICES = ("table", "json", "markdown")
 DTYPE_CHOICES = tuple(DEFAULT_TOLERANCES)
 #: Head activations; the NumPy oracle implements each of these.
@@ -186,6 +188,12 @@ class CompareConfig:
     exact: bool = False
     oracle: bool = True
     max_memory: int = DEFAULT_MAX_MEMORY
+    grad: bool = False
+    train_steps: int = 0
+    optimizer: str = "sgd"
+    learning_rate: float = 0.01
+    lengths: tuple[int, ...] | None = None
+    deterministic: bool = False
 
     # -- validation -----------------------------------------------------------------
     def validated(self) -> CompareConfig:
@@ -226,12 +234,27 @@ class CompareConfig:
                 raise ConfigError(f"--input: {self.input!r} is not a file")
             raise ConfigError(f"--input: no such file {self.input!r} (or use ones, random)")
         max_memory = parse_memory(self.max_memory)
+        _check_choice("--optimizer", self.optimizer, OPTIMIZERS)
+        steps = self.train_steps
+        if (
+            isinstance(steps, bool)
+            or not isinstance(steps, int)
+            or not 0 <= steps <= MAX_TRAIN_STEPS
+        ):
+            raise ConfigError(
+                f"--train-steps: must be a whole number 0..{MAX_TRAIN_STEPS} (got {steps!r})"
+            )
+        lr = self.learning_rate
+        if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+            raise ConfigError(f"--learning-rate: must be a finite number > 0 (got {lr!r})")
+        lengths = parse_lengths(self.lengths) if self.lengths is not None else None
         return dataclasses.replace(
             self,
             initializer=str(kernel),
             bias_initializer=str(bias),
             variants=variants,
             max_memory=max_memory,
+            lengths=lengths,
         )
 
     def resolve_sizes(self, input_shape: tuple[int, ...] | None) -> CompareConfig:
@@ -258,6 +281,22 @@ class CompareConfig:
                     f"whose shape (batch, seq, features) is {tuple(input_shape)}"
                 )
         return dataclasses.replace(self, batch=batch, seq=seq, features=features)
+
+    def check_lengths(self) -> None:
+        """With sizes resolved: one length per batch row, each in 1..seq (else exit 2)."""
+        if self.lengths is None:
+            return
+        assert self.batch and self.seq
+        if len(self.lengths) != self.batch:
+            raise ConfigError(
+                f"--lengths: {len(self.lengths)} length(s) for a batch of {self.batch}; "
+                "give one per batch row"
+            )
+        for length in self.lengths:
+            if not 1 <= length <= self.seq:
+                raise ConfigError(
+                    f"--lengths: length {length} is out of range 1..{self.seq} (the --seq)"
+                )
 
     # -- derived values ---------------------------------------------------------------
     @property
@@ -297,8 +336,10 @@ class CompareConfig:
         params = self.head_input_size * self.units * len(self.variants)
         if self.rnn != "none":
             params += _GATES[self.rnn] * self.hidden * (self.features + self.hidden + 2)
-        # float32 in Keras, float64 in the oracle, x3 for framework copies.
-        return int(3 * (4 + 8) * (rows * per_row + params))
+        # float32 in Keras, float64 in the oracle, x3 for framework copies; gradients
+        # and training keep activations for the backward pass and one model per variant.
+        factor = 3 * (1 + self.grad + (len(self.variants) if self.train_steps else 0))
+        return int(factor * (4 + 8) * (rows * per_row + params))
 
     def check_memory(self) -> None:
         """Refuse a configuration whose estimate exceeds ``max_memory`` (exit 2)."""
@@ -314,6 +355,22 @@ class CompareConfig:
         out = dataclasses.asdict(self)
         out["variants"] = list(self.variants)
         return out
+
+
+def parse_lengths(spec: str | tuple[int, ...] | list[int]) -> tuple[int, ...]:
+    """Parse ``--lengths 3,2,1`` into a tuple of ints (range is checked later).
+
+    >>> parse_lengths("3, 2,1")
+    (3, 2, 1)
+    """
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    try:
+        lengths = tuple(int(str(item).strip()) for item in items if str(item).strip())
+    except ValueError:
+        raise ConfigError(f"--lengths: {spec!r} is not a comma list of whole numbers") from None
+    if not lengths:
+        raise ConfigError("--lengths: give one length per batch row, e.g. 3,2,1")
+    return lengths
 
 
 def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:

@@ -14,6 +14,7 @@ Example (needs TensorFlow)::
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -100,17 +101,27 @@ def make_initializer(keras: Any, spec: InitializerSpec, seed: int | None) -> Any
     return cls(**kwargs)
 
 
-def build_model(cfg: CompareConfig, keras: Any) -> BuiltModel:
-    """Build the functional model for a validated, size-resolved config."""
+def build_model(
+    cfg: CompareConfig, keras: Any, variants: tuple[str, ...] | None = None
+) -> BuiltModel:
+    """Build the functional model for a validated, size-resolved config.
+
+    ``variants`` overrides ``cfg.variants`` (training builds one model per variant).
+    With ``cfg.lengths`` a ``Masking(mask_value=0.0)`` layer follows the input, so the
+    trunk and the heads see the mask of the zero-padded timesteps.
+    """
     assert cfg.features is not None
+    variants = variants or cfg.variants
     keras.utils.set_random_seed(cfg.seed)
     policy = DTYPE_POLICIES[cfg.dtype]
     inputs = keras.Input((None, cfg.features), name="input", dtype=_input_dtype(cfg.dtype))
-    input_name = "input"
+    connected = {"input": "-"}
+    features, feeder = inputs, "input"
+    if cfg.lengths is not None:
+        masking = keras.layers.Masking(mask_value=0.0, name="masking")
+        features, feeder = masking(features), _connect(connected, masking, feeder)
     trunk = None
-    if cfg.rnn == "none":
-        features, feeder = inputs, input_name
-    else:
+    if cfg.rnn != "none":
         cls = getattr(keras.layers, _TRUNK_CLASSES[cfg.rnn])
         # Keras's default trunk initializers, drawn in float32 from fixed seeds and cast:
         # the same --seed gives the same (rounded) weights in every dtype, and bfloat16
@@ -125,11 +136,11 @@ def build_model(cfg: CompareConfig, keras: Any) -> BuiltModel:
                 keras, keras.initializers.Orthogonal(seed=cfg.seed + 1)
             ),
         )
-        features, feeder = trunk(inputs), trunk.name
+        features, feeder = trunk(features), _connect(connected, trunk, feeder)
 
     heads: dict[str, Any] = {}
     outputs = []
-    for index, variant in enumerate(cfg.variants):
+    for index, variant in enumerate(variants):
         # Independent heads get distinct seeds, so random initializers really differ.
         seed = cfg.seed + 1 + (index if cfg.weights == "independent" else 0)
         spec = HeadSpec(
@@ -141,15 +152,24 @@ def build_model(cfg: CompareConfig, keras: Any) -> BuiltModel:
             dtype=policy,
         )
         layer = VARIANTS[variant].build(spec)
-        outputs.append(layer(features))
+        with warnings.catch_warnings():
+            # Conv1D and EinsumDense warn that they drop the mask; the report says so.
+            warnings.simplefilter("ignore")
+            outputs.append(layer(features))
+        _connect(connected, layer, feeder)
         heads[variant] = layer
     model = keras.Model(inputs, outputs, name="tdcheck")
 
     built = BuiltModel(model=model, trunk=trunk, heads=heads)
     if cfg.weights == "shared":
-        sync_head_weights(built, cfg.variants[0])
-    built.rows = _layer_rows(model, input_name, feeder, trunk, heads)
+        sync_head_weights(built, variants[0])
+    built.rows = _layer_rows(model, connected)
     return built
+
+
+def _connect(connected: dict[str, str], layer: Any, feeder: str) -> str:
+    connected[layer.name] = feeder
+    return str(layer.name)
 
 
 def sync_head_weights(built: BuiltModel, source: str) -> None:
@@ -176,27 +196,19 @@ def _input_dtype(dtype: str) -> str:
     return "float32" if dtype == "mixed_float16" else dtype
 
 
-def _layer_rows(
-    model: Any, input_name: str, feeder: str, trunk: Any, heads: dict[str, Any]
-) -> list[LayerRow]:
+def _layer_rows(model: Any, connected: dict[str, str]) -> list[LayerRow]:
     rows = []
     for layer in model.layers:
         kind = type(layer).__name__
         if kind == "TimeDistributed":
             kind = f"TimeDistributed({type(layer.layer).__name__})"
-        if layer.name == input_name:
-            connected = "-"
-        elif trunk is not None and layer is trunk:
-            connected = input_name
-        else:
-            connected = feeder
         rows.append(
             LayerRow(
                 name=layer.name,
                 type=kind,
                 output_shape=tuple(layer.output.shape),
                 params=int(layer.count_params()),
-                connected_to=connected,
+                connected_to=connected.get(layer.name, "?"),
             )
         )
     return rows

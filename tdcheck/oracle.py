@@ -21,6 +21,10 @@ Written from the equations of the Keras 3 layers, not by calling Keras:
 All states start at zero. Every weight is cast to float64 first, so the oracle
 is the float64 answer for the model's own (rounded) weights.
 
+Masks follow Keras: a ``Masking`` layer multiplies the input by the mask; at a
+masked timestep a trunk keeps its states and repeats its previous output
+(``zero_output_for_mask=False``, the default), and the head reads that output.
+
 >>> import numpy as np
 >>> x = np.ones((1, 2, 3)); w = np.full((3, 2), 0.5); b = np.zeros(2)
 >>> dense_head(x, w, b, "linear")[0, 0].tolist()
@@ -78,7 +82,9 @@ def dense_head(x: Array, kernel: Array, bias: Array, activation: str) -> Array:
     return ACTIVATIONS[activation](z)
 
 
-def lstm(x: Array, kernel: Array, recurrent: Array, bias: Array) -> Array:
+def lstm(
+    x: Array, kernel: Array, recurrent: Array, bias: Array, mask: Array | None = None
+) -> Array:
     """Keras 3 LSTM, ``return_sequences=True``, float64."""
     x64, k, r, b = (np.asarray(a, np.float64) for a in (x, kernel, recurrent, bias))
     batch, seq, _ = x64.shape
@@ -90,13 +96,14 @@ def lstm(x: Array, kernel: Array, recurrent: Array, bias: Array) -> Array:
     for t in range(seq):
         z = xk[:, t] + h @ r
         i, f, g, o = (z[:, n * units : (n + 1) * units] for n in range(4))
-        c = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
-        h = _sigmoid(o) * np.tanh(c)
+        c_new = _sigmoid(f) * c + _sigmoid(i) * np.tanh(g)
+        h_new = _sigmoid(o) * np.tanh(c_new)
+        h, c = _keep(mask, t, h_new, h), _keep(mask, t, c_new, c)
         out[:, t] = h
     return out
 
 
-def gru(x: Array, kernel: Array, recurrent: Array, bias: Array) -> Array:
+def gru(x: Array, kernel: Array, recurrent: Array, bias: Array, mask: Array | None = None) -> Array:
     """Keras 3 GRU (``reset_after=True``), ``return_sequences=True``, float64."""
     x64, k, r, b = (np.asarray(a, np.float64) for a in (x, kernel, recurrent, bias))
     batch, seq, _ = x64.shape
@@ -112,12 +119,14 @@ def gru(x: Array, kernel: Array, recurrent: Array, bias: Array) -> Array:
         z = _sigmoid(xz + rz)
         reset = _sigmoid(xr + rr)
         hh = np.tanh(xh + reset * rh)
-        h = z * h + (1.0 - z) * hh
+        h = _keep(mask, t, z * h + (1.0 - z) * hh, h)
         out[:, t] = h
     return out
 
 
-def simple_rnn(x: Array, kernel: Array, recurrent: Array, bias: Array) -> Array:
+def simple_rnn(
+    x: Array, kernel: Array, recurrent: Array, bias: Array, mask: Array | None = None
+) -> Array:
     """Keras 3 SimpleRNN (tanh), ``return_sequences=True``, float64."""
     x64, k, r, b = (np.asarray(a, np.float64) for a in (x, kernel, recurrent, bias))
     batch, seq, _ = x64.shape
@@ -125,12 +134,24 @@ def simple_rnn(x: Array, kernel: Array, recurrent: Array, bias: Array) -> Array:
     out = np.empty((batch, seq, r.shape[0]))
     xk = x64 @ k + b
     for t in range(seq):
-        h = np.tanh(xk[:, t] + h @ r)
+        h = _keep(mask, t, np.tanh(xk[:, t] + h @ r), h)
         out[:, t] = h
     return out
 
 
-TRUNKS: dict[str, Callable[[Array, Array, Array, Array], Array]] = {
+def _keep(mask: Array | None, t: int, new: Array, old: Array) -> Array:
+    """The new state where timestep ``t`` is unmasked, else the old one."""
+    if mask is None:
+        return new
+    return np.where(mask[:, t, None], new, old)
+
+
+def keras_mask(x: Array) -> Array:
+    """What ``Masking(mask_value=0.0)`` computes: a timestep is kept if any feature is non-zero."""
+    return np.any(np.asarray(x) != 0, axis=-1)
+
+
+TRUNKS: dict[str, Callable[..., Array]] = {
     "lstm": lstm,
     "gru": gru,
     "simple-rnn": simple_rnn,
@@ -144,11 +165,15 @@ def forward(
     head_kernel: Array,
     head_bias: Array,
     activation: str,
+    mask: Array | None = None,
 ) -> Array:
-    """The whole model in float64: trunk (or none) then the dense head."""
+    """The whole model in float64: (masking,) trunk (or none), then the dense head."""
+    x64 = np.asarray(x, np.float64)
+    if mask is not None:
+        x64 = x64 * mask[..., None]  # what Masking passes on
     if rnn == "none":
-        features = np.asarray(x, np.float64)
+        features = x64
     else:
         assert trunk_weights is not None
-        features = TRUNKS[rnn](x, *trunk_weights)
+        features = TRUNKS[rnn](x64, *trunk_weights, mask=mask)
     return dense_head(features, head_kernel, head_bias, activation)

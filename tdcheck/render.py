@@ -63,14 +63,19 @@ def tolerance_text(c: Comparison) -> str:
     return "bitwise" if s.exact else f"{fmt(s.atol)} / {fmt(s.rtol)}"
 
 
+def check_text(c: Comparison) -> str:
+    """What was compared: ``output``, ``gradient input``, ``trained-weights head.kernel``."""
+    return c.kind if c.quantity == "output" else f"{c.kind} {c.quantity}"
+
+
 def comparison_fields(c: Comparison) -> list[tuple[str, str]]:
     """The columns of the comparisons table, as (header, text) pairs."""
     s = c.stats
     same = s.shape_a == s.shape_b
     shapes = shape_text(s.shape_a) if same else f"{shape_text(s.shape_a)} ≠ {shape_text(s.shape_b)}"
     return [
-        ("pair", c.label),
-        ("kind", c.kind),
+        ("check", check_text(c)),
+        ("pair", f"{c.a} vs {c.b}"),
         ("shape", shapes),
         ("max abs", fmt(s.max_abs_diff)),
         ("max rel", fmt(s.max_rel_diff)),
@@ -80,6 +85,62 @@ def comparison_fields(c: Comparison) -> list[tuple[str, str]]:
         ("bitwise", fmt(s.bitwise_equal)),
         ("atol / rtol", tolerance_text(c)),
         ("result", "PASS" if s.passed else "FAIL"),
+    ]
+
+
+def _dropped_columns(result: CompareResult) -> set[str]:
+    """Columns that say nothing for this report: one check kind, one tolerance for all."""
+    drop = set()
+    if all(c.kind == "output" and c.quantity == "output" for c in result.comparisons):
+        drop.add("check")
+    if len({tolerance_text(c) for c in result.comparisons}) <= 1:
+        drop.add("atol / rtol")
+    return drop
+
+
+def tolerance_line(result: CompareResult) -> str:
+    """The pass rule, with the numbers when every comparison shares them."""
+    texts = {tolerance_text(c) for c in result.comparisons}
+    if texts == {"bitwise"}:
+        return "pass rule: bitwise identity (--exact)"
+    if len(texts) == 1:
+        c = result.comparisons[0]
+        return (
+            f"pass rule: |a - b| <= atol + rtol * |b| with atol {fmt(c.stats.atol)}, "
+            f"rtol {fmt(c.stats.rtol)}"
+        )
+    return "pass rule: |a - b| <= atol + rtol * |b| (tolerances per row)"
+
+
+SPARK = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float]) -> str:
+    """Unicode bars scaled to the largest value (all zero: a flat line)."""
+    top = max(values, default=0.0)
+    if top <= 0:
+        return SPARK[0] * len(values)
+    return "".join(
+        SPARK[min(len(SPARK) - 1, int(v / top * (len(SPARK) - 1) + 0.5))] for v in values
+    )
+
+
+def drift_rows(training: dict[str, Any], limit: int = 10) -> list[tuple[int, list[float]]]:
+    """Up to ``limit`` (step, [drift per variant]) rows, evenly spaced, always the last step."""
+    steps = training["steps"]
+    picks = sorted({round(i * (steps - 1) / max(1, limit - 1)) for i in range(min(limit, steps))})
+    variants = list(training["drift"])
+    return [(p + 1, [training["drift"][v][p] for v in variants]) for p in picks]
+
+
+def training_lines(training: dict[str, Any]) -> list[str]:
+    ref = training["reference"]
+    losses = training["losses"][ref]
+    return [
+        f"Training: {training['steps']} {training['optimizer']} steps, learning rate "
+        f"{fmt(training['learning_rate'])}, loss {training['loss']}; {ref} loss "
+        f"{fmt(losses[0])} -> {fmt(losses[-1])}",
+        f"drift: max |output - {ref}| over valid positions after each step",
     ]
 
 
@@ -134,7 +195,7 @@ def render_markdown(result: CompareResult) -> str:
             f"{row['params']:,} | {row['connected_to']} |"
         )
     out.append(f"| **total** | | | **{result.total_params:,}** | |")
-    out += ["", "### Comparisons", ""]
+    out += ["", "### Comparisons", "", tolerance_line(result), ""]
     headers = [h for h, _ in comparison_fields(result.comparisons[0])] if result.comparisons else []
     out.append("| " + " | ".join(headers) + " |")
     out.append("|" + "|".join("---" for _ in headers) + "|")
@@ -142,6 +203,13 @@ def render_markdown(result: CompareResult) -> str:
         cells = [text for _, text in comparison_fields(c)]
         cells[-1] = f"**{cells[-1]}**"
         out.append("| " + " | ".join(cells) + " |")
+    if result.training:
+        variants = list(result.training["drift"])
+        out += ["", "### Training", "", *training_lines(result.training), ""]
+        out.append("| step | " + " | ".join(variants) + " |")
+        out.append("|---:|" + "---:|" * len(variants))
+        for step, values in drift_rows(result.training):
+            out.append(f"| {step} | " + " | ".join(fmt(v) for v in values) + " |")
     out += ["", f"**{result.verdict()}**"]
     failures = failure_lines(result)
     if failures:
@@ -157,23 +225,49 @@ def _result_text(passed: bool) -> Any:
     return Text("PASS" if passed else "FAIL", style="bold green" if passed else "bold red")
 
 
-def _comparisons_table(result: CompareResult) -> Any:
+KIND_TITLES = {
+    "output": "Outputs",
+    "gradient": "Gradients of the loss",
+    "trained-weights": "Weights after training",
+    "trained-output": "Outputs after training",
+    "cross-device": "Across devices",
+}
+
+
+def _groups(result: CompareResult) -> list[tuple[str, list[Comparison]]]:
+    """Comparisons grouped by kind, in order of first appearance."""
+    groups: dict[str, list[Comparison]] = {}
+    for c in result.comparisons:
+        groups.setdefault(c.kind, []).append(c)
+    return [(kind, items) for kind, items in groups.items()]
+
+
+def _comparisons_table(result: CompareResult, kind: str, items: list[Comparison]) -> Any:
     from rich import box
     from rich.table import Table
 
-    table = Table(title="Comparisons", title_justify="left", box=box.SIMPLE_HEAD)
-    fields = comparison_fields(result.comparisons[0]) if result.comparisons else []
-    # One kind only (plain forward outputs): the column says nothing, drop it.
-    skip = {"kind"} if len({c.kind for c in result.comparisons}) <= 1 else set()
-    for header, _ in fields:
-        if header in skip:
-            continue
-        right = header not in ("pair", "kind", "shape", "atol / rtol")
+    title = "Comparisons" if len(_groups(result)) == 1 else KIND_TITLES.get(kind, kind)
+    table = Table(
+        title=title,
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    skip = _dropped_columns(result) | {"check"}
+    with_quantity = any(c.quantity != "output" for c in items)
+    headers = [h for h, _ in comparison_fields(items[0]) if h not in skip]
+    if with_quantity:
+        headers.insert(1, "of")
+    for header in headers:
+        right = header not in ("pair", "of", "shape", "atol / rtol")
         table.add_column(
             header, justify="right" if right else "left", no_wrap=True, min_width=len(header)
         )
-    for c in result.comparisons:
+    for c in items:
         cells: list[Any] = [text for h, text in comparison_fields(c) if h not in skip]
+        if with_quantity:
+            cells.insert(1, c.quantity)
         cells[-1] = _result_text(c.passed)
         table.add_row(*cells)
     return table
@@ -213,22 +307,38 @@ def render_table(result: CompareResult, file: IO[str], *, width: int | None = No
         )  # fmt: skip
     console.print(layers)
 
-    table = _comparisons_table(result)
-    if (
-        console.measure(table, options=console.options.update(width=10_000)).maximum
-        <= console.width
-    ):
-        console.print(table)
-    else:  # too narrow for one wide table: one block per comparison
+    tables = [_comparisons_table(result, kind, items) for kind, items in _groups(result)]
+    options_wide = console.options.update(width=10_000)
+    if all(console.measure(t, options=options_wide).maximum <= console.width for t in tables):
+        for table in tables:
+            console.print(table)
+    else:  # too narrow for wide tables: one block per comparison
         console.print(Text("Comparisons", style="italic"))
+        skip = _dropped_columns(result) | {"pair"}
         for c in result.comparisons:
             block = Table(box=box.MINIMAL, show_header=False, padding=(0, 1))
             block.add_column(style="dim")
             block.add_column()
-            for header, text in comparison_fields(c)[1:]:
-                block.add_row(header, _result_text(c.passed) if header == "result" else text)
+            for header, text in comparison_fields(c):
+                if header not in skip:
+                    block.add_row(header, _result_text(c.passed) if header == "result" else text)
             console.print(Text(c.label, style="bold"))
             console.print(block)
+    console.print(Text(tolerance_line(result), style="dim"))
+
+    if result.training:
+        console.print()
+        for line in training_lines(result.training):
+            console.print(Text(line))
+        drift = Table(box=box.SIMPLE_HEAD)
+        drift.add_column("step", justify="right")
+        variants = list(result.training["drift"])
+        for v in variants:
+            drift.add_column(v, justify="right")
+        for step, values in drift_rows(result.training):
+            drift.add_row(str(step), *(fmt(v) for v in values))
+        drift.add_row("", *(sparkline(result.training["drift"][v]) for v in variants))
+        console.print(drift)
 
     style = "bold green" if result.passed else "bold red"
     console.print(Text(result.verdict(), style=style))

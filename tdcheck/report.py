@@ -32,6 +32,7 @@ class Comparison:
     a: str
     b: str
     stats: ArrayStats
+    quantity: str = "output"
 
     def __bool__(self) -> bool:
         return self.stats.passed
@@ -42,14 +43,21 @@ class Comparison:
 
     @property
     def label(self) -> str:
-        return f"{self.a} vs {self.b}"
+        pair = f"{self.a} vs {self.b}"
+        return pair if self.quantity == "output" else f"{pair} [{self.quantity}]"
 
     @property
     def involves_oracle(self) -> bool:
         return ORACLE in (self.a, self.b)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "a": self.a, "b": self.b, **self.stats.to_dict()}
+        return {
+            "kind": self.kind,
+            "quantity": self.quantity,
+            "a": self.a,
+            "b": self.b,
+            **self.stats.to_dict(),
+        }
 
 
 @dataclass
@@ -62,6 +70,7 @@ class CompareResult:
     total_params: int
     comparisons: list[Comparison]
     notes: list[str] = field(default_factory=list)
+    training: dict[str, Any] | None = None
 
     def __bool__(self) -> bool:
         return self.passed
@@ -103,11 +112,13 @@ class CompareResult:
         if pairs and all(c.stats.bitwise_equal for c in pairs):
             text = "EQUIVALENT: the variants are bitwise identical"
         elif pairs:
-            ulp = max((c.stats.max_ulp or 0) for c in pairs)
-            diff = max((c.stats.max_abs_diff or 0.0) for c in pairs)
+            differ = [c for c in pairs if not c.stats.bitwise_equal]
+            ulp = max((c.stats.max_ulp or 0) for c in differ)
+            diff = max((c.stats.max_abs_diff or 0.0) for c in differ)
             text = (
                 "EQUIVALENT within tolerance, not bitwise identical "
-                f"(max {ulp} ULP, max abs diff {_num(diff)})"
+                f"({len(differ)} of {len(pairs)} comparisons differ, by up to {ulp} ULP, "
+                f"max abs diff {_num(diff)})"
             )
         else:
             text = "EQUIVALENT to the oracle within tolerance"
@@ -128,6 +139,7 @@ class CompareResult:
                 "layers": self.layers,
                 "total_params": self.total_params,
                 "comparisons": [c.to_dict() for c in self.comparisons],
+                "training": self.training,
                 "notes": self.notes,
             }
         )

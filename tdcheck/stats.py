@@ -154,7 +154,11 @@ def compare_arrays(
     for arr, name in ((a, "actual"), (b, "expected")):
         if arr.dtype.kind not in "fiub" and not _is_float_like(arr.dtype):
             raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
-    sel = np.ones(a.shape, bool) if where is None else np.broadcast_to(np.asarray(where, bool), a.shape)
+    sel = (
+        np.ones(a.shape, bool)
+        if where is None
+        else np.broadcast_to(np.asarray(where, bool), a.shape)
+    )
     total = int(np.count_nonzero(sel))
     if total == 0:
         return ArrayStats(

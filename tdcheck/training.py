@@ -1,0 +1,113 @@
+"""Training steps: does the swap hold when the weights move?
+
+Each variant trains its own copy of the model (trunk + its head), all starting from identical
+weights, on the same input and the same random targets, with the same optimizer settings. The
+loss is the mean squared error over the valid positions::
+
+    loss = sum(valid * (y - T)^2) / (count(valid) * units),   T ~ N(0, 1) from --seed
+
+After every step the outputs of each variant are compared with the reference variant's, so
+the report shows how a difference grows (drift), and at the end the trained weights and the
+trained outputs are compared.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tdcheck.gradients import TRUNK_WEIGHTS
+
+LOSS = "mean((y - T)^2) over valid positions, T ~ N(0, 1) from --seed"
+
+
+@dataclass
+class TrainingRun:
+    """What training produced, per variant."""
+
+    steps: int
+    optimizer: str
+    learning_rate: float
+    reference: str
+    losses: dict[str, list[float]] = field(default_factory=dict)
+    drift: dict[str, list[float]] = field(default_factory=dict)
+    weights: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    outputs: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "steps": self.steps,
+            "optimizer": self.optimizer,
+            "learning_rate": self.learning_rate,
+            "loss": LOSS,
+            "reference": self.reference,
+            "losses": self.losses,
+            "drift": self.drift,
+        }
+
+
+def targets(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    return np.random.default_rng([seed, 0x7472]).standard_normal(shape)
+
+
+def train(
+    cfg: Any, tf: Any, keras: Any, built: Any, x: np.ndarray, valid: np.ndarray
+) -> TrainingRun:
+    """Train one copy per variant for ``cfg.train_steps`` steps (eagerly)."""
+    from tdcheck.model import build_model
+
+    variants = tuple(built.heads)
+    reference = variants[0]
+    out_dtype = "float64" if cfg.dtype == "float64" else "float32"
+    target = tf.constant(targets((*x.shape[:2], cfg.units), cfg.seed), out_dtype)
+    weight = tf.constant(valid[..., None] / (valid.sum() * cfg.units), out_dtype)
+    xt = tf.constant(x)
+    run = TrainingRun(cfg.train_steps, cfg.optimizer, cfg.learning_rate, reference)
+    trajectories: dict[str, list[np.ndarray]] = {}
+    for variant in variants:
+        copy = build_model(cfg, keras, variants=(variant,))
+        if built.trunk is not None:
+            copy.trunk.set_weights(built.trunk.get_weights())
+        copy.heads[variant].set_weights(built.heads[variant].get_weights())
+        optimizer = _optimizer(keras, cfg)
+        params = copy.model.trainable_weights
+        outputs, losses = [], []
+        for step in range(cfg.train_steps):
+            with tf.GradientTape() as tape:
+                raw = copy.model(xt, training=True)
+                if step:  # the output after the previous step, no extra forward pass
+                    outputs.append(np.asarray(raw))
+                y = tf.cast(raw, out_dtype)
+                loss = tf.reduce_sum(weight * tf.square(y - target))
+                scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+            grads = tape.gradient(scaled, params)
+            optimizer.apply(grads, params)
+            losses.append(float(loss))
+        outputs.append(np.asarray(copy.model(xt, training=False)))
+        run.losses[variant] = losses
+        trajectories[variant] = outputs
+        named = {}
+        if copy.trunk is not None:
+            for name, value in zip(TRUNK_WEIGHTS, copy.trunk.get_weights(), strict=True):
+                named[f"trunk.{name}"] = value
+        kernel, bias = copy.canonical_head_weights(variant)
+        named["head.kernel"], named["head.bias"] = kernel, bias
+        run.weights[variant] = named
+        run.outputs[variant] = outputs[-1]
+    where = valid[..., None]
+    for variant in variants[1:]:
+        run.drift[variant] = [
+            float(np.max(np.abs(a.astype(np.float64) - b) * where))
+            for a, b in zip(trajectories[variant], trajectories[reference], strict=True)
+        ]
+    return run
+
+
+def _optimizer(keras: Any, cfg: Any) -> Any:
+    cls = keras.optimizers.Adam if cfg.optimizer == "adam" else keras.optimizers.SGD
+    optimizer = cls(learning_rate=cfg.learning_rate)
+    if cfg.dtype == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
