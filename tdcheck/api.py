@@ -17,7 +17,7 @@ from tdcheck import gradients, oracle
 from tdcheck.backend import (
     environment,
     load_tensorflow,
-    quiet_native_stderr,
+    quiet,
     select_devices,
     short_device,
 )
@@ -107,7 +107,7 @@ def compare(config: CompareConfig | None = None, **options: Any) -> CompareRun:
     arrays: dict[str, np.ndarray] = {}
     training: dict[str, Any] | None = None
 
-    with quiet_native_stderr(), tf.device(devices[0]):
+    with quiet(), tf.device(devices[0]):
         built = build_model(cfg, keras)
         x_model = x.astype(built.model.inputs[0].dtype)
         tensors = built.model(x_model, training=False)
@@ -134,7 +134,7 @@ def compare(config: CompareConfig | None = None, **options: Any) -> CompareRun:
         notes += _mask_notes(cfg, outputs, valid, keras_mask, mask_kept)
 
     if len(devices) > 1:
-        with quiet_native_stderr(), tf.device(devices[1]):
+        with quiet(), tf.device(devices[1]):
             other = built.model(x_model, training=False)
             other_name = short_device(other[0].device)
         here = short_device(used_device)
@@ -143,13 +143,13 @@ def compare(config: CompareConfig | None = None, **options: Any) -> CompareRun:
                   where=where)  # fmt: skip
 
     if cfg.grad:
-        with quiet_native_stderr(), tf.device(devices[0]):
+        with quiet(), tf.device(devices[0]):
             notes += _gradient_checks(cfg, tf, built, x_model, valid, keras_mask, judge, arrays)
 
     if cfg.train_steps:
         from tdcheck.training import train
 
-        with quiet_native_stderr(), tf.device(devices[0]):
+        with quiet(), tf.device(devices[0]):
             run = train(cfg, tf, keras, built, x_model, valid)
         for v in cfg.variants[1:]:
             for quantity, value in run.weights[v].items():

@@ -45,6 +45,15 @@ def quiet_native_stderr() -> Iterator[None]:
         os.close(devnull)
 
 
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Silence native logging and Python warnings (e.g. Keras on dropped masks)."""
+    with quiet_native_stderr(), warnings.catch_warnings():
+        if not debug_enabled():
+            warnings.simplefilter("ignore")
+        yield
+
+
 _LOADED: tuple[Any, Any] | None = None
 
 

@@ -195,7 +195,8 @@ def render_markdown(result: CompareResult) -> str:
             f"{row['params']:,} | {row['connected_to']} |"
         )
     out.append(f"| **total** | | | **{result.total_params:,}** | |")
-    out += ["", "### Comparisons", "", tolerance_line(result), ""]
+    rule = tolerance_line(result).replace("pass rule: ", "")
+    out += ["", "### Comparisons", "", f"pass rule: `{rule}`", ""]
     headers = [h for h, _ in comparison_fields(result.comparisons[0])] if result.comparisons else []
     out.append("| " + " | ".join(headers) + " |")
     out.append("|" + "|".join("---" for _ in headers) + "|")

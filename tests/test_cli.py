@@ -68,7 +68,7 @@ def test_markdown(runner):
     assert "| lstm | LSTM | (None, None, 5) | 200 | input |" in lines
     assert "| **total** | | | **224** | |" in lines
     assert any(
-        line.startswith("| time-distributed vs dense | output | (1, 3, 2) |") for line in lines
+        line.startswith("| output | time-distributed vs dense | (1, 3, 2) |") for line in lines
     )
 
 
