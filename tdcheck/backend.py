@@ -54,6 +54,25 @@ def quiet() -> Iterator[None]:
         yield
 
 
+@contextlib.contextmanager
+def _without_pyplot() -> Iterator[None]:
+    """Hide matplotlib while TensorFlow and Keras are imported.
+
+    Keras imports ``matplotlib.pyplot`` at start-up (for an image-gallery helper that tdcheck
+    never calls; it falls back to ``plt = None``), which costs about 0.7 s when matplotlib is
+    installed. Afterwards matplotlib imports normally again.
+    """
+    if "matplotlib" in sys.modules:
+        yield
+        return
+    sys.modules["matplotlib"] = None  # type: ignore[assignment]  # import raises ImportError
+    try:
+        yield
+    finally:
+        if sys.modules.get("matplotlib") is None:
+            del sys.modules["matplotlib"]
+
+
 _LOADED: tuple[Any, Any] | None = None
 
 
@@ -70,7 +89,7 @@ def load_tensorflow() -> tuple[Any, Any]:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         warnings.filterwarnings("ignore", module=r"(tensorflow|keras|absl)(\.|$)")
     os.environ["KERAS_BACKEND"] = "tensorflow"
-    with quiet_native_stderr():
+    with quiet_native_stderr(), _without_pyplot():
         try:
             import tensorflow as tf
         except ImportError as exc:
@@ -133,7 +152,7 @@ def environment(tf: Any, keras: Any, device: str) -> dict[str, Any]:
         "keras": keras.__version__,
         "numpy": np.__version__,
         "device": short_device(device),
-        "platform": platform.platform(),
+        "platform": f"{platform.system()}-{platform.release()}-{platform.machine()}",
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),

@@ -123,18 +123,18 @@ def build_model(
     trunk = None
     if cfg.rnn != "none":
         cls = getattr(keras.layers, _TRUNK_CLASSES[cfg.rnn])
-        # Keras's default trunk initializers, drawn in float32 from fixed seeds and cast:
-        # the same --seed gives the same (rounded) weights in every dtype, and bfloat16
-        # works although TensorFlow has no bfloat16 QR for the orthogonal initializer.
+        # Keras's default trunk distributions (glorot-uniform kernel, orthogonal recurrent
+        # kernel), drawn by NumPy from --seed: the same seed gives the same weights in every
+        # dtype, on every device and TensorFlow version; bfloat16 works although TensorFlow
+        # has no bfloat16 QR; and no random or QR kernel is started for it.
+        kernel, recurrent = trunk_initial_weights(cfg)
         trunk = cls(
             cfg.hidden,
             return_sequences=True,
             name=cfg.rnn.replace("-", "_"),
             dtype=policy,
-            kernel_initializer=_drawn_in_float32(keras, keras.initializers.GlorotUniform(cfg.seed)),
-            recurrent_initializer=_drawn_in_float32(
-                keras, keras.initializers.Orthogonal(seed=cfg.seed + 1)
-            ),
+            kernel_initializer=_from_array(keras, kernel),
+            recurrent_initializer=_from_array(keras, recurrent),
         )
         features, feeder = trunk(features), _connect(connected, trunk, feeder)
 
@@ -182,14 +182,36 @@ def sync_head_weights(built: BuiltModel, source: str) -> None:
         layer.set_weights([kernel.reshape(target[0].shape), bias.reshape(target[1].shape)])
 
 
-def _drawn_in_float32(keras: Any, initializer: Any) -> Any:
-    """Wrap an initializer so it draws in float32 and casts to the layer's dtype."""
+def trunk_initial_weights(cfg: CompareConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The trunk's kernel (glorot uniform) and recurrent kernel (orthogonal), in float32.
 
-    class DrawnInFloat32(keras.initializers.Initializer):  # type: ignore[misc,name-defined]
+    The same distributions as Keras's defaults for LSTM, GRU and SimpleRNN, from a NumPy
+    generator seeded with ``cfg.seed``.
+    """
+    assert cfg.features is not None
+    gates = {"lstm": 4, "gru": 3, "simple-rnn": 1}[cfg.rnn]
+    rng = np.random.default_rng([cfg.seed, 0x74726E6B])
+    fan_in, fan_out = cfg.features, gates * cfg.hidden
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    kernel = rng.uniform(-limit, limit, (fan_in, fan_out))
+    # Orthogonal (hidden, gates*hidden): QR of a normal matrix, signs fixed by diag(R).
+    rows, cols = cfg.hidden, gates * cfg.hidden
+    a = rng.standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q = q * np.sign(np.diag(r))
+    recurrent = q.T if rows < cols else q
+    return kernel.astype(np.float32), recurrent.reshape(rows, cols).astype(np.float32)
+
+
+def _from_array(keras: Any, array: np.ndarray) -> Any:
+    """An initializer that returns ``array`` cast to the variable's dtype."""
+
+    class FromArray(keras.initializers.Initializer):  # type: ignore[misc,name-defined]
         def __call__(self, shape: Any, dtype: Any = None) -> Any:
-            return keras.ops.cast(initializer(shape, dtype="float32"), dtype or "float32")
+            assert tuple(shape) == array.shape, (shape, array.shape)
+            return keras.ops.convert_to_tensor(array, dtype=dtype or "float32")
 
-    return DrawnInFloat32()
+    return FromArray()
 
 
 def _input_dtype(dtype: str) -> str:
