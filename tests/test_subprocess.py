@@ -78,3 +78,17 @@ def test_python_dash_m_usage_error_exit_code():
     proc = run(sys.executable, "-m", "tdcheck", "compare", "--units", "0")
     assert proc.returncode == 2
     assert proc.stderr == "tdcheck: error: --units: must be > 0 (got 0)\n"
+
+
+def test_failing_run_exits_1_with_a_complete_report(tmp_path):
+    # The console entry point skips the interpreter's teardown after TensorFlow loads:
+    # the report and the output file must still be complete.
+    out = tmp_path / "report.md"
+    proc = run(sys.executable, "-m", "tdcheck", "compare", "--weights", "independent",
+               "--initializer", "he_normal", "--format", "json", "--output", str(out))  # fmt: skip
+    assert proc.returncode == 1
+    assert proc.stderr == ""
+    doc = json.loads(proc.stdout)
+    assert doc["passed"] is False
+    assert out.read_text().startswith("## tdcheck compare")
+    assert out.read_text().rstrip().endswith("only constant initializers can agree")
