@@ -1,8 +1,7 @@
 """Time `tdcheck compare` (defaults: tables and oracle) against the seed script it replaces.
 
 Both run as fresh processes, alternately, ROUNDS times; the ratio of medians is the figure of
-merit (issue 2 asks for <= 1.0). Prints a Markdown table; --write appends nothing and rewrites
-the marked section of docs/performance.md.
+merit (issue 2 asks for <= 1.0). Prints a Markdown table for docs/performance.md.
 
     python benchmarks/compare_vs_seed.py --rounds 7 [--seed-script PATH]
 """
@@ -38,8 +37,11 @@ def main() -> int:
     }
     times = alternate(commands, args.rounds)
     seed_med = summary(times["seed_keras3.py"])[1]
+    import importlib.util
+
+    mpl = "installed" if importlib.util.find_spec("matplotlib") else "not installed"
     print(f"{args.rounds} alternating rounds, {platform.machine()}, {os.cpu_count()} CPUs, "
-          f"Python {platform.python_version()}")  # fmt: skip
+          f"Python {platform.python_version()}, matplotlib {mpl}")  # fmt: skip
     print()
     print("| command | min s | median s | max s | ratio to seed (median) |")
     print("|---|---:|---:|---:|---:|")

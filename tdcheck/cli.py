@@ -27,7 +27,7 @@ from tdcheck.config import (
     WEIGHT_MODES,
     CompareConfig,
 )
-from tdcheck.errors import EXIT_USAGE, ConfigError, TdcheckError
+from tdcheck.errors import EXIT_ENVIRONMENT, EXIT_USAGE, ConfigError, TdcheckError
 from tdcheck.variants import VARIANT_NAMES
 
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -58,6 +58,14 @@ class TdcheckGroup(click.Group):
             code = _error(exc.message, exc.exit_code)
         except (KeyboardInterrupt, click.Abort):
             code = _error("interrupted", 130)
+        except Exception as exc:  # TensorFlow failing at run time (e.g. out of memory), or a bug
+            if os.environ.get("TDCHECK_DEBUG", "") not in ("", "0"):
+                raise
+            message = " ".join(str(exc).split())[:300] or "no message"
+            code = _error(
+                f"unexpected {type(exc).__name__}: {message} (TDCHECK_DEBUG=1 shows the traceback)",
+                EXIT_ENVIRONMENT,
+            )
         if not isinstance(code, int):
             code = 0
         if standalone_mode:
@@ -264,7 +272,8 @@ def compare_command(
     """
     from tdcheck import files
 
-    config = CompareConfig(input=input_, **options)
+    # Validate before anything heavy is imported: a bad option costs milliseconds.
+    config = CompareConfig(input=input_, **options).validated()
     if output is not None:
         files.check_output_path(output, "--output")
         output_format = files.report_format_for(output)

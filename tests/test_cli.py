@@ -277,3 +277,19 @@ def test_no_gpu_exits_3(runner, has_gpu):
     result = run(runner, "compare", "--device", "gpu")
     assert result.exit_code == 3
     assert result.stderr.startswith("tdcheck: error: --device gpu: no GPU is visible to TensorFlow")
+
+
+def test_unexpected_errors_are_one_line_exit_3(runner, monkeypatch):
+    import tdcheck.api
+
+    def boom(config):
+        raise RuntimeError("OOM when allocating tensor\nwith shape [1,2]")
+
+    monkeypatch.setattr(tdcheck.api, "compare", boom)
+    monkeypatch.delenv("TDCHECK_DEBUG", raising=False)
+    result = runner.invoke(cli, ["compare"])
+    assert result.exit_code == 3
+    assert result.stderr == (
+        "tdcheck: error: unexpected RuntimeError: OOM when allocating tensor with shape [1,2] "
+        "(TDCHECK_DEBUG=1 shows the traceback)\n"
+    )

@@ -40,6 +40,7 @@ def test_cheap_paths_never_import_tensorflow(argv):
     assert "click" in modules  # the probe itself worked
     assert "tensorflow" not in modules
     assert "keras" not in modules
+    assert "numpy" not in modules  # validation runs before the numerics are imported
 
 
 @pytest.mark.skipif(not os.path.exists(SCRIPT), reason="console script not installed")
