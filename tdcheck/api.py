@@ -95,7 +95,48 @@ def compare(config: CompareConfig | None = None, **options: Any) -> CompareRun:
     :class:`~tdcheck.errors.EnvironmentProblem` (e.g. ``device='gpu'`` without one).
     """
     cfg, x = prepare(config, **options)
-    tf, keras = load_tensorflow()
+    return Session().run(cfg, x)
+
+
+#: Config fields that change the model itself; batch, seq and the input do not.
+_MODEL_FIELDS = (
+    "features", "hidden", "units", "rnn", "initializer", "bias_initializer", "activation",
+    "variants", "weights", "seed", "dtype",
+)  # fmt: skip
+
+
+class Session:
+    """TensorFlow loaded once, and models reused across configurations.
+
+    A model's input is ``(None, features)``, so configurations that differ only in batch
+    size, sequence length or input values run on the same built model (same seed, same
+    weights) instead of building it again; ``tdcheck sweep`` relies on this.
+    """
+
+    def __init__(self, max_models: int = 16) -> None:
+        self.tf, self.keras = load_tensorflow()
+        self.max_models = max_models
+        self._models: dict[tuple[Any, ...], BuiltModel] = {}
+
+    def model(self, cfg: CompareConfig, device: str) -> BuiltModel:
+        """The built model for ``cfg`` on ``device``, from the cache when possible."""
+        key = (*(getattr(cfg, f) for f in _MODEL_FIELDS), cfg.lengths is not None, device)
+        built = self._models.pop(key, None)
+        if built is None:
+            with quiet(), self.tf.device(device):
+                built = build_model(cfg, self.keras)
+            if len(self._models) >= self.max_models:
+                self._models.pop(next(iter(self._models)))  # least recently used
+        self._models[key] = built
+        return built
+
+    def run(self, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
+        """Compare for a validated, resolved ``cfg`` and its input (see :func:`prepare`)."""
+        return _run(self, cfg, x)
+
+
+def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
+    tf, keras = session.tf, session.keras
     devices = select_devices(tf, cfg.device)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -107,8 +148,8 @@ def compare(config: CompareConfig | None = None, **options: Any) -> CompareRun:
     arrays: dict[str, np.ndarray] = {}
     training: dict[str, Any] | None = None
 
+    built = session.model(cfg, devices[0])
     with quiet(), tf.device(devices[0]):
-        built = build_model(cfg, keras)
         x_model = x.astype(built.model.inputs[0].dtype)
         tensors = built.model(x_model, training=False)
         used_device = tensors[0].device

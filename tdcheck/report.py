@@ -129,7 +129,7 @@ class CompareResult:
         return f"{text} ({n} comparisons passed)"
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(
+        return to_jsonable(
             {
                 "schema_version": SCHEMA_VERSION,
                 "passed": self.passed,
@@ -165,7 +165,7 @@ def _num(value: float | None) -> str:
     return f"{value:.3g}"
 
 
-def _jsonable(value: Any) -> Any:
+def to_jsonable(value: Any) -> Any:
     """Replace non-finite floats with strings and tuples with lists, recursively."""
     if isinstance(value, float):
         if math.isnan(value):
@@ -174,7 +174,7 @@ def _jsonable(value: Any) -> Any:
             return "inf" if value > 0 else "-inf"
         return value
     if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
+        return {k: to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [to_jsonable(v) for v in value]
     return value

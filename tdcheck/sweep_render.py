@@ -1,0 +1,149 @@
+"""Rendering sweep reports (from their JSON documents, so merged reports render the same)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+from typing import IO, Any
+
+from tdcheck.render import fmt
+
+#: Above this many cases the tables list only the failed and errored ones.
+MAX_LISTED = 50
+
+
+def _num(value: Any) -> float:
+    if isinstance(value, str):  # "inf", "nan" in strict JSON
+        return math.inf if value in ("inf", "nan") else -math.inf
+    return -math.inf if value is None else float(value)
+
+
+def worst(case: dict[str, Any]) -> dict[str, Any] | None:
+    """The comparison with the largest absolute difference (failures first)."""
+    comps = case.get("comparisons") or []
+    if not comps:
+        return None
+    return max(comps, key=lambda c: (not c["passed"], _num(c["max_abs_diff"])))
+
+
+def case_row(case: dict[str, Any]) -> list[str]:
+    """case, status, worst pair, max abs, max ULP, bitwise pairs."""
+    w = worst(case)
+    pairs = [c for c in case.get("comparisons") or [] if "oracle" not in (c["a"], c["b"])]
+    bitwise = f"{sum(c['bitwise_equal'] for c in pairs)}/{len(pairs)}" if pairs else "-"
+    if w is None:
+        return [case["name"], case["status"].upper(), case.get("error") or "", "", "", bitwise]
+    pair = f"{w['a']} vs {w['b']}" + ("" if w.get("quantity", "output") == "output"
+                                      else f" [{w['quantity']}]")  # fmt: skip
+    return [
+        case["name"], case["status"].upper(), pair,
+        fmt(w["max_abs_diff"]),
+        fmt(w["max_ulp"]), bitwise,
+    ]  # fmt: skip
+
+
+HEADERS = ["case", "result", "worst comparison", "max abs", "max ULP", "bitwise pairs"]
+
+
+def listed_cases(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    cases = doc["cases"]
+    if len(cases) <= MAX_LISTED:
+        return cases
+    return [c for c in cases if c["status"] != "passed"]
+
+
+def headline(doc: dict[str, Any]) -> str:
+    s = doc["summary"]
+    where = ""
+    if doc.get("shard"):
+        k, n = doc["shard"]
+        where = f" (shard {k}/{n} of a {doc['grid_size']}-case grid)"
+    elif doc.get("merged_from"):
+        where = f" (merged from {doc['merged_from']} reports)"
+    verdict = "PASSED" if doc["passed"] else "FAILED"
+    tail = ""
+    if doc.get("complete") is False:
+        tail += f"; incomplete: {s['total']} of {doc.get('grid_size') or '?'} grid cases present"
+    if doc.get("interrupted"):
+        tail += "; interrupted, partial report"
+    elif doc.get("stopped_early"):
+        tail += "; stopped at the first failure (--fail-fast)"
+    return (
+        f"{verdict}: {s['passed']} passed, {s['failed']} failed, {s['errored']} errored "
+        f"of {s['total']} cases{where}{tail}"
+    )
+
+
+def failure_lines(doc: dict[str, Any]) -> list[str]:
+    lines = []
+    for case in doc["cases"]:
+        if case["status"] == "errored":
+            lines.append(f"{case['name']}: error: {case['error']}")
+        elif case["status"] == "failed":
+            lines.append(f"{case['name']}: {case['verdict']}")
+    return lines
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    s = doc["summary"]
+    out = ["## tdcheck sweep", "", f"**{headline(doc)}**", ""]
+    out += ["| total | passed | failed | errored |", "|---:|---:|---:|---:|"]
+    out += [f"| {s['total']} | {s['passed']} | {s['failed']} | {s['errored']} |", ""]
+    cases = listed_cases(doc)
+    if cases:
+        out += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
+        out += ["| " + " | ".join(case_row(c)) + " |" for c in cases]
+    failures = failure_lines(doc)
+    if failures:
+        out += ["", "### Failures", ""] + [f"- {line}" for line in failures]
+    return "\n".join(out) + "\n"
+
+
+def render_table(doc: dict[str, Any], file: IO[str], width: int | None = None) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    terminal = hasattr(file, "isatty") and file.isatty()
+    if width is None and not terminal:
+        width = int(os.environ.get("COLUMNS", "") or 0) or 140
+    target = file if terminal else io.StringIO()
+    console = Console(file=target, width=width, highlight=False,
+                      no_color="NO_COLOR" in os.environ or None)  # fmt: skip
+    s = doc["summary"]
+    summary = Table(title="tdcheck sweep", title_justify="left", box=box.SIMPLE_HEAD)
+    for header in ("total", "passed", "failed", "errored"):
+        summary.add_column(header, justify="right")
+    summary.add_row(str(s["total"]), str(s["passed"]), str(s["failed"]), str(s["errored"]))
+    console.print(summary)
+    cases = listed_cases(doc)
+    if cases:
+        table = Table(box=box.SIMPLE_HEAD, title="Cases" if len(cases) == len(doc["cases"])
+                      else "Failed and errored cases", title_justify="left")  # fmt: skip
+        for header in HEADERS:
+            right = header in ("max abs", "max ULP")
+            table.add_column(header, justify="right" if right else "left", overflow="fold")
+        for case in cases:
+            row = case_row(case)
+            style = {"PASSED": "green", "FAILED": "bold red", "ERRORED": "bold yellow"}[row[1]]
+            table.add_row(row[0], Text(row[1], style=style), *row[2:])
+        console.print(table)
+    for line in failure_lines(doc):
+        console.print(Text("  " + line))
+    console.print(Text(headline(doc), style="bold green" if doc["passed"] else "bold red"))
+    if target is not file:
+        assert isinstance(target, io.StringIO)
+        file.write("".join(line.rstrip() + "\n" for line in target.getvalue().splitlines()))
+
+
+def render(doc: dict[str, Any], fmt_name: str) -> str:
+    if fmt_name == "json":
+        return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+    if fmt_name == "markdown":
+        return render_markdown(doc)
+    buffer = io.StringIO()
+    render_table(doc, buffer, width=140)
+    return buffer.getvalue()
