@@ -149,58 +149,150 @@ def _model_options(grid: bool) -> list[Decorator]:
     return options
 
 
-_COMMON_OPTIONS: list[Decorator] = [
-    click.option(
-        "--initializer", default="constant:0.1", show_default=True, metavar="SPEC",
+_OPTIONS: dict[str, Decorator] = {
+    "initializer": click.option(
+        "--initializer",
+        default="constant:0.1",
+        show_default=True,
+        metavar="SPEC",
         help="Head kernel initializer: NAME or NAME:VALUE (value of constant, stddev of "
         "random_normal/truncated_normal, limit of random_uniform). Names: "
-        + ", ".join(INITIALIZERS) + ".",
+        + ", ".join(INITIALIZERS)
+        + ".",
     ),
-    click.option("--bias-initializer", default="zeros", show_default=True, metavar="SPEC",
-                 help="Head bias initializer, same syntax."),
-    click.option("--activation", type=click.Choice(ACTIVATIONS), default="linear",
-                 show_default=True, help="Head activation."),
-    click.option("--weights", type=click.Choice(WEIGHT_MODES), default="shared", show_default=True,
-                 help="'shared' copies the first head's weights into every head; 'independent' "
-                 "initialises each head on its own, as the seed did."),
-    click.option("--input", "input_", default="ones", show_default=True,
-                 metavar="ones|random|PATH",
-                 help="Input values: ones, standard normal from --seed, or a .npy file of shape "
-                 "(batch, seq, features) that sets those sizes."),
-    click.option("--seed", type=int, default=0, show_default=True, metavar="INT",
-                 help="Seeds everything random."),
-    click.option("--device", type=click.Choice(DEVICE_CHOICES), default="auto", show_default=True,
-                 help="Where the model runs ('both': CPU and GPU, compared); the report names "
-                 "the device used."),
-    click.option("--atol", type=float, default=None, metavar="FLOAT",
-                 help="Absolute tolerance; give with --rtol.  [default: per dtype]"),
-    click.option("--rtol", type=float, default=None, metavar="FLOAT",
-                 help="Relative tolerance; |a-b| <= atol + rtol*|b|.  [default: per dtype]"),
-    click.option("--exact", is_flag=True, help="Demand bitwise identity."),
-    click.option("--oracle/--no-oracle", default=True, show_default=True,
-                 help="Also compare every variant with the float64 NumPy oracle."),
-    click.option("--grad", is_flag=True,
-                 help="Also compare gradients of a fixed scalar loss w.r.t. the input, trunk "
-                 "and head weights."),
-    click.option("--train-steps", type=int, default=0, show_default=True, metavar="N",
-                 help="Train a copy of the model per variant for N steps; compare weights, "
-                 "outputs, drift."),
-    click.option("--optimizer", type=click.Choice(OPTIMIZERS), default="sgd", show_default=True,
-                 help="Optimizer for --train-steps."),
-    click.option("--learning-rate", type=float, default=0.01, show_default=True, metavar="FLOAT",
-                 help="Learning rate for --train-steps."),
-    click.option("--lengths", default=None, metavar="L1,L2,...",
-                 help="Valid length of each batch row (1..seq): zero-padded, masked; compares "
-                 "valid positions."),
-    click.option("--deterministic", is_flag=True,
-                 help="Turn on TensorFlow op determinism (same seed, same numbers)."),
-    click.option("--max-memory", default="4GiB", show_default=True, metavar="SIZE",
-                 help="Refuse configurations estimated to need more memory than this."),
-    click.option("--format", "format_", type=click.Choice(FORMAT_CHOICES), default="table",
-                 show_default=True, help="Report format on stdout."),
-    click.option("--output", type=click.Path(dir_okay=False), default=None, metavar="PATH",
-                 help="Also write the report here; format by suffix (.json, .md, .txt)."),
-]  # fmt: skip
+    "bias-initializer": click.option(
+        "--bias-initializer",
+        default="zeros",
+        show_default=True,
+        metavar="SPEC",
+        help="Head bias initializer, same syntax.",
+    ),
+    "activation": click.option(
+        "--activation",
+        type=click.Choice(ACTIVATIONS),
+        default="linear",
+        show_default=True,
+        help="Head activation.",
+    ),
+    "weights": click.option(
+        "--weights",
+        type=click.Choice(WEIGHT_MODES),
+        default="shared",
+        show_default=True,
+        help="'shared' copies the first head's weights into every head; 'independent' "
+        "initialises each head on its own, as the seed did.",
+    ),
+    "input": click.option(
+        "--input",
+        "input_",
+        default="ones",
+        show_default=True,
+        metavar="ones|random|PATH",
+        help="Input values: ones, standard normal from --seed, or a .npy file of shape "
+        "(batch, seq, features) that sets those sizes.",
+    ),
+    "seed": click.option(
+        "--seed",
+        type=int,
+        default=0,
+        show_default=True,
+        metavar="INT",
+        help="Seeds everything random.",
+    ),
+    "device": click.option(
+        "--device",
+        type=click.Choice(DEVICE_CHOICES),
+        default="auto",
+        show_default=True,
+        help="Where the model runs ('both': CPU and GPU, compared); the report names "
+        "the device used.",
+    ),
+    "atol": click.option(
+        "--atol",
+        type=float,
+        default=None,
+        metavar="FLOAT",
+        help="Absolute tolerance; give with --rtol.  [default: per dtype]",
+    ),
+    "rtol": click.option(
+        "--rtol",
+        type=float,
+        default=None,
+        metavar="FLOAT",
+        help="Relative tolerance; |a-b| <= atol + rtol*|b|.  [default: per dtype]",
+    ),
+    "exact": click.option("--exact", is_flag=True, help="Demand bitwise identity."),
+    "oracle": click.option(
+        "--oracle/--no-oracle",
+        default=True,
+        show_default=True,
+        help="Also compare every variant with the float64 NumPy oracle.",
+    ),
+    "grad": click.option(
+        "--grad",
+        is_flag=True,
+        help="Also compare gradients of a fixed scalar loss w.r.t. the input, trunk "
+        "and head weights.",
+    ),
+    "train-steps": click.option(
+        "--train-steps",
+        type=int,
+        default=0,
+        show_default=True,
+        metavar="N",
+        help="Train a copy of the model per variant for N steps; compare weights, outputs, drift.",
+    ),
+    "optimizer": click.option(
+        "--optimizer",
+        type=click.Choice(OPTIMIZERS),
+        default="sgd",
+        show_default=True,
+        help="Optimizer for --train-steps.",
+    ),
+    "learning-rate": click.option(
+        "--learning-rate",
+        type=float,
+        default=0.01,
+        show_default=True,
+        metavar="FLOAT",
+        help="Learning rate for --train-steps.",
+    ),
+    "lengths": click.option(
+        "--lengths",
+        default=None,
+        metavar="L1,L2,...",
+        help="Valid length of each batch row (1..seq): zero-padded, masked; compares "
+        "valid positions.",
+    ),
+    "deterministic": click.option(
+        "--deterministic",
+        is_flag=True,
+        help="Turn on TensorFlow op determinism (same seed, same numbers).",
+    ),
+    "max-memory": click.option(
+        "--max-memory",
+        default="4GiB",
+        show_default=True,
+        metavar="SIZE",
+        help="Refuse configurations estimated to need more memory than this.",
+    ),
+    "format": click.option(
+        "--format",
+        "format_",
+        type=click.Choice(FORMAT_CHOICES),
+        default="table",
+        show_default=True,
+        help="Report format on stdout.",
+    ),
+    "output": click.option(
+        "--output",
+        type=click.Path(dir_okay=False),
+        default=None,
+        metavar="PATH",
+        help="Also write the report here; format by suffix (.json, .md, .txt).",
+    ),
+}
+_COMMON_OPTIONS = list(_OPTIONS.values())
 
 
 def _check_output(output: str | None) -> str | None:
@@ -390,6 +482,166 @@ def merge_command(
     else:
         click.echo(render(doc, format_), nl=False)
     return 0 if doc["passed"] else 1
+
+
+_BENCH_SHARED = ("initializer", "bias-initializer", "activation", "weights", "seed", "device",
+                 "atol", "rtol", "max-memory", "format", "output")  # fmt: skip
+
+
+@cli.command("bench")
+@click.option(
+    "--features",
+    type=int,
+    default=DEFAULT_FEATURES,
+    show_default=True,
+    metavar="INT",
+    help="Input feature size (with --with-trunk).",
+)
+@click.option(
+    "--hidden",
+    type=int,
+    default=5,
+    show_default=True,
+    metavar="INT",
+    help="Trunk units: the size the heads read.",
+)
+@click.option("--units", type=int, default=2, show_default=True, metavar="INT", help="Head units.")
+@click.option(
+    "--seq",
+    default="10,100,1000",
+    show_default=True,
+    metavar="INT[,INT...]",
+    help="Sequence lengths to time (comma list).",
+)
+@click.option(
+    "--batch",
+    default="32",
+    show_default=True,
+    metavar="INT[,INT...]",
+    help="Batch sizes to time (comma list).",
+)
+@click.option(
+    "--rnn",
+    type=click.Choice(RNN_CHOICES),
+    default="lstm",
+    show_default=True,
+    help="Trunk, timed only with --with-trunk.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(DTYPE_CHOICES),
+    default="float32",
+    show_default=True,
+    help="Model and input dtype.",
+)
+@click.option(
+    "--variants",
+    default="dense,time-distributed,conv1d,einsum",
+    show_default=True,
+    metavar="LIST",
+    help="Comma list of variants; must include dense.",
+)
+@click.option(
+    "--mode",
+    default="eager,graph",
+    show_default=True,
+    metavar="LIST",
+    help="Comma list from eager, graph (tf.function), xla (jit_compile=True).",
+)
+@click.option(
+    "--time-dim",
+    default="static",
+    show_default=True,
+    metavar="LIST",
+    help="Comma list from static, dynamic: the time dimension graph and xla trace "
+    "with (TimeDistributed loops when static, uses vectorized_map when dynamic).",
+)
+@click.option(
+    "--repeats",
+    type=int,
+    default=20,
+    show_default=True,
+    metavar="N",
+    help="Timed calls per measurement.",
+)
+@click.option(
+    "--warmup",
+    type=int,
+    default=3,
+    show_default=True,
+    metavar="N",
+    help="Untimed calls after the first (tracing) call.",
+)
+@click.option("--backward", is_flag=True, help="Time forward + backward (gradients).")
+@click.option("--with-trunk", is_flag=True, help="Time the whole model, not only the heads.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="PATH.png",
+    help="Write a PNG of time against sequence length (needs tdcheck[plot]).",
+)
+@_apply([_OPTIONS[name] for name in _BENCH_SHARED])
+def bench_command(
+    seq: str, batch: str, mode: str, time_dim: str, repeats: int, warmup: int, backward: bool,
+    with_trunk: bool, plot: str | None, format_: str, output: str | None, **options: Any,
+) -> int:  # fmt: skip
+    """Time each variant: medians, ratios to dense, throughput, efficiency against a matmul.
+
+    \b
+    Example:
+      tdcheck bench --seq 10,100,1000 --mode eager,graph --plot bench.png
+      tdcheck bench --hidden 64 --units 16 --mode graph,xla --time-dim static,dynamic
+    Exit codes: 0 timed, 1 the variants are not equivalent (timings flagged), 2 usage,
+    3 environment (e.g. --plot without matplotlib).
+    """
+    from tdcheck.bench import BenchPlan
+    from tdcheck.grid import parse_list
+
+    config = CompareConfig(**options, input="random").validated()
+    plan = BenchPlan(
+        config=config,
+        seqs=tuple(parse_list("seq", seq)),
+        batches=tuple(parse_list("batch", batch)),
+        modes=tuple(parse_list("mode", mode)),
+        time_dims=tuple(parse_list("time-dim", time_dim)),
+        repeats=repeats, warmup=warmup, backward=backward, with_trunk=with_trunk,
+    ).validated()  # fmt: skip
+    output_format = _check_output(output)
+    if plot is not None:
+        from tdcheck import files
+        from tdcheck.bench_render import check_plot_available
+
+        files.check_output_path(plot, "--plot")
+        if not plot.lower().endswith(".png"):
+            raise ConfigError(f"--plot: {plot!r} must end in .png")
+        check_plot_available()
+
+    from tdcheck.bench import run_bench
+    from tdcheck.bench_render import render, render_table, write_plot
+
+    progress = _bench_progress()
+    doc = run_bench(plan, on_cell=progress).to_dict()
+    if progress is not None:
+        click.echo("\r\033[K", err=True, nl=False)  # clear the status line
+    if output is not None and output_format is not None:
+        from tdcheck import files
+
+        files.atomic_write_text(output, render(doc, output_format))
+    if plot is not None:
+        write_plot(doc, plot)
+    if format_ == "table":
+        render_table(doc, sys.stdout)
+    else:
+        click.echo(render(doc, format_), nl=False)
+    return 0 if doc["equivalent"] else 1
+
+
+def _bench_progress() -> Any:
+    """A one-line status on stderr per timed cell, only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    return lambda text: click.echo(f"\rtiming {text}\033[K", err=True, nl=False)
 
 
 def _write_sweep_files(

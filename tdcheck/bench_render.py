@@ -1,0 +1,179 @@
+"""Rendering ``tdcheck bench`` reports: tables with ratios, a terminal bar chart, a PNG plot."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from typing import IO, Any
+
+from tdcheck.render import fmt
+
+BAR_WIDTH = 30
+
+
+def seconds(value: float) -> str:
+    """``0.000123`` -> ``123 µs``; three significant digits."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if value >= scale or unit == "µs":
+            return f"{value / scale:.3g} {unit}"
+    raise AssertionError("unreachable")
+
+
+def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Results and reference rows, in cell order, each cell's variants then ``matmul``."""
+    out = []
+    refs = {(r["mode"], r["time_dim"], r["seq"], r["batch"]): r for r in doc["reference"]}
+    cell = None
+    for r in doc["results"]:
+        key = (r["mode"], r["time_dim"], r["seq"], r["batch"])
+        if cell is not None and key != cell:
+            out.append(refs[cell])
+        cell = key
+        out.append(r)
+    if cell is not None:
+        out.append(refs[cell])
+    return out
+
+
+HEADERS = ["mode", "time", "seq", "batch", "variant", "min", "median", "max", "× dense",
+           "timesteps/s", "efficiency", "first call"]  # fmt: skip
+
+
+def row_cells(r: dict[str, Any]) -> list[str]:
+    return [
+        r["mode"], r["time_dim"], str(r["seq"]), str(r["batch"]), r["variant"],
+        seconds(r["min_s"]), seconds(r["median_s"]), seconds(r["max_s"]),
+        fmt(r["ratio_to_dense"]) if r.get("ratio_to_dense") is not None else "",
+        f"{r['throughput']:.3g}",
+        fmt(r["efficiency"]) if r.get("efficiency") is not None else "",
+        seconds(r["trace_s"]),
+    ]  # fmt: skip
+
+
+def headline(doc: dict[str, Any]) -> str:
+    env = doc["environment"]
+    what = doc["plan"]["what"] + (" forward+backward" if doc["plan"]["backward"] else " forward")
+    return (
+        f"tdcheck bench: {what}, median of {doc['plan']['repeats']} calls after "
+        f"{doc['plan']['warmup']} warm-ups; {env['device']} ({env['device_name']}), "
+        f"{env['cpu_count']} CPUs, TensorFlow {env['tensorflow']}, Keras {env['keras']}"
+    )
+
+
+def equivalence_line(doc: dict[str, Any]) -> str:
+    e = doc["equivalence"]
+    mark = "equivalent" if e["passed"] else "NOT EQUIVALENT, timings compare different computations"
+    return f"pre-check (seq {e['seq']}, batch {e['batch']}): {mark}: {e['verdict']}"
+
+
+def bar_chart(doc: dict[str, Any]) -> list[str]:
+    """One block per cell: each variant's median as a bar, scaled to the slowest."""
+    lines: list[str] = []
+    cells: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in doc["results"]:
+        cells.setdefault((r["mode"], r["time_dim"], r["seq"], r["batch"]), []).append(r)
+    for (mode, dim, seq, batch), items in cells.items():
+        top = max(r["median_s"] for r in items) or 1.0
+        lines.append(f"{mode} {dim} seq={seq} batch={batch}")
+        width = max(len(r["variant"]) for r in items)
+        for r in items:
+            n = max(1, round(BAR_WIDTH * r["median_s"] / top))
+            ratio = f" ×{r['ratio_to_dense']:.2f}" if r.get("ratio_to_dense") else ""
+            lines.append(
+                f"  {r['variant']:<{width}} {'█' * n:<{BAR_WIDTH}} {seconds(r['median_s'])}{ratio}"
+            )
+    return lines
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    out = [f"## {headline(doc)}", "", equivalence_line(doc), ""]
+    out += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * 4 + "---|" + "---:|" * 7]
+    out += ["| " + " | ".join(row_cells(r)) + " |" for r in rows(doc)]
+    if doc["notes"]:
+        out += [""] + [f"> {n}" for n in doc["notes"]]
+    return "\n".join(out) + "\n"
+
+
+def render_table(doc: dict[str, Any], file: IO[str], width: int | None = None) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    terminal = hasattr(file, "isatty") and file.isatty()
+    if width is None and not terminal:
+        width = int(os.environ.get("COLUMNS", "") or 0) or 140
+    target = file if terminal else io.StringIO()
+    console = Console(file=target, width=width, highlight=False,
+                      no_color="NO_COLOR" in os.environ or None)  # fmt: skip
+    console.print(Text(headline(doc), style="bold"))
+    style = "green" if doc["equivalent"] else "bold red"
+    console.print(Text(equivalence_line(doc), style=style))
+    table = Table(box=box.SIMPLE_HEAD)
+    for header in HEADERS:
+        table.add_column(
+            header, justify="left" if header in ("mode", "time", "variant") else "right"
+        )
+    for r in rows(doc):
+        table.add_row(*row_cells(r), style="dim" if r["variant"] == "matmul" else None)
+    console.print(table)
+    for line in bar_chart(doc):
+        console.print(Text(line))
+    for note in doc["notes"]:
+        console.print(Text("note: " + note, style="dim"))
+    if target is not file:
+        assert isinstance(target, io.StringIO)
+        file.write("".join(line.rstrip() + "\n" for line in target.getvalue().splitlines()))
+
+
+def render(doc: dict[str, Any], fmt_name: str) -> str:
+    if fmt_name == "json":
+        return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+    if fmt_name == "markdown":
+        return render_markdown(doc)
+    buffer = io.StringIO()
+    render_table(doc, buffer, width=140)
+    return buffer.getvalue()
+
+
+def check_plot_available() -> None:
+    """Raise EnvironmentProblem (exit 3) with the install hint when matplotlib is missing."""
+    import importlib.util
+
+    from tdcheck.errors import EnvironmentProblem
+
+    if importlib.util.find_spec("matplotlib") is None:
+        raise EnvironmentProblem(
+            "--plot needs matplotlib, which is not installed: pip install 'tdcheck[plot]'"
+        )
+
+
+def write_plot(doc: dict[str, Any], path: str) -> None:
+    """Median time against sequence length, one line per variant (and mode/time/batch)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tdcheck.files import atomic_write_with
+
+    series: dict[str, list[tuple[int, float]]] = {}
+    for r in [*doc["results"], *doc["reference"]]:
+        label = f"{r['variant']} ({r['mode']}, {r['time_dim']}, batch {r['batch']})"
+        series.setdefault(label, []).append((r["seq"], r["median_s"]))
+    fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
+    for label, points in series.items():
+        points.sort()
+        style = ":" if label.startswith("matmul") else "-"
+        ax.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("sequence length")
+    ax.set_ylabel("median time per call (s)")
+    ax.set_title(headline(doc)[:90], fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    atomic_write_with(path, lambda handle: fig.savefig(handle, format="png"))
+    plt.close(fig)

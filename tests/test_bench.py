@@ -1,0 +1,160 @@
+"""tdcheck bench: method, arithmetic (with an injected clock), output, plot, pre-check."""
+
+from __future__ import annotations
+
+import itertools
+import json
+
+import pytest
+
+from tdcheck.bench import BenchPlan, Timing, apply_ratios, run_bench, time_calls
+from tdcheck.cli import cli
+from tdcheck.config import CompareConfig
+from tdcheck.errors import ConfigError
+
+
+def steady_clock(step: float = 0.001):
+    """Every call to the clock advances it by ``step``: each timed call lasts exactly step."""
+    counter = itertools.count()
+    return lambda: next(counter) * step
+
+
+def test_time_calls_excludes_the_first_call_and_warmups():
+    stamps = iter([0.0, 5.0,  # first call: 5 s (tracing)
+                   10.0, 10.5, 20.0, 20.25, 30.0, 31.0])  # three timed calls  # fmt: skip
+    calls = []
+    first, times = time_calls(lambda x: calls.append(x), (7,), lambda _: None, repeats=3,
+                              warmup=2, clock=lambda: next(stamps))  # fmt: skip
+    assert first == 5.0
+    assert times == [0.5, 0.25, 1.0]
+    assert calls == [7] * 6  # first + 2 warm-ups + 3 timed
+
+
+def test_ratios_and_efficiency_from_given_timings():
+    def t(variant, times):
+        return Timing(variant, "graph", "static", 10, 2, times, 0.0, 2 * 10 * 2 * 5 * 2)
+
+    dense = t("dense", [1.0, 2.0, 9.0])  # median 2
+    td = t("time-distributed", [5.0, 6.0, 7.0])  # median 6
+    ref = t("matmul", [0.5, 1.0, 1.5])  # median 1
+    apply_ratios([dense, td], [ref])
+    assert (dense.min_s, dense.median_s, dense.max_s) == (1.0, 2.0, 9.0)
+    assert dense.ratio_to_dense == 1.0 and td.ratio_to_dense == 3.0
+    assert dense.efficiency == 0.5 and td.efficiency == pytest.approx(1 / 6)
+    assert td.throughput == 2 * 10 / 6.0
+    assert td.to_dict()["ratio_to_dense"] == 3.0
+
+
+def plan(**kw):
+    base = CompareConfig(hidden=4, variants=("dense", "time-distributed", "conv1d"), input="random")
+    options = {"seqs": (2, 4), "batches": (1,), "modes": ("eager", "graph"), "repeats": 3,
+               "warmup": 0, **kw}  # fmt: skip
+    return BenchPlan(config=base.validated(), **options).validated()
+
+
+def test_run_bench_structure_with_a_fake_clock():
+    result = run_bench(plan(time_dims=("static", "dynamic")), clock=steady_clock())
+    doc = result.to_dict()
+    # eager: static only (2 cells); graph: static and dynamic (4 cells)
+    cells = [(r["mode"], r["time_dim"], r["seq"]) for r in doc["reference"]]
+    assert cells == [("eager", "static", 2), ("eager", "static", 4), ("graph", "static", 2),
+                     ("graph", "static", 4), ("graph", "dynamic", 2), ("graph", "dynamic", 4)]  # fmt: skip
+    assert len(doc["results"]) == 3 * 6
+    for r in doc["results"]:
+        assert r["min_s"] <= r["median_s"] <= r["max_s"]
+        assert r["median_s"] == pytest.approx(0.001)  # the fake clock's step
+        assert r["ratio_to_dense"] == pytest.approx(1.0)
+        assert r["efficiency"] == pytest.approx(1.0)
+        assert r["throughput"] == pytest.approx(r["batch"] * r["seq"] / 0.001)
+        assert r["repeats"] == 3
+        assert set(r) >= {"variant", "mode", "seq", "batch", "min_s", "median_s", "max_s",
+                          "ratio_to_dense", "throughput"}  # fmt: skip
+    assert doc["equivalent"] is True
+    assert doc["environment"]["cpu_count"] >= 1
+    assert {"intra_op_threads", "inter_op_threads", "device_name"} <= set(doc["environment"])
+    assert "eager mode always sees a concrete length: it runs static only" in doc["notes"]
+
+
+def test_real_clock_backward_and_trunk():
+    result = run_bench(plan(seqs=(3,), modes=("graph",), backward=True, with_trunk=True))
+    doc = result.to_dict()
+    assert doc["plan"]["what"] == "trunk + head" and doc["plan"]["backward"] is True
+    for r in doc["results"]:
+        assert 0 < r["min_s"] <= r["median_s"] <= r["max_s"]
+        assert r["trace_s"] > 0
+
+
+def test_precheck_flags_non_equivalent_variants(runner):
+    result = runner.invoke(cli, ["bench", "--seq", "2", "--batch", "1", "--mode", "eager",
+                                 "--repeats", "2", "--warmup", "0", "--weights", "independent",
+                                 "--initializer", "he_normal", "--format", "json"])  # fmt: skip
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["equivalent"] is False
+    assert doc["equivalence"]["verdict"].startswith("NOT EQUIVALENT")
+    assert any("NOT equivalent" in n for n in doc["notes"])
+
+
+def test_table_bar_chart_and_markdown(runner, tmp_path):
+    out = tmp_path / "bench.md"
+    result = runner.invoke(cli, ["bench", "--seq", "2,5", "--batch", "2", "--mode", "eager",
+                                 "--repeats", "2", "--warmup", "0", "--variants",
+                                 "dense,time-distributed", "--output", str(out)],
+                           env={"COLUMNS": "200"})  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    assert text.startswith("tdcheck bench: head only forward, median of 2 calls after 0 warm-ups;")
+    assert "pre-check (seq 2, batch 2): equivalent:" in text
+    assert "eager static seq=5 batch=2" in text  # a bar chart block
+    assert "█" in text and "matmul" in text
+    md = out.read_text()
+    assert md.startswith("## tdcheck bench:")
+    assert "| mode | time | seq | batch | variant |" in md
+
+
+def test_plot_is_a_png(runner, tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "bench.png"
+    result = runner.invoke(cli, ["bench", "--seq", "2,4", "--batch", "1", "--mode", "eager",
+                                 "--repeats", "2", "--warmup", "0", "--plot", str(png),
+                                 "--format", "json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["bench.png"]
+
+
+def test_plot_without_matplotlib_exits_3(runner, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real(name, *a))  # fmt: skip
+    result = runner.invoke(cli, ["bench", "--plot", str(tmp_path / "p.png")])
+    assert result.exit_code == 3
+    assert result.stderr == (
+        "tdcheck: error: --plot needs matplotlib, which is not installed: "
+        "pip install 'tdcheck[plot]'\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--mode", "jit"], "--mode: unknown value 'jit'; choose from eager, graph, xla"),
+        (["--time-dim", "both"], "--time-dim: unknown value 'both'; choose from static, dynamic"),
+        (["--repeats", "0"], "--repeats: must be >= 1 (got 0)"),
+        (["--seq", "10,0"], "--seq: sizes must be > 0 (got [10, 0])"),
+        (["--variants", "conv1d,einsum"], "--variants: bench needs 'dense' among the variants"),
+        (["--plot", "x.svg"], "--plot: 'x.svg' must end in .png"),
+    ],
+)
+def test_bench_usage_errors(runner, args, message):
+    result = runner.invoke(cli, ["bench", *args])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"tdcheck: error: {message}")
+
+
+def test_plan_validation_refuses_huge_cells():
+    base = CompareConfig(hidden=4096, units=4096).validated()
+    with pytest.raises(ConfigError, match=r"over the 4\.0 GiB limit"):
+        BenchPlan(config=base, seqs=(100_000,), batches=(64,)).validated()
