@@ -16,6 +16,7 @@ import numpy as np
 from tdcheck import gradients, oracle
 from tdcheck.backend import (
     environment,
+    error_text,
     load_tensorflow,
     quiet,
     select_devices,
@@ -25,7 +26,7 @@ from tdcheck.config import CompareConfig
 from tdcheck.inputs import load_npy, make_input
 from tdcheck.model import BuiltModel, build_model
 from tdcheck.report import ORACLE, CompareResult, Comparison
-from tdcheck.stats import compare_arrays
+from tdcheck.stats import ArrayStats, compare_arrays
 
 
 @dataclasses.dataclass
@@ -83,6 +84,27 @@ class _Judge:
             actual, expected, atol=self.atol, rtol=self.rtol, exact=self.exact, where=where
         )
         comparison = Comparison(kind, a, b, stats, quantity)
+        self.comparisons.append(comparison)
+        return comparison
+
+    def pair(
+        self, kind: str, a: str, b: str, arrays: dict[str, np.ndarray], errors: dict[str, str],
+        where: Any = None,
+    ) -> Comparison:  # fmt: skip
+        """Judge ``arrays[a]`` against ``arrays[b]``, or record that one of them raised."""
+        failed = [name for name in (a, b) if name in errors]
+        if not failed:
+            return self(kind, a, b, arrays[a], arrays[b], where=where)
+        other = arrays.get(b if failed[0] == a else a)
+        shape = tuple(other.shape) if other is not None else ()
+        stats = ArrayStats(
+            shape_a=shape if a not in errors else (), shape_b=shape if b not in errors else (),
+            dtype_a="n/a", dtype_b="n/a", atol=self.atol, rtol=self.rtol, exact=self.exact,
+            passed=False, total=int(np.prod(shape)) if shape else 0,
+            mismatched=int(np.prod(shape)) if shape else 0,
+            note=f"{failed[0]} raised {errors[failed[0]]}",
+        )  # fmt: skip
+        comparison = Comparison(kind, a, b, stats)
         self.comparisons.append(comparison)
         return comparison
 
@@ -149,27 +171,37 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
     training: dict[str, Any] | None = None
 
     built = session.model(cfg, devices[0])
+    x_model = x.astype(built.model.inputs[0].dtype)
+    mask_kept = {
+        v: getattr(t, "_keras_mask", None) is not None
+        for v, t in zip(cfg.variants, built.model.outputs, strict=True)
+    }
+    errors: dict[str, str] = {}
     with quiet(), tf.device(devices[0]):
-        x_model = x.astype(built.model.inputs[0].dtype)
-        tensors = built.model(x_model, training=False)
-        used_device = tensors[0].device
-        outputs = {v: np.asarray(t) for v, t in zip(cfg.variants, tensors, strict=True)}
-        mask_kept = {
-            v: getattr(t, "_keras_mask", None) is not None
-            for v, t in zip(cfg.variants, tensors, strict=True)
-        }
+        if cfg.time_dim == "dynamic":
+            outputs, errors, used_device = _dynamic_outputs(tf, keras, built, x_model)
+            notes.append(
+                "--time-dim dynamic: each head ran in tf.function traced with an unknown "
+                "sequence length, so TimeDistributed takes its vectorized_map path "
+                "(gradients and training still run eagerly)"
+            )
+        else:
+            tensors = built.model(x_model, training=False)
+            used_device = tensors[0].device
+            outputs = {v: np.asarray(t) for v, t in zip(cfg.variants, tensors, strict=True)}
 
     arrays["input"] = x_model
     arrays.update({f"outputs/{v}": out for v, out in outputs.items()})
     for v in cfg.variants[1:]:
-        judge("output", v, reference, outputs[v], outputs[reference], where=where)
+        judge.pair("output", v, reference, outputs, errors, where=where)
 
     keras_mask = oracle.keras_mask(x_model) if cfg.lengths is not None else None
     if cfg.oracle:
         oracle_outputs = _oracle_outputs(cfg, built, x_model, keras_mask)
         arrays["outputs/oracle"] = oracle_outputs[reference]
         for v in cfg.variants:
-            judge("output", v, ORACLE, outputs[v], oracle_outputs[v], where=where)
+            expected = {ORACLE: oracle_outputs[v], **outputs}
+            judge.pair("output", v, ORACLE, expected, errors, where=where)
 
     if cfg.lengths is not None:
         notes += _mask_notes(cfg, outputs, valid, keras_mask, mask_kept)
@@ -180,8 +212,9 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
             other_name = short_device(other[0].device)
         here = short_device(used_device)
         for v, t in zip(cfg.variants, other, strict=True):
-            judge("cross-device", f"{v}@{other_name}", f"{v}@{here}", np.asarray(t), outputs[v],
-                  where=where)  # fmt: skip
+            if v in outputs:  # (a head that raised on the dynamic path has no output here)
+                judge("cross-device", f"{v}@{other_name}", f"{v}@{here}", np.asarray(t),
+                      outputs[v], where=where)  # fmt: skip
 
     if cfg.grad:
         with quiet(), tf.device(devices[0]):
@@ -232,6 +265,31 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
     )
 
 
+def _dynamic_outputs(
+    tf: Any, keras: Any, built: BuiltModel, x: np.ndarray
+) -> tuple[dict[str, np.ndarray], dict[str, str], str]:
+    """Run each head in ``tf.function`` traced with ``TensorSpec([None, None, features])``.
+
+    A head that raises is reported in the errors, not fatal: the others still run.
+    """
+    spec = tf.TensorSpec([None, None, x.shape[-1]], built.model.inputs[0].dtype)
+    outputs: dict[str, np.ndarray] = {}
+    errors: dict[str, str] = {}
+    device = ""
+    xt = tf.constant(x)
+    for index, variant in enumerate(built.heads):
+        sub = keras.Model(built.model.inputs, built.model.outputs[index])
+        fn = tf.function(lambda t, sub=sub: sub(t, training=False), input_signature=[spec])
+        try:
+            tensor = fn(xt)
+        except Exception as exc:  # e.g. a Keras bug on this path
+            errors[variant] = error_text(exc)
+            continue
+        device = device or tensor.device
+        outputs[variant] = np.asarray(tensor)
+    return outputs, errors, device
+
+
 def _oracle_outputs(
     cfg: CompareConfig, built: BuiltModel, x: np.ndarray, mask: np.ndarray | None
 ) -> dict[str, np.ndarray]:
@@ -267,6 +325,8 @@ def _mask_notes(
         reference = cfg.variants[0]
         parts = []
         for v in cfg.variants[1:]:
+            if v not in outputs or reference not in outputs:
+                continue
             s = compare_arrays(outputs[v], outputs[reference], atol=0, rtol=0,
                                where=padded[..., None])  # fmt: skip
             same = "bitwise equal" if s.bitwise_equal else f"max abs diff {s.max_abs_diff:.3g}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import re
 import sys
 import warnings
 from collections.abc import Iterator
@@ -157,3 +158,16 @@ def environment(tf: Any, keras: Any, device: str) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
     }
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for a TensorFlow error: its type and its own message, without graph noise.
+
+    >>> error_text(ValueError("{{function_node f}} slice index 10 out of bounds."))
+    'ValueError: slice index 10 out of bounds.'
+    """
+    text = getattr(exc, "message", None) or str(exc)
+    text = text.split("\n\t [[")[0].split("\t [[")[0]
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    last = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", lines[-1]) if lines else ""
+    return f"{type(exc).__name__}: {last[:300] or 'no message'}"

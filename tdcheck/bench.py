@@ -109,23 +109,29 @@ class Timing:
     flops: int
     ratio_to_dense: float | None = None
     efficiency: float | None = None
+    error: str | None = None
+    #: Whether this cell's output matched dense's (None: not checked, e.g. --backward).
+    matches_dense: bool | None = None
 
     @property
-    def min_s(self) -> float:
-        return min(self.times)
+    def min_s(self) -> float | None:
+        return min(self.times) if self.times else None
 
     @property
-    def median_s(self) -> float:
-        return statistics.median(self.times)
+    def median_s(self) -> float | None:
+        return statistics.median(self.times) if self.times else None
 
     @property
-    def max_s(self) -> float:
-        return max(self.times)
+    def max_s(self) -> float | None:
+        return max(self.times) if self.times else None
 
     @property
-    def throughput(self) -> float:
+    def throughput(self) -> float | None:
         """Timesteps per second at the median."""
-        return self.batch * self.seq / self.median_s if self.median_s > 0 else float("inf")
+        median = self.median_s
+        if median is None:
+            return None
+        return self.batch * self.seq / median if median > 0 else float("inf")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -143,6 +149,8 @@ class Timing:
             "trace_s": self.trace_s,
             "repeats": len(self.times),
             "flops": self.flops,
+            "error": self.error,
+            "matches_dense": self.matches_dense,
         }
 
 
@@ -191,10 +199,13 @@ def apply_ratios(results: Sequence[Timing], references: Sequence[Timing]) -> Non
     dense = {cell(t): t.median_s for t in results if t.variant == "dense"}
     matmul = {cell(t): t.median_s for t in references}
     for t in results:
+        median = t.median_s
+        if median is None:  # this variant could not run in this cell
+            continue
         base = dense.get(cell(t))
-        t.ratio_to_dense = t.median_s / base if base else None
+        t.ratio_to_dense = median / base if base else None
         ref = matmul.get(cell(t))
-        t.efficiency = ref / t.median_s if ref is not None and t.median_s > 0 else None
+        t.efficiency = ref / median if ref is not None and median > 0 else None
 
 
 def time_calls(
@@ -205,19 +216,21 @@ def time_calls(
     repeats: int,
     warmup: int,
     clock: Clock,
-) -> tuple[float, list[float]]:
-    """``(first call seconds, [timed call seconds])`` of ``fn(*args)``; warm-ups not timed."""
+) -> tuple[float, list[float], Any]:
+    """``(first call s, [timed call s], last result)`` of ``fn(*args)``; warm-ups not timed."""
     start = clock()
-    sync(fn(*args))
+    out = fn(*args)
+    sync(out)
     first = clock() - start
     for _ in range(warmup):
         sync(fn(*args))
     times = []
     for _ in range(repeats):
         start = clock()
-        sync(fn(*args))
+        out = fn(*args)
+        sync(out)
         times.append(clock() - start)
-    return first, times
+    return first, times, out
 
 
 def run_bench(
@@ -228,7 +241,7 @@ def run_bench(
 ) -> BenchResult:
     """Check equivalence, then time every variant and the reference in every cell."""
     from tdcheck.api import Session, prepare
-    from tdcheck.backend import environment, quiet, select_devices
+    from tdcheck.backend import environment, error_text, quiet, select_devices
 
     session = Session()
     tf, keras = session.tf, session.keras
@@ -287,18 +300,50 @@ def run_bench(
         flops = 2 * batch * seq * d * units
         spec = tf.TensorSpec([batch, seq if dim == "static" else None, in_features], dtype)
         with quiet(), tf.device(device):
+            dense_out = None
             for index, variant in enumerate(cfg.variants):
                 sub = keras.Model(built.model.inputs, built.model.outputs[index])
                 fn = _callable(tf, sub, mode, spec, plan.backward)
-                first, times = time_calls(fn, (x,), sync, **timing)
-                result.results.append(Timing(variant, mode, dim, seq, batch, times, first, flops))
+                try:
+                    first, times, out = time_calls(fn, (x,), sync, **timing)
+                except Exception as exc:  # e.g. a Keras bug on the dynamic path
+                    error = error_text(exc)
+                    result.results.append(
+                        Timing(variant, mode, dim, seq, batch, [], 0.0, flops, error=error)
+                    )
+                    result.notes.append(f"{variant} raised in {mode} {dim} seq={seq}: {error}")
+                    continue
+                timing_row = Timing(variant, mode, dim, seq, batch, times, first, flops)
+                if not plan.backward:
+                    y = np.asarray(out)
+                    if variant == "dense":
+                        dense_out = y
+                    elif dense_out is not None:
+                        timing_row.matches_dense = _matches(y, dense_out, cfg)
+                        if not timing_row.matches_dense:
+                            result.notes.append(
+                                f"{variant} in {mode} {dim} seq={seq} batch={batch} does not match "
+                                f"dense (output shape {y.shape} vs {dense_out.shape}): its timing "
+                                "is of a different computation"
+                            )
+                    if variant == "dense":
+                        timing_row.matches_dense = True
+                result.results.append(timing_row)
             a = tf.constant(rng.standard_normal((batch * seq, d)).astype(dtype))
             w = tf.constant(rng.standard_normal((d, units)).astype(dtype))
             ref = _matmul(tf, mode, plan.backward)
-            first, times = time_calls(ref, (a, w), sync, **timing)
+            first, times, _ = time_calls(ref, (a, w), sync, **timing)
             result.references.append(Timing(REFERENCE, mode, dim, seq, batch, times, first, flops))
     apply_ratios(result.results, result.references)
     return result
+
+
+def _matches(y: np.ndarray, dense: np.ndarray, cfg: CompareConfig) -> bool:
+    """Same shape and within the configuration's tolerances."""
+    from tdcheck.stats import compare_arrays
+
+    atol, rtol = cfg.tolerances()
+    return bool(compare_arrays(y, dense, atol=atol, rtol=rtol).passed)
 
 
 def _callable(tf: Any, model: Any, mode: str, spec: Any, backward: bool) -> Callable[[Any], Any]:

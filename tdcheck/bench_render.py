@@ -37,10 +37,13 @@ def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 HEADERS = ["mode", "time", "seq", "batch", "variant", "min", "median", "max", "× dense",
-           "timesteps/s", "efficiency", "first call"]  # fmt: skip
+           "timesteps/s", "efficiency", "first call", "same as dense"]  # fmt: skip
 
 
 def row_cells(r: dict[str, Any]) -> list[str]:
+    if r.get("error"):
+        head = [r["mode"], r["time_dim"], str(r["seq"]), str(r["batch"]), r["variant"]]
+        return [*head, "error", "", "", "", "", "", "", "raised"]
     return [
         r["mode"], r["time_dim"], str(r["seq"]), str(r["batch"]), r["variant"],
         seconds(r["min_s"]), seconds(r["median_s"]), seconds(r["max_s"]),
@@ -48,6 +51,7 @@ def row_cells(r: dict[str, Any]) -> list[str]:
         f"{r['throughput']:.3g}",
         fmt(r["efficiency"]) if r.get("efficiency") is not None else "",
         seconds(r["trace_s"]),
+        {True: "yes", False: "NO", None: ""}[r.get("matches_dense")],
     ]  # fmt: skip
 
 
@@ -72,7 +76,8 @@ def bar_chart(doc: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     cells: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in doc["results"]:
-        cells.setdefault((r["mode"], r["time_dim"], r["seq"], r["batch"]), []).append(r)
+        if r.get("median_s") is not None:
+            cells.setdefault((r["mode"], r["time_dim"], r["seq"], r["batch"]), []).append(r)
     for (mode, dim, seq, batch), items in cells.items():
         top = max(r["median_s"] for r in items) or 1.0
         lines.append(f"{mode} {dim} seq={seq} batch={batch}")
@@ -88,7 +93,7 @@ def bar_chart(doc: dict[str, Any]) -> list[str]:
 
 def render_markdown(doc: dict[str, Any]) -> str:
     out = [f"## {headline(doc)}", "", equivalence_line(doc), ""]
-    out += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * 4 + "---|" + "---:|" * 7]
+    out += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * 5 + "---:|" * 7 + "---|"]
     out += ["| " + " | ".join(row_cells(r)) + " |" for r in rows(doc)]
     if doc["notes"]:
         out += [""] + [f"> {n}" for n in doc["notes"]]
@@ -160,6 +165,8 @@ def write_plot(doc: dict[str, Any], path: str) -> None:
 
     series: dict[str, list[tuple[int, float]]] = {}
     for r in [*doc["results"], *doc["reference"]]:
+        if r.get("median_s") is None:
+            continue
         label = f"{r['variant']} ({r['mode']}, {r['time_dim']}, batch {r['batch']})"
         series.setdefault(label, []).append((r["seq"], r["median_s"]))
     fig, ax = plt.subplots(figsize=(8, 5), dpi=100)

@@ -25,6 +25,7 @@ from tdcheck.config import (
     INITIALIZERS,
     OPTIMIZERS,
     RNN_CHOICES,
+    TIME_DIMS,
     WEIGHT_MODES,
     CompareConfig,
 )
@@ -263,6 +264,14 @@ _OPTIONS: dict[str, Decorator] = {
         metavar="L1,L2,...",
         help="Valid length of each batch row (1..seq): zero-padded, masked; compares "
         "valid positions.",
+    ),
+    "time-dim": click.option(
+        "--time-dim",
+        type=click.Choice(TIME_DIMS),
+        default="static",
+        show_default=True,
+        help="'dynamic' runs each head in tf.function traced with an unknown sequence length "
+        "(TimeDistributed then uses vectorized_map instead of a loop).",
     ),
     "deterministic": click.option(
         "--deterministic",

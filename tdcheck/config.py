@@ -30,6 +30,7 @@ RNN_CHOICES = ("lstm", "gru", "simple-rnn", "none")
 WEIGHT_MODES = ("shared", "independent")
 DEVICE_CHOICES = ("auto", "cpu", "gpu", "both")
 OPTIMIZERS = ("sgd", "adam")
+TIME_DIMS = ("static", "dynamic")
 MAX_TRAIN_STEPS = 100_000
 FORMAT_CHOICES = ("table", "json", "markdown")
 DTYPE_CHOICES = tuple(DEFAULT_TOLERANCES)
@@ -194,6 +195,7 @@ class CompareConfig:
     learning_rate: float = 0.01
     lengths: tuple[int, ...] | None = None
     deterministic: bool = False
+    time_dim: str = "static"
 
     # -- validation -----------------------------------------------------------------
     def validated(self) -> CompareConfig:
@@ -235,6 +237,7 @@ class CompareConfig:
             raise ConfigError(f"--input: no such file {self.input!r} (or use ones, random)")
         max_memory = parse_memory(self.max_memory)
         _check_choice("--optimizer", self.optimizer, OPTIMIZERS)
+        _check_choice("--time-dim", self.time_dim, TIME_DIMS)
         steps = self.train_steps
         if (
             isinstance(steps, bool)

@@ -73,6 +73,8 @@ def comparison_fields(c: Comparison) -> list[tuple[str, str]]:
     s = c.stats
     same = s.shape_a == s.shape_b
     shapes = shape_text(s.shape_a) if same else f"{shape_text(s.shape_a)} ≠ {shape_text(s.shape_b)}"
+    if "n/a" in (s.dtype_a, s.dtype_b):  # one side raised instead of giving an output
+        shapes = "raised"
     return [
         ("check", check_text(c)),
         ("pair", f"{c.a} vs {c.b}"),

@@ -23,11 +23,12 @@ def test_time_calls_excludes_the_first_call_and_warmups():
     stamps = iter([0.0, 5.0,  # first call: 5 s (tracing)
                    10.0, 10.5, 20.0, 20.25, 30.0, 31.0])  # three timed calls  # fmt: skip
     calls = []
-    first, times = time_calls(lambda x: calls.append(x), (7,), lambda _: None, repeats=3,
+    first, times, last = time_calls(lambda x: calls.append(x), (7,), lambda _: None, repeats=3,
                               warmup=2, clock=lambda: next(stamps))  # fmt: skip
     assert first == 5.0
     assert times == [0.5, 0.25, 1.0]
     assert calls == [7] * 6  # first + 2 warm-ups + 3 timed
+    assert last is None  # the last call's result (list.append returns None)
 
 
 def test_ratios_and_efficiency_from_given_timings():
@@ -158,3 +159,48 @@ def test_plan_validation_refuses_huge_cells():
     base = CompareConfig(hidden=4096, units=4096).validated()
     with pytest.raises(ConfigError, match=r"over the 4\.0 GiB limit"):
         BenchPlan(config=base, seqs=(100_000,), batches=(64,)).validated()
+
+
+def test_a_variant_that_cannot_run_is_reported_not_fatal():
+    from tdcheck.bench_render import row_cells
+
+    dense = Timing("dense", "xla", "dynamic", 10, 2, [1.0, 1.0], 0.1, 80)
+    broken = Timing("time-distributed", "xla", "dynamic", 10, 2, [], 0.0, 80,
+                    error="InvalidArgumentError: pfor while loop")  # fmt: skip
+    apply_ratios([dense, broken], [])
+    assert broken.ratio_to_dense is None and broken.median_s is None
+    d = broken.to_dict()
+    assert (d["min_s"], d["median_s"], d["throughput"]) == (None, None, None)
+    assert d["error"] == "InvalidArgumentError: pfor while loop"
+    assert row_cells(d)[4:6] == ["time-distributed", "error"]
+
+
+def test_each_cell_is_checked_against_dense():
+    result = run_bench(plan(seqs=(3,), batches=(2,), modes=("graph",), time_dims=("static",)),
+                       clock=steady_clock())  # fmt: skip
+    assert [r.matches_dense for r in result.results] == [True, True, True]
+
+
+def test_dynamic_time_dim_reports_what_keras_really_computes():
+    # Keras 3.15's TimeDistributed maps over range(batch) instead of range(seq) on its
+    # vectorized_map path; whatever the installed version does, bench must say it.
+    import numpy as np
+
+    from tdcheck.backend import load_tensorflow
+
+    tf, keras = load_tensorflow()
+    inp = keras.Input((None, 4))
+    td = keras.Model(inp, keras.layers.TimeDistributed(keras.layers.Dense(2))(inp))
+    fn = tf.function(lambda t: td(t), input_signature=[tf.TensorSpec([None, None, 4])])
+    try:
+        correct = fn(tf.constant(np.ones((2, 5, 4), "float32"))).shape == (2, 5, 2)
+    except Exception:
+        correct = False
+    result = run_bench(plan(seqs=(5,), batches=(2,), modes=("graph",), time_dims=("dynamic",)),
+                       clock=steady_clock())  # fmt: skip
+    td_row = next(r for r in result.results if r.variant == "time-distributed")
+    if correct:
+        assert td_row.matches_dense is True
+    else:
+        assert td_row.matches_dense is False or td_row.error is not None
+        assert any(n.startswith("time-distributed") for n in result.notes)

@@ -227,3 +227,32 @@ def test_deterministic_runs_give_byte_identical_json():
     doc = json.loads(first.stdout)
     assert doc["environment"]["deterministic"] is True
     assert doc["config"]["deterministic"] is True
+
+
+def _keras_td_dynamic_is_correct(batch, seq):
+    """Run TimeDistributed(Dense) in tf.function with an unknown length, independently."""
+    from tdcheck.backend import load_tensorflow
+
+    tf, keras = load_tensorflow()
+    inp = keras.Input((None, 5))
+    model = keras.Model(inp, keras.layers.TimeDistributed(keras.layers.Dense(2))(inp))
+    fn = tf.function(lambda t: model(t), input_signature=[tf.TensorSpec([None, None, 5])])
+    try:
+        return fn(tf.constant(np.ones((batch, seq, 5), "float32"))).shape == (batch, seq, 2)
+    except Exception:
+        return False
+
+
+@pytest.mark.parametrize(("batch", "seq"), [(4, 2), (2, 6), (3, 3)])
+def test_dynamic_time_dim_judges_what_keras_computes(batch, seq):
+    r = tdcheck.compare(time_dim="dynamic", batch=batch, seq=seq, input="random",
+                        variants="dense,time-distributed,conv1d,einsum")  # fmt: skip
+    by_pair = {(c.a, c.b): c for c in r.comparisons}
+    for v in ("conv1d", "einsum"):
+        assert by_pair[(v, "dense")].passed
+        assert by_pair[(v, "oracle")].passed
+    td = by_pair[("time-distributed", "dense")]
+    assert td.passed == _keras_td_dynamic_is_correct(batch, seq)
+    if not td.passed:
+        assert td.stats.note.startswith(("shapes differ", "time-distributed raised"))
+    assert any(n.startswith("--time-dim dynamic") for n in r.notes)
