@@ -37,7 +37,7 @@ def rows(doc: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 HEADERS = ["mode", "time", "seq", "batch", "variant", "min", "median", "max", "× dense",
-           "timesteps/s", "efficiency", "first call", "same as dense"]  # fmt: skip
+           "steps/s", "efficiency", "first call", "= dense"]  # fmt: skip
 
 
 def row_cells(r: dict[str, Any]) -> list[str]:
@@ -117,9 +117,8 @@ def render_table(doc: dict[str, Any], file: IO[str], width: int | None = None) -
     console.print(Text(equivalence_line(doc), style=style))
     table = Table(box=box.SIMPLE_HEAD)
     for header in HEADERS:
-        table.add_column(
-            header, justify="left" if header in ("mode", "time", "variant") else "right"
-        )
+        left = header in ("mode", "time", "variant")
+        table.add_column(header, justify="left" if left else "right", no_wrap=True)
     for r in rows(doc):
         table.add_row(*row_cells(r), style="dim" if r["variant"] == "matmul" else None)
     console.print(table)

@@ -44,6 +44,8 @@ def _atomic(path: str, mode: str) -> Iterator[IO[Any]]:
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tdcheck-", suffix=".tmp", dir=folder)
     try:
+        # mkstemp makes the file private (0600); a report gets the usual umask-based mode.
+        os.chmod(tmp, 0o666 & ~_umask())
         with os.fdopen(fd, mode) as handle:
             yield handle
             handle.flush()
@@ -53,6 +55,12 @@ def _atomic(path: str, mode: str) -> Iterator[IO[Any]]:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str, text: str) -> None:
