@@ -140,7 +140,7 @@ def select_devices(tf: Any, requested: str) -> list[str]:
 
 def short_device(device: str) -> str:
     """``/job:localhost/replica:0/task:0/device:CPU:0`` -> ``CPU:0``."""
-    return device.rsplit("device:", 1)[-1] if device else "unknown"
+    return device.rsplit("device:", 1)[-1].lstrip("/") if device else "unknown"
 
 
 def environment(tf: Any, keras: Any, device: str) -> dict[str, Any]:

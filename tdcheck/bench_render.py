@@ -154,7 +154,9 @@ def check_plot_available() -> None:
 
 
 def write_plot(doc: dict[str, Any], path: str) -> None:
-    """Median time against sequence length, one line per variant (and mode/time/batch)."""
+    """Median time against sequence length: one panel per (mode, time dimension), one line
+    per variant (and batch size), the reference matmul dotted; a cross marks a cell whose
+    output did not match dense's."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -162,24 +164,52 @@ def write_plot(doc: dict[str, Any], path: str) -> None:
 
     from tdcheck.files import atomic_write_with
 
-    series: dict[str, list[tuple[int, float]]] = {}
-    for r in [*doc["results"], *doc["reference"]]:
-        if r.get("median_s") is None:
-            continue
-        label = f"{r['variant']} ({r['mode']}, {r['time_dim']}, batch {r['batch']})"
-        series.setdefault(label, []).append((r["seq"], r["median_s"]))
-    fig, ax = plt.subplots(figsize=(8, 5), dpi=100)
-    for label, points in series.items():
-        points.sort()
-        style = ":" if label.startswith("matmul") else "-"
-        ax.plot([p[0] for p in points], [p[1] for p in points], style, marker="o", label=label)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("sequence length")
-    ax.set_ylabel("median time per call (s)")
-    ax.set_title(headline(doc)[:90], fontsize=8)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
-    fig.tight_layout()
+    panels = list(dict.fromkeys((r["mode"], r["time_dim"]) for r in doc["results"]))
+    variants = [*dict.fromkeys(r["variant"] for r in doc["results"]), "matmul"]
+    colors = {v: f"C{i}" for i, v in enumerate(variants)}
+    ncols = min(3, len(panels))
+    nrows = (len(panels) + ncols - 1) // ncols
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.4 * nrows), dpi=100,
+                             squeeze=False, sharey=True)  # fmt: skip
+    for ax, (mode, dim) in zip(axes.flat, panels, strict=False):
+        rows_here = [
+            r
+            for r in [*doc["results"], *doc["reference"]]
+            if (r["mode"], r["time_dim"]) == (mode, dim) and r.get("median_s")
+        ]
+        for variant in variants:
+            for batch in sorted({r["batch"] for r in rows_here}):
+                pts = sorted((r["seq"], r["median_s"], r.get("matches_dense")) for r in rows_here
+                             if r["variant"] == variant and r["batch"] == batch)  # fmt: skip
+                if not pts:
+                    continue
+                label = (
+                    variant if len({r["batch"] for r in rows_here}) == 1 else f"{variant} b{batch}"
+                )
+                style = ":" if variant == "matmul" else "-"
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o",
+                        color=colors[variant], label=label)  # fmt: skip
+                bad = [p for p in pts if p[2] is False]
+                if bad:
+                    ax.plot([p[0] for p in bad], [p[1] for p in bad], "x", color="black",
+                            markersize=10, label="_nolegend_")  # fmt: skip
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_title(f"{mode}, {dim} length", fontsize=9)
+        ax.set_xlabel("sequence length")
+        ax.grid(True, which="both", alpha=0.3)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax in axes[:, 0]:
+        ax.set_ylabel("median time per call (s)")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), fontsize=8)
+    env = doc["environment"]
+    fig.suptitle(
+        f"tdcheck bench ({doc['plan']['what']}): {env['device']}, TensorFlow {env['tensorflow']}, "
+        f"Keras {env['keras']}  (x: output differs from dense)",
+        fontsize=9,
+    )
+    fig.tight_layout(rect=(0, 0.08, 1, 0.95))
     atomic_write_with(path, lambda handle: fig.savefig(handle, format="png"))
     plt.close(fig)
