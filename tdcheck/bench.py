@@ -66,9 +66,9 @@ class BenchPlan:
                     raise ConfigError(
                         f"{name}: unknown value {value!r}; choose from {', '.join(choices)}"
                     )
-        for name, values in (("--seq", self.seqs), ("--batch", self.batches)):
-            if not values or any(v <= 0 for v in values):
-                raise ConfigError(f"{name}: sizes must be > 0 (got {list(values)})")
+        for name, sizes in (("--seq", self.seqs), ("--batch", self.batches)):
+            if not sizes or any(v <= 0 for v in sizes):
+                raise ConfigError(f"{name}: sizes must be > 0 (got {list(sizes)})")
         if self.repeats < 1:
             raise ConfigError(f"--repeats: must be >= 1 (got {self.repeats})")
         if self.warmup < 0:
@@ -265,7 +265,7 @@ def run_bench(
         "batch": resolved.batch,
     }
     built = session.model(resolved, device)
-    d = resolved.features if resolved.rnn == "none" else resolved.hidden
+    d = resolved.head_input_size
     result = BenchResult(
         config=resolved.to_dict(),
         plan={

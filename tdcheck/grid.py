@@ -18,10 +18,12 @@ import dataclasses
 import itertools
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from tdcheck.config import CompareConfig, parse_variants
 from tdcheck.errors import ConfigError
+
+T = TypeVar("T")
 
 #: The options that take lists, in the order of the product.
 AXES = ("rnn", "dtype", "variants", "features", "hidden", "units", "seq", "batch")
@@ -101,7 +103,7 @@ def parse_shard(spec: str) -> tuple[int, int]:
     return k, n
 
 
-def shard(cases: Sequence[CompareConfig], k: int, n: int) -> list[CompareConfig]:
+def shard(cases: Sequence[T], k: int, n: int) -> list[T]:
     """Case ``i`` (from 0) belongs to shard ``i % n + 1``: disjoint, complete, sizes within 1."""
     return list(cases[k - 1 :: n])
 

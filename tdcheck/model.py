@@ -206,7 +206,7 @@ def trunk_initial_weights(cfg: CompareConfig) -> tuple[np.ndarray, np.ndarray]:
 def _from_array(keras: Any, array: np.ndarray) -> Any:
     """An initializer that returns ``array`` cast to the variable's dtype."""
 
-    class FromArray(keras.initializers.Initializer):  # type: ignore[misc,name-defined]
+    class FromArray(keras.initializers.Initializer):
         def __call__(self, shape: Any, dtype: Any = None) -> Any:
             assert tuple(shape) == array.shape, (shape, array.shape)
             return keras.ops.convert_to_tensor(array, dtype=dtype or "float32")

@@ -124,8 +124,8 @@ class CompareResult:
             text = "EQUIVALENT to the oracle within tolerance"
         oracle = [c for c in self.comparisons if c.involves_oracle]
         if oracle:
-            worst = max((c.stats.max_abs_diff or 0.0) for c in oracle)
-            text += f"; oracle agrees to {_num(worst)}"
+            oracle_worst = max((c.stats.max_abs_diff or 0.0) for c in oracle)
+            text += f"; oracle agrees to {_num(oracle_worst)}"
         return f"{text} ({n} comparisons passed)"
 
     def to_dict(self) -> dict[str, Any]:

@@ -26,10 +26,11 @@ def progress_reporter(total: int, enabled: bool = True) -> Iterator[Callable[[Ca
         TimeElapsedColumn(),
     )  # fmt: skip
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        task = progress.add_task("sweep", total=total, **counts)
+        task = progress.add_task("sweep", total=total, passed=0, failed=0, errored=0)
 
         def on_case(case: CaseResult) -> None:
             counts[case.status] += 1
-            progress.update(task, advance=1, **counts)
+            progress.update(task, advance=1, passed=counts["passed"], failed=counts["failed"],
+                            errored=counts["errored"])  # fmt: skip
 
         yield on_case

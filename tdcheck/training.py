@@ -68,7 +68,7 @@ def train(
     trajectories: dict[str, list[np.ndarray]] = {}
     for variant in variants:
         copy = build_model(cfg, keras, variants=(variant,))
-        if built.trunk is not None:
+        if built.trunk is not None and copy.trunk is not None:
             copy.trunk.set_weights(built.trunk.get_weights())
         copy.heads[variant].set_weights(built.heads[variant].get_weights())
         optimizer = _optimizer(keras, cfg)
