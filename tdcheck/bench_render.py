@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import io
 import json
-import os
 from typing import IO, Any
 
-from tdcheck.render import fmt
+from tdcheck.render import fmt, report_console
 
 BAR_WIDTH = 30
 
@@ -101,17 +100,16 @@ def render_markdown(doc: dict[str, Any]) -> str:
 
 
 def render_table(doc: dict[str, Any], file: IO[str], width: int | None = None) -> None:
+    """Write the report with Rich (plain text when piped)."""
+    with report_console(file, width) as console:
+        _render_table(doc, console)
+
+
+def _render_table(doc: dict[str, Any], console: Any) -> None:
     from rich import box
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    terminal = hasattr(file, "isatty") and file.isatty()
-    if width is None and not terminal:
-        width = int(os.environ.get("COLUMNS", "") or 0) or 140
-    target = file if terminal else io.StringIO()
-    console = Console(file=target, width=width, highlight=False,
-                      no_color="NO_COLOR" in os.environ or None)  # fmt: skip
     console.print(Text(headline(doc), style="bold"))
     style = "green" if doc["equivalent"] else "bold red"
     console.print(Text(equivalence_line(doc), style=style))
@@ -126,9 +124,6 @@ def render_table(doc: dict[str, Any], file: IO[str], width: int | None = None) -
         console.print(Text(line))
     for note in doc["notes"]:
         console.print(Text("note: " + note, style="dim"))
-    if target is not file:
-        assert isinstance(target, io.StringIO)
-        file.write("".join(line.rstrip() + "\n" for line in target.getvalue().splitlines()))
 
 
 def render(doc: dict[str, Any], fmt_name: str) -> str:

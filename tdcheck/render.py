@@ -7,9 +7,11 @@ the terminal it is shown as one block per pair instead, so a narrow terminal sta
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
+from collections.abc import Iterator
 from typing import IO, Any
 
 from tdcheck.report import CompareResult, Comparison
@@ -51,6 +53,26 @@ def _is_terminal(file: IO[str]) -> bool:
         return file.isatty()
     except (AttributeError, ValueError):
         return False
+
+
+@contextlib.contextmanager
+def report_console(file: IO[str], width: int | None = None) -> Iterator[Any]:
+    """A Rich console for a report on ``file``.
+
+    On a terminal: colour (unless ``NO_COLOR``) and the terminal's width. Piped or redirected:
+    plain text at ``$COLUMNS`` or 140 columns, with the padding Rich adds to every line
+    removed when the block ends.
+    """
+    from rich.console import Console
+
+    terminal = _is_terminal(file)
+    if width is None and not terminal:
+        width = int(os.environ.get("COLUMNS", "") or 0) or PIPE_WIDTH
+    target: IO[str] = file if terminal else io.StringIO()
+    yield Console(file=target, width=width, highlight=False,
+                  no_color="NO_COLOR" in os.environ or None, soft_wrap=False)  # fmt: skip
+    if isinstance(target, io.StringIO):
+        file.write("".join(line.rstrip() + "\n" for line in target.getvalue().splitlines()))
 
 
 def shape_text(shape: Any) -> str:
@@ -278,23 +300,15 @@ def _comparisons_table(result: CompareResult, kind: str, items: list[Comparison]
 
 def render_table(result: CompareResult, file: IO[str], *, width: int | None = None) -> None:
     """Write the Rich tables to ``file`` (colour only when it is a colour terminal)."""
+    with report_console(file, width) as console:
+        _render_table(result, console)
+
+
+def _render_table(result: CompareResult, console: Any) -> None:
     from rich import box
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    terminal = _is_terminal(file)
-    if width is None and not terminal:
-        # Piped or redirected: a fixed width (or $COLUMNS) rather than Rich's 80.
-        width = int(os.environ.get("COLUMNS", "") or 0) or PIPE_WIDTH
-    target = file if terminal else io.StringIO()
-    console = Console(
-        file=target,
-        width=width,
-        highlight=False,
-        no_color="NO_COLOR" in os.environ or None,
-        soft_wrap=False,
-    )
     console.print(Text(title(result), style="bold"))
 
     layers = Table(title="Layers", title_justify="left", box=box.SIMPLE_HEAD, show_footer=True)
@@ -349,9 +363,6 @@ def render_table(result: CompareResult, file: IO[str], *, width: int | None = No
         console.print(Text("  " + line))
     for note in result.notes:
         console.print(Text("note: " + note, style="dim"))
-    if target is not file:  # plain text: drop the padding Rich adds to every line
-        assert isinstance(target, io.StringIO)
-        file.write("".join(line.rstrip() + "\n" for line in target.getvalue().splitlines()))
 
 
 def render(result: CompareResult, fmt_name: str, *, width: int | None = None) -> str:

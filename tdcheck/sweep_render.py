@@ -5,10 +5,9 @@ from __future__ import annotations
 import io
 import json
 import math
-import os
 from typing import IO, Any
 
-from tdcheck.render import fmt
+from tdcheck.render import fmt, report_console
 
 #: Above this many cases the tables list only the failed and errored ones.
 MAX_LISTED = 50
@@ -102,17 +101,16 @@ def render_markdown(doc: dict[str, Any]) -> str:
 
 
 def render_table(doc: dict[str, Any], file: IO[str], width: int | None = None) -> None:
+    """Write the report with Rich (plain text when piped)."""
+    with report_console(file, width) as console:
+        _render_table(doc, console)
+
+
+def _render_table(doc: dict[str, Any], console: Any) -> None:
     from rich import box
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    terminal = hasattr(file, "isatty") and file.isatty()
-    if width is None and not terminal:
-        width = int(os.environ.get("COLUMNS", "") or 0) or 140
-    target = file if terminal else io.StringIO()
-    console = Console(file=target, width=width, highlight=False,
-                      no_color="NO_COLOR" in os.environ or None)  # fmt: skip
     s = doc["summary"]
     summary = Table(title="tdcheck sweep", title_justify="left", box=box.SIMPLE_HEAD)
     for header in ("total", "passed", "failed", "errored"):
@@ -134,9 +132,6 @@ def render_table(doc: dict[str, Any], file: IO[str], width: int | None = None) -
     for line in failure_lines(doc):
         console.print(Text("  " + line))
     console.print(Text(headline(doc), style="bold green" if doc["passed"] else "bold red"))
-    if target is not file:
-        assert isinstance(target, io.StringIO)
-        file.write("".join(line.rstrip() + "\n" for line in target.getvalue().splitlines()))
 
 
 def render(doc: dict[str, Any], fmt_name: str) -> str:
