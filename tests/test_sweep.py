@@ -286,3 +286,33 @@ def test_interrupt_writes_the_partial_report_and_exits_130(runner, tmp_path, mon
     assert doc["summary"]["total"] == 1
     assert result.stdout.endswith("; interrupted, partial report\n")
     assert result.stderr == "tdcheck: interrupted; the report covers the cases that finished\n"
+
+
+def test_progress_bar_only_on_a_terminal(monkeypatch):
+    import io
+    import sys
+
+    from tdcheck.sweep import CaseResult
+    from tdcheck.sweep_progress import progress_reporter
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    case = CaseResult(0, "c", {}, "failed", 0.1)
+    piped = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", piped)
+    with progress_reporter(2) as on_case:
+        on_case(case)
+    assert piped.getvalue() == ""
+    tty = Tty()
+    monkeypatch.setattr(sys, "stderr", tty)
+    with progress_reporter(2) as on_case:
+        on_case(case)
+        on_case(CaseResult(1, "d", {}, "passed", 0.1))
+    assert "1 passed" in tty.getvalue() and "1 failed" in tty.getvalue()
+    quiet = Tty()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    with progress_reporter(2, enabled=False) as on_case:
+        on_case(case)
+    assert quiet.getvalue() == ""
