@@ -5,7 +5,8 @@ reference (the first variant, or the float64 oracle). The defaults are sized for
 a whole model (trunk and head) against the float64 oracle, not for one
 operation: rounding accumulates over the timesteps of the recurrent trunk.
 They are a few machine epsilons for the reduced-precision types, measured with
-margin at hidden 64, seq 32, batch 4 on every trunk (docs/tolerances.md), and
+margin at hidden 64, seq 32, batch 4 on every trunk (benchmarks/tolerance_margins.py,
+docs/guide.md), and
 tight for float64.
 
 ==============  ========  ========  ==================================
