@@ -6,8 +6,7 @@ a whole model (trunk and head) against the float64 oracle, not for one
 operation: rounding accumulates over the timesteps of the recurrent trunk.
 They are a few machine epsilons for the reduced-precision types, measured with
 margin at hidden 64, seq 32, batch 4 on every trunk (benchmarks/tolerance_margins.py,
-docs/guide.md), and
-tight for float64.
+docs/guide.md), and tight for float64.
 
 ==============  ========  ========  ==================================
 dtype           atol      rtol      machine epsilon
