@@ -222,7 +222,9 @@ _OPTIONS: dict[str, Decorator] = {
         metavar="FLOAT",
         help="Relative tolerance; |a-b| <= atol + rtol*|b|.  [default: per dtype]",
     ),
-    "exact": click.option("--exact", is_flag=True, help="Demand bitwise identity."),
+    "exact": click.option(
+        "--exact", is_flag=True, help="Demand bitwise identity between variants."
+    ),
     "oracle": click.option(
         "--oracle/--no-oracle",
         default=True,

@@ -97,12 +97,14 @@ def test_failure_exits_1_with_the_worst_element(runner):
     assert "would pass with atol >= " in out
 
 
-def test_exact_fails_against_the_oracle(runner):
+def test_exact_applies_to_variant_pairs_and_the_oracle_keeps_tolerances(runner):
     result = run(runner, "compare", "--exact", "--format", "json")
     doc = json.loads(result.stdout)
-    assert result.exit_code == 1
-    assert all(c["exact"] for c in doc["comparisons"])
-    assert not any(c["passed"] for c in doc["comparisons"] if c["b"] == "oracle")
+    pair, *oracle = doc["comparisons"]
+    assert pair["exact"] is True and pair["b"] == "dense"
+    assert pair["passed"] == pair["bitwise_equal"]
+    assert all(c["exact"] is False and c["passed"] for c in oracle)
+    assert result.exit_code == (0 if pair["bitwise_equal"] else 1)
 
 
 def test_no_oracle(runner):

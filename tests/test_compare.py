@@ -147,12 +147,15 @@ def test_independent_constant_weights_agree_as_in_the_seed():
     assert tdcheck.compare(weights="independent").passed
 
 
-def test_exact_mode_against_the_oracle_fails_honestly():
-    r = tdcheck.compare(exact=True)
+def test_exact_mode_judges_variant_pairs_bitwise():
+    r = tdcheck.compare(exact=True, input="random", variants="dense,time-distributed,conv1d")
+    pairs = [c for c in r.comparisons if not c.involves_oracle]
     oracle = [c for c in r.comparisons if c.involves_oracle]
-    # float32 outputs against a float64 oracle are never bitwise equal
-    assert all(not c.stats.bitwise_equal for c in oracle)
-    assert all(c.stats.exact for c in r.comparisons)
+    assert all(c.stats.exact and c.passed == c.stats.bitwise_equal for c in pairs)
+    # float32 outputs against a float64 oracle are never bitwise equal: tolerances there
+    assert all(not c.stats.bitwise_equal and not c.stats.exact and c.passed for c in oracle)
+    broken = tdcheck.compare(exact=True, weights="independent", initializer="he_normal")
+    assert not broken.passed
 
 
 def test_same_seed_same_numbers():
