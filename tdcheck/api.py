@@ -189,7 +189,7 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
                 "(gradients and training still run eagerly)"
             )
         else:
-            tensors = built.model(x_model, training=False)
+            tensors = built(x_model)
             used_device = tensors[0].device
             outputs = {v: np.asarray(t) for v, t in zip(cfg.variants, tensors, strict=True)}
 
@@ -211,7 +211,7 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
 
     if len(devices) > 1:
         with quiet(), tf.device(devices[1]):
-            other = built.model(x_model, training=False)
+            other = built(x_model)
             other_name = short_device(other[0].device)
         here = short_device(used_device)
         for v, t in zip(cfg.variants, other, strict=True):

@@ -44,7 +44,7 @@ def keras_gradients(
     variants = list(built.heads)
     with tf.GradientTape(persistent=True) as tape:
         tape.watch(xt)
-        outputs = built.model(xt, training=False)
+        outputs = built(xt)
         losses = {}
         for variant, out in zip(variants, outputs, strict=True):
             dtype = tf.float64 if out.dtype == tf.float64 else tf.float32

@@ -63,6 +63,11 @@ class BuiltModel:
     heads: dict[str, Any]
     rows: list[LayerRow] = field(default_factory=list)
 
+    def __call__(self, x: Any, training: bool = False) -> list[Any]:
+        """The heads' outputs, always as a list (Keras returns a bare tensor for one head)."""
+        out = self.model(x, training=training)
+        return list(out) if isinstance(out, (list, tuple)) else [out]
+
     @property
     def total_params(self) -> int:
         return int(self.model.count_params())

@@ -228,7 +228,7 @@ def render_markdown(result: CompareResult) -> str:
         cells = [text for _, text in comparison_fields(c)]
         cells[-1] = f"**{cells[-1]}**"
         out.append("| " + " | ".join(cells) + " |")
-    if result.training:
+    if result.training and result.training["drift"]:
         variants = list(result.training["drift"])
         out += ["", "### Training", "", *training_lines(result.training), ""]
         out.append("| step | " + " | ".join(variants) + " |")
@@ -343,7 +343,7 @@ def _render_table(result: CompareResult, console: Any) -> None:
             console.print(block)
     console.print(Text(tolerance_line(result), style="dim"))
 
-    if result.training:
+    if result.training and result.training["drift"]:
         console.print()
         for line in training_lines(result.training):
             console.print(Text(line))

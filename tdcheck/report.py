@@ -107,7 +107,8 @@ class CompareResult:
                 )
             elif s.note:
                 need = f"; {s.note}"
-            return f"NOT EQUIVALENT: {len(self.failures)} of {n} comparisons failed{where}{need}"
+            noun = "comparison" if n == 1 else "comparisons"
+            return f"NOT EQUIVALENT: {len(self.failures)} of {n} {noun} failed{where}{need}"
         pairs = [c for c in self.comparisons if not c.involves_oracle]
         if pairs and all(c.stats.bitwise_equal for c in pairs):
             text = "EQUIVALENT: the variants are bitwise identical"
@@ -126,7 +127,7 @@ class CompareResult:
         if oracle:
             oracle_worst = max((c.stats.max_abs_diff or 0.0) for c in oracle)
             text += f"; oracle agrees to {_num(oracle_worst)}"
-        return f"{text} ({n} comparisons passed)"
+        return f"{text} ({n} {'comparison' if n == 1 else 'comparisons'} passed)"
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(

@@ -203,3 +203,15 @@ def test_config_object_and_keywords_combine():
     cfg = tdcheck.CompareConfig(hidden=7)
     r = tdcheck.compare(cfg, units=3)
     assert (r.config["hidden"], r.config["units"]) == (7, 3)
+
+
+@pytest.mark.parametrize("variant", ["dense", "time-distributed", "conv1d", "einsum"])
+def test_a_single_variant_is_checked_against_the_oracle(variant):
+    # Keras returns a bare tensor (not a list) for a one-output model.
+    r = tdcheck.compare(variants=variant, grad=True, train_steps=1, input="random")
+    assert r.passed, r.verdict()
+    assert [(c.kind, c.a, c.b, c.quantity) for c in r.comparisons] == [
+        ("output", variant, "oracle", "output"), ("gradient", variant, "oracle", "input"),
+    ]  # fmt: skip
+    assert r.comparisons[0].stats.shape_a == (1, 3, 2)
+    assert r.verdict().startswith("EQUIVALENT to the oracle within tolerance")
