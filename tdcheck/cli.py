@@ -82,7 +82,8 @@ def cli() -> None:
     """Check that Keras heads are the same computation: Dense vs TimeDistributed(Dense).
 
     Exit codes: 0 all comparisons pass, 1 some comparison fails, 2 bad usage or
-    input, 3 environment problem (e.g. --device gpu without a GPU).
+    input, 3 environment problem (e.g. --device gpu without a GPU), 130 interrupted.
+    Set TDCHECK_DEBUG=1 to see TensorFlow's logs and full tracebacks.
     """
 
 
