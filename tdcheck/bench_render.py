@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import io
-import json
 from typing import IO, Any
 
-from tdcheck.render import fmt, report_console
+from tdcheck.render import fmt, render_document, report_console
 
 BAR_WIDTH = 30
 
@@ -127,13 +125,7 @@ def _render_table(doc: dict[str, Any], console: Any) -> None:
 
 
 def render(doc: dict[str, Any], fmt_name: str) -> str:
-    if fmt_name == "json":
-        return json.dumps(doc, indent=2, allow_nan=False) + "\n"
-    if fmt_name == "markdown":
-        return render_markdown(doc)
-    buffer = io.StringIO()
-    render_table(doc, buffer, width=140)
-    return buffer.getvalue()
+    return render_document(doc, fmt_name, render_markdown, render_table)
 
 
 def check_plot_available() -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from tdcheck.report import CompareResult, Comparison
@@ -363,6 +364,22 @@ def _render_table(result: CompareResult, console: Any) -> None:
         console.print(Text("  " + line))
     for note in result.notes:
         console.print(Text("note: " + note, style="dim"))
+
+
+def render_document(
+    doc: dict[str, Any],
+    fmt_name: str,
+    markdown: Callable[[dict[str, Any]], str],
+    table: Callable[..., None],
+) -> str:
+    """A sweep or bench JSON document as text in one format (tables without colour, 140 wide)."""
+    if fmt_name == "json":
+        return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+    if fmt_name == "markdown":
+        return markdown(doc)
+    buffer = io.StringIO()
+    table(doc, buffer, width=PIPE_WIDTH)
+    return buffer.getvalue()
 
 
 def render(result: CompareResult, fmt_name: str, *, width: int | None = None) -> str:

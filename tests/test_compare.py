@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tdcheck
-from tdcheck.errors import ConfigError, EnvironmentProblem
+from tdcheck.errors import ConfigError
 
 
 @pytest.fixture(scope="module")
@@ -175,15 +175,6 @@ def test_input_file_sets_the_sizes(tmp_path):
     np.testing.assert_array_equal(r.arrays["input"], x)
     with pytest.raises(ConfigError, match="--features 4 disagrees with the input file"):
         tdcheck.compare(input=str(path), features=4)
-
-
-def test_gpu_request_without_gpu_is_an_environment_problem(has_gpu):
-    if has_gpu:
-        pytest.skip("a GPU is visible")
-    with pytest.raises(EnvironmentProblem) as info:
-        tdcheck.compare(device="gpu")
-    assert info.value.exit_code == 3
-    assert info.value.message.startswith("--device gpu: no GPU is visible to TensorFlow")
 
 
 @pytest.mark.gpu

@@ -193,13 +193,14 @@ def test_numerics_option_errors(options, message):
     assert info.value.message == message
 
 
-def test_device_both_without_gpu_exits_3(has_gpu):
+@pytest.mark.parametrize("device", ["gpu", "both"])
+def test_gpu_devices_without_gpu_are_an_environment_problem(has_gpu, device):
     if has_gpu:
         pytest.skip("a GPU is visible")
     with pytest.raises(EnvironmentProblem) as info:
-        tdcheck.compare(device="both")
+        tdcheck.compare(device=device)
     assert info.value.exit_code == 3
-    assert info.value.message.startswith("--device both: no GPU is visible to TensorFlow")
+    assert info.value.message.startswith(f"--device {device}: no GPU is visible to TensorFlow")
 
 
 @pytest.mark.gpu
