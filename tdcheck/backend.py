@@ -169,5 +169,7 @@ def error_text(exc: BaseException) -> str:
     text = getattr(exc, "message", None) or str(exc)
     text = text.split("\n\t [[")[0].split("\t [[")[0]
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    last = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", lines[-1]) if lines else ""
-    return f"{type(exc).__name__}: {last[:300] or 'no message'}"
+    if "Detected at node" in text:  # a graph error: the op's own message comes last
+        lines = lines[-1:]
+    message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", " ".join(lines))
+    return f"{type(exc).__name__}: {message[:300] or 'no message'}"

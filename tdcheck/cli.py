@@ -64,9 +64,10 @@ class TdcheckGroup(click.Group):
         except Exception as exc:  # TensorFlow failing at run time (e.g. out of memory), or a bug
             if os.environ.get("TDCHECK_DEBUG", "") not in ("", "0"):
                 raise
-            message = " ".join(str(exc).split())[:300] or "no message"
+            from tdcheck.backend import error_text
+
             code = _error(
-                f"unexpected {type(exc).__name__}: {message} (TDCHECK_DEBUG=1 shows the traceback)",
+                f"unexpected {error_text(exc)} (TDCHECK_DEBUG=1 shows the traceback)",
                 EXIT_ENVIRONMENT,
             )
         if not isinstance(code, int):

@@ -116,6 +116,7 @@ def run_sweep(
 ) -> SweepResult:
     """Run ``(grid index, config)`` cases in order; see the module docstring."""
     from tdcheck.api import Session, prepare
+    from tdcheck.backend import error_text
 
     session = Session()
     result = SweepResult(cases=[], grid_size=grid_size, shard=shard)
@@ -131,10 +132,8 @@ def run_sweep(
                 case = CaseResult(index, _safe_name(cfg), cfg.to_dict(), "errored",
                                   time.perf_counter() - start, error=exc.message)  # fmt: skip
             except Exception as exc:  # TensorFlow failing on this case
-                message = " ".join(str(exc).split())[:300]
                 case = CaseResult(index, _safe_name(cfg), cfg.to_dict(), "errored",
-                                  time.perf_counter() - start,
-                                  error=f"{type(exc).__name__}: {message}")  # fmt: skip
+                                  time.perf_counter() - start, error=error_text(exc))  # fmt: skip
             else:
                 if not result.environment:
                     result.environment = run.environment
