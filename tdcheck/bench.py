@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from tdcheck.config import CompareConfig
+from tdcheck.config import CompareConfig, check_choice
 from tdcheck.errors import ConfigError
 
 MODES = ("eager", "graph", "xla")
@@ -62,10 +62,7 @@ class BenchPlan:
             if not values:
                 raise ConfigError(f"{name}: give at least one value")
             for value in values:
-                if value not in choices:
-                    raise ConfigError(
-                        f"{name}: unknown value {value!r}; choose from {', '.join(choices)}"
-                    )
+                check_choice(name, value, choices)
         for name, sizes in (("--seq", self.seqs), ("--batch", self.batches)):
             if not sizes or any(v <= 0 for v in sizes):
                 raise ConfigError(f"{name}: sizes must be > 0 (got {list(sizes)})")

@@ -211,11 +211,11 @@ class CompareConfig:
                 raise ConfigError(f"--{name}: must be a whole number (got {value!r})")
             if value <= 0:
                 raise ConfigError(f"--{name}: must be > 0 (got {value})")
-        _check_choice("--rnn", self.rnn, RNN_CHOICES)
-        _check_choice("--weights", self.weights, WEIGHT_MODES)
-        _check_choice("--device", self.device, DEVICE_CHOICES)
-        _check_choice("--dtype", self.dtype, DTYPE_CHOICES)
-        _check_choice("--activation", self.activation, ACTIVATIONS)
+        check_choice("--rnn", self.rnn, RNN_CHOICES)
+        check_choice("--weights", self.weights, WEIGHT_MODES)
+        check_choice("--device", self.device, DEVICE_CHOICES)
+        check_choice("--dtype", self.dtype, DTYPE_CHOICES)
+        check_choice("--activation", self.activation, ACTIVATIONS)
         kernel = parse_initializer(self.initializer, "--initializer")
         bias = parse_initializer(self.bias_initializer, "--bias-initializer")
         variants = parse_variants(self.variants)
@@ -236,8 +236,8 @@ class CompareConfig:
                 raise ConfigError(f"--input: {self.input!r} is not a file")
             raise ConfigError(f"--input: no such file {self.input!r} (or use ones, random)")
         max_memory = parse_memory(self.max_memory)
-        _check_choice("--optimizer", self.optimizer, OPTIMIZERS)
-        _check_choice("--time-dim", self.time_dim, TIME_DIMS)
+        check_choice("--optimizer", self.optimizer, OPTIMIZERS)
+        check_choice("--time-dim", self.time_dim, TIME_DIMS)
         steps = self.train_steps
         if (
             isinstance(steps, bool)
@@ -376,6 +376,6 @@ def parse_lengths(spec: str | tuple[int, ...] | list[int]) -> tuple[int, ...]:
     return lengths
 
 
-def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
+def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(f"{option}: unknown value {value!r}; choose from {', '.join(choices)}")

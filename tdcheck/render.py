@@ -10,31 +10,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import os
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from tdcheck.report import CompareResult, Comparison
+from tdcheck.report import CompareResult, Comparison, fmt
 
 PIPE_WIDTH = 140
-
-
-def fmt(value: Any) -> str:
-    """Numbers for humans: 3 significant digits, exact zero as ``0``, None as ``n/a``."""
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if value == 0:
-            return "0"
-        if math.isnan(value) or math.isinf(value):
-            return str(value)
-        return f"{value:.3g}"
-    return str(value)
 
 
 def exact_value(value: float | None, dtype: str) -> str:

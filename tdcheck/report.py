@@ -97,13 +97,13 @@ class CompareResult:
             if s.worst_index is not None:
                 where = (
                     f"; worst {worst.label} at {list(s.worst_index)}: "
-                    f"{_num(s.worst_a)} vs {_num(s.worst_b)}"
+                    f"{fmt(s.worst_a)} vs {fmt(s.worst_b)}"
                 )
             need = ""
             if s.min_atol is not None and not s.exact:
                 need = (
-                    f"; would pass with atol >= {_num(s.min_atol)} (rtol {_num(s.rtol)})"
-                    f" or rtol >= {_num(s.min_rtol)} (atol {_num(s.atol)})"
+                    f"; would pass with atol >= {fmt(s.min_atol)} (rtol {fmt(s.rtol)})"
+                    f" or rtol >= {fmt(s.min_rtol)} (atol {fmt(s.atol)})"
                 )
             elif s.note:
                 need = f"; {s.note}"
@@ -119,14 +119,14 @@ class CompareResult:
             text = (
                 "EQUIVALENT within tolerance, not bitwise identical "
                 f"({len(differ)} of {len(pairs)} comparisons differ, by up to {ulp} ULP, "
-                f"max abs diff {_num(diff)})"
+                f"max abs diff {fmt(diff)})"
             )
         else:
             text = "EQUIVALENT to the oracle within tolerance"
         oracle = [c for c in self.comparisons if c.involves_oracle]
         if oracle:
             oracle_worst = max((c.stats.max_abs_diff or 0.0) for c in oracle)
-            text += f"; oracle agrees to {_num(oracle_worst)}"
+            text += f"; oracle agrees to {fmt(oracle_worst)}"
         return f"{text} ({n} {'comparison' if n == 1 else 'comparisons'} passed)"
 
     def to_dict(self) -> dict[str, Any]:
@@ -155,15 +155,21 @@ def _sort_key(value: float | None) -> float:
     return value
 
 
-def _num(value: float | None) -> str:
-    """Short, exact-enough text for a number: 3 significant digits, 0 stays 0."""
+def fmt(value: Any) -> str:
+    """Numbers for humans: 3 significant digits, exact zero as ``0``, None as ``n/a``."""
     if value is None:
         return "n/a"
-    if value == 0:
-        return "0"
-    if math.isinf(value) or math.isnan(value):
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
         return str(value)
-    return f"{value:.3g}"
+    if isinstance(value, float):
+        if value == 0:
+            return "0"
+        if math.isnan(value) or math.isinf(value):
+            return str(value)
+        return f"{value:.3g}"
+    return str(value)
 
 
 def to_jsonable(value: Any) -> Any:
