@@ -24,14 +24,6 @@ from tdcheck.config import CompareConfig, InitializerSpec
 from tdcheck.variants import VARIANTS, HeadSpec, layer_name
 
 _TRUNK_CLASSES = {"lstm": "LSTM", "gru": "GRU", "simple-rnn": "SimpleRNN"}
-#: Keras dtype policy per ``--dtype`` value.
-DTYPE_POLICIES = {
-    "float32": "float32",
-    "float64": "float64",
-    "float16": "float16",
-    "bfloat16": "bfloat16",
-    "mixed_float16": "mixed_float16",
-}
 
 
 @dataclass
@@ -118,7 +110,7 @@ def build_model(
     assert cfg.features is not None
     variants = variants or cfg.variants
     keras.utils.set_random_seed(cfg.seed)
-    policy = DTYPE_POLICIES[cfg.dtype]
+    policy = cfg.dtype  # every --dtype value is a Keras dtype policy name
     inputs = keras.Input((None, cfg.features), name="input", dtype=_input_dtype(cfg.dtype))
     connected = {"input": "-"}
     features, feeder = inputs, "input"
