@@ -75,6 +75,8 @@ class BenchPlan:
                 "--variants: bench needs 'dense' among the variants (ratios are to it)"
             )
         config = self.config.validated()
+        if config.device == "both":
+            raise ConfigError("--device both is for compare; bench one device at a time")
         for seq in self.seqs:
             for batch in self.batches:
                 dataclasses.replace(config, seq=seq, batch=batch).resolve_sizes(None).check_memory()
@@ -244,8 +246,6 @@ def run_bench(
     tf, keras = session.tf, session.keras
     cfg = plan.config
     device = select_devices(tf, cfg.device)[0]
-    if cfg.device == "both":
-        raise ConfigError("--device both is for compare; bench one device at a time")
 
     # Equivalence first, on the smallest cell, as compare would judge it.
     check_cfg = dataclasses.replace(

@@ -147,6 +147,7 @@ def test_plot_without_matplotlib_exits_3(runner, tmp_path, monkeypatch):
         (["--seq", "10,0"], "--seq: sizes must be > 0 (got [10, 0])"),
         (["--variants", "conv1d,einsum"], "--variants: bench needs 'dense' among the variants"),
         (["--plot", "x.svg"], "--plot: 'x.svg' must end in .png"),
+        (["--device", "both"], "--device both is for compare; bench one device at a time"),
     ],
 )
 def test_bench_usage_errors(runner, args, message):
