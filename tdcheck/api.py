@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -27,6 +28,8 @@ from tdcheck.inputs import load_npy, make_input
 from tdcheck.model import BuiltModel, build_model
 from tdcheck.report import ORACLE, CompareResult, Comparison
 from tdcheck.stats import ArrayStats, compare_arrays
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass
@@ -298,14 +301,21 @@ def _oracle_outputs(
 ) -> dict[str, np.ndarray]:
     """The float64 oracle for each variant's own head weights (computed once when shared)."""
     trunk = built.trunk_weights()
-    cache: dict[bytes, np.ndarray] = {}
+    return _per_head_weights(
+        built, lambda k, b: oracle.forward(x, cfg.rnn, trunk, k, b, cfg.activation, mask=mask)
+    )
+
+
+def _per_head_weights(built: BuiltModel, compute: Callable[[Any, Any], T]) -> dict[str, T]:
+    """``compute(kernel, bias)`` for every head, once per distinct weights (shared: once)."""
+    cache: dict[bytes, T] = {}
     result = {}
-    for v in cfg.variants:
-        kernel, bias = built.canonical_head_weights(v)
+    for variant in built.heads:
+        kernel, bias = built.canonical_head_weights(variant)
         key = kernel.tobytes() + bias.tobytes()
         if key not in cache:
-            cache[key] = oracle.forward(x, cfg.rnn, trunk, kernel, bias, cfg.activation, mask=mask)
-        result[v] = cache[key]
+            cache[key] = compute(kernel, bias)
+        result[variant] = cache[key]
     return result
 
 
@@ -372,27 +382,23 @@ def _gradient_checks(
     notes = [f"--grad: loss {gradients.LOSS}"]
     if not cfg.oracle:
         return notes
-    cache: dict[bytes, np.ndarray | None] = {}
-
-    def oracle_gradient(variant: str) -> np.ndarray | None:
-        kernel, bias = built.canonical_head_weights(variant)
-        key = kernel.tobytes() + bias.tobytes()  # shared weights: computed once
-        if key not in cache:
-            cache[key] = gradients.oracle_input_gradient(
-                x, r, rnn=cfg.rnn, trunk_weights=built.trunk_weights(), kernel=kernel,
-                bias=bias, activation=cfg.activation, mask=keras_mask,
-            )  # fmt: skip
-        return cache[key]
-
-    if oracle_gradient(reference) is None:
+    if x.size > gradients.MAX_FD_ELEMENTS:
         notes.append(
             f"--grad: no oracle input gradient: {x.size} input elements is over the "
             f"finite-difference limit of {gradients.MAX_FD_ELEMENTS}"
         )
         return notes
-    arrays["gradients/oracle/input"] = oracle_gradient(reference)  # type: ignore[assignment]
+    trunk = built.trunk_weights()
+    expected = _per_head_weights(
+        built,
+        lambda k, b: gradients.oracle_input_gradient(
+            x, r, rnn=cfg.rnn, trunk_weights=trunk, kernel=k, bias=b,
+            activation=cfg.activation, mask=keras_mask,
+        ),
+    )  # fmt: skip
+    arrays["gradients/oracle/input"] = expected[reference]  # type: ignore[assignment]
     for v in cfg.variants:
-        judge("gradient", v, ORACLE, grads[v]["input"], oracle_gradient(v), quantity="input")
+        judge("gradient", v, ORACLE, grads[v]["input"], expected[v], quantity="input")
     if cfg.activation in ("relu", "elu", "selu"):
         notes.append(
             f"--grad: the oracle's finite differences are not derivatives at the kink of "
