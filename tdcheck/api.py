@@ -25,7 +25,7 @@ from tdcheck.backend import (
 )
 from tdcheck.config import CompareConfig
 from tdcheck.inputs import load_npy, make_input
-from tdcheck.model import BuiltModel, build_model
+from tdcheck.model import TRUNK_WEIGHTS, BuiltModel, build_model
 from tdcheck.report import ORACLE, CompareResult, Comparison
 from tdcheck.stats import ArrayStats, compare_arrays
 
@@ -250,7 +250,7 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
         notes.append("--rnn none: the heads read the input directly; --hidden is not used")
     trunk = built.trunk_weights()
     if trunk is not None:
-        for key, value in zip(("kernel", "recurrent_kernel", "bias"), trunk, strict=True):
+        for key, value in zip(TRUNK_WEIGHTS, trunk, strict=True):
             arrays[f"weights/rnn/{key}"] = value
     for v in cfg.variants:
         kernel, bias = built.head_weights(v)

@@ -22,10 +22,10 @@ from typing import Any
 import numpy as np
 
 from tdcheck import oracle
+from tdcheck.model import TRUNK_WEIGHTS
 
 LOSS = "L = sum(valid * R * y), R ~ N(0, 1) from --seed (a vector-Jacobian product)"
 MAX_FD_ELEMENTS = 4096
-TRUNK_WEIGHTS = ("kernel", "recurrent_kernel", "bias")
 _FD_ROW_BUDGET = 32 * 1024**2  # float64 numbers per oracle batch
 
 

@@ -24,6 +24,8 @@ from tdcheck.config import CompareConfig, InitializerSpec
 from tdcheck.variants import VARIANTS, HeadSpec, layer_name
 
 _TRUNK_CLASSES = {"lstm": "LSTM", "gru": "GRU", "simple-rnn": "SimpleRNN"}
+#: The trunk's weights in the order Keras holds them (``trunk.get_weights()``).
+TRUNK_WEIGHTS = ("kernel", "recurrent_kernel", "bias")
 
 
 @dataclass

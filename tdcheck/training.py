@@ -18,7 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from tdcheck.gradients import TRUNK_WEIGHTS
+from tdcheck.model import TRUNK_WEIGHTS
+from tdcheck.stats import compare_arrays
 
 LOSS = "mean((y - T)^2) over valid positions, T ~ N(0, 1) from --seed"
 
@@ -99,7 +100,7 @@ def train(
     where = valid[..., None]
     for variant in variants[1:]:
         run.drift[variant] = [
-            float(np.max(np.abs(a.astype(np.float64) - b) * where))
+            float(compare_arrays(a, b, atol=0.0, rtol=0.0, where=where).max_abs_diff or 0.0)
             for a, b in zip(trajectories[variant], trajectories[reference], strict=True)
         ]
     return run
