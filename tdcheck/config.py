@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tdcheck.errors import ConfigError
-from tdcheck.tolerances import DEFAULT_TOLERANCES
+from tdcheck.tolerances import DEFAULT_TOLERANCES, default_tolerances
 from tdcheck.variants import VARIANT_NAMES
 
 DEFAULT_FEATURES = 4
@@ -320,7 +320,7 @@ class CompareConfig:
         """``(atol, rtol)``: the given ones, or the dtype's defaults."""
         if self.atol is not None and self.rtol is not None:
             return self.atol, self.rtol
-        return DEFAULT_TOLERANCES[self.dtype]
+        return default_tolerances(self.dtype)
 
     def estimated_bytes(self) -> int:
         """A generous estimate of the memory one run needs, before allocating it.
