@@ -10,7 +10,7 @@ smallest atol that would have passed, next to the default atol. docs/guide.md qu
 from __future__ import annotations
 
 import tdcheck
-from tdcheck.tolerances import DEFAULT_TOLERANCES
+from tdcheck.core.tolerances import DEFAULT_TOLERANCES
 
 
 def main() -> None:

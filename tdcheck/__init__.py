@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from tdcheck._version import __version__
-from tdcheck.config import CompareConfig
+from tdcheck.core.config import CompareConfig
 from tdcheck.errors import ConfigError, EnvironmentProblem, TdcheckError
 
 if TYPE_CHECKING:
-    from tdcheck.api import CompareRun
+    from tdcheck.commands.compare import CompareRun
 
 __all__ = [
     "CompareConfig",
@@ -30,7 +30,7 @@ __all__ = [
 
 
 def compare(config: CompareConfig | None = None, **options: Any) -> CompareRun:
-    """Run one comparison; see :func:`tdcheck.api.compare`."""
-    from tdcheck.api import compare as _compare
+    """Run one comparison; see :func:`tdcheck.commands.compare.compare`."""
+    from tdcheck.commands.compare import compare as _compare
 
     return _compare(config, **options)

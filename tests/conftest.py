@@ -12,14 +12,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 @pytest.fixture(scope="session")
 def tf_keras():
     """``(tf, keras)`` imported once, quietly."""
-    from tdcheck.backend import load_tensorflow
+    from tdcheck.engines.tensorflow import load_tensorflow
 
     return load_tensorflow()
 
 
 @pytest.fixture(scope="session")
 def has_gpu(tf_keras) -> bool:
-    from tdcheck.backend import gpu_names
+    from tdcheck.engines.tensorflow import gpu_names
 
     return bool(gpu_names(tf_keras[0]))
 

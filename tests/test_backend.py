@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from tdcheck.backend import error_text, short_device
+from tdcheck.engines.tensorflow import error_text, short_device
 
 
 def test_error_text_keeps_the_ops_own_message():
@@ -30,7 +30,7 @@ def test_short_device():
 def test_native_stderr_is_silenced_only_inside_the_block():
     code = (
         "import os, sys\n"
-        "from tdcheck.backend import quiet_native_stderr\n"
+        "from tdcheck.engines.tensorflow import quiet_native_stderr\n"
         "with quiet_native_stderr():\n"
         "    os.write(2, b'native noise\\n')\n"
         "os.write(2, b'after\\n')\n"

@@ -7,9 +7,9 @@ import json
 
 import pytest
 
-from tdcheck.bench import BenchPlan, Timing, apply_ratios, run_bench, time_calls
 from tdcheck.cli import cli
-from tdcheck.config import CompareConfig
+from tdcheck.commands.bench import BenchPlan, Timing, apply_ratios, run_bench, time_calls
+from tdcheck.core.config import CompareConfig
 from tdcheck.errors import ConfigError
 
 
@@ -163,7 +163,7 @@ def test_plan_validation_refuses_huge_cells():
 
 
 def test_a_variant_that_cannot_run_is_reported_not_fatal():
-    from tdcheck.bench_render import row_cells
+    from tdcheck.reports.bench_render import row_cells
 
     dense = Timing("dense", "xla", "dynamic", 10, 2, [1.0, 1.0], 0.1, 80)
     broken = Timing("time-distributed", "xla", "dynamic", 10, 2, [], 0.0, 80,
@@ -187,7 +187,7 @@ def test_dynamic_time_dim_reports_what_keras_really_computes():
     # vectorized_map path; whatever the installed version does, bench must say it.
     import numpy as np
 
-    from tdcheck.backend import load_tensorflow
+    from tdcheck.engines.tensorflow import load_tensorflow
 
     tf, keras = load_tensorflow()
     inp = keras.Input((None, 4))

@@ -282,12 +282,12 @@ def test_no_gpu_exits_3(runner, has_gpu):
 
 
 def test_unexpected_errors_are_one_line_exit_3(runner, monkeypatch):
-    import tdcheck.api
+    import tdcheck.commands.compare
 
     def boom(config):
         raise RuntimeError("OOM when allocating tensor\nwith shape [1,2]")
 
-    monkeypatch.setattr(tdcheck.api, "compare", boom)
+    monkeypatch.setattr(tdcheck.commands.compare, "compare", boom)
     monkeypatch.delenv("TDCHECK_DEBUG", raising=False)
     result = runner.invoke(cli, ["compare"])
     assert result.exit_code == 3

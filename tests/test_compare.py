@@ -42,7 +42,7 @@ def test_seed_constant_kernel_gives_equal_columns(seed_result):
     out = seed_result.arrays["outputs/dense"]
     np.testing.assert_array_equal(out[..., 0], out[..., 1])
     # ... and each output is 0.1 times the sum of the LSTM's 5 outputs at that step.
-    from tdcheck.oracle import lstm
+    from tdcheck.core.oracle import lstm
 
     arrays = seed_result.arrays
     trunk = lstm(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tdcheck.config import (
+from tdcheck.core.config import (
     ACTIVATIONS,
     CompareConfig,
     InitializerSpec,
@@ -151,7 +151,7 @@ def test_max_memory_raises_the_limit():
 
 
 def test_every_activation_has_an_oracle():
-    from tdcheck.oracle import ACTIVATIONS as ORACLE_ACTIVATIONS
+    from tdcheck.core.oracle import ACTIVATIONS as ORACLE_ACTIVATIONS
 
     assert set(ACTIVATIONS) == set(ORACLE_ACTIVATIONS)
 

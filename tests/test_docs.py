@@ -6,9 +6,9 @@ import importlib.util
 import re
 from pathlib import Path
 
-from tdcheck.config import ACTIVATIONS, INITIALIZERS
-from tdcheck.tolerances import DEFAULT_TOLERANCES
-from tdcheck.variants import VARIANT_NAMES
+from tdcheck.core.config import ACTIVATIONS, INITIALIZERS
+from tdcheck.core.tolerances import DEFAULT_TOLERANCES
+from tdcheck.core.variants import VARIANT_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 

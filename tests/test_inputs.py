@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from tdcheck.core.inputs import load_npy, make_input
 from tdcheck.errors import ConfigError
-from tdcheck.inputs import load_npy, make_input
 
 
 def test_make_input_kinds():

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import tdcheck
-from tdcheck.config import CompareConfig
-from tdcheck.model import trunk_initial_weights
+from tdcheck.core.config import CompareConfig
+from tdcheck.engines.keras_model import trunk_initial_weights
 
 
 @pytest.mark.parametrize(("rnn", "gates"), [("lstm", 4), ("gru", 3), ("simple-rnn", 1)])

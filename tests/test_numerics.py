@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import tdcheck
-from tdcheck import gradients, oracle
+from tdcheck.core import oracle
+from tdcheck.engines import gradients
 from tdcheck.errors import ConfigError, EnvironmentProblem
 
 TRUNKS = ["lstm", "gru", "simple-rnn", "none"]
@@ -95,9 +96,9 @@ def test_head_kernel_gradient_by_hand():
     (grad,) = [c for c in r.comparisons if c.quantity == "head.kernel"]
     assert grad.stats.shape_a == (4, 2)
     # the Keras gradient is saved only for the input; recompute it through the API instead
-    from tdcheck.backend import load_tensorflow
-    from tdcheck.config import CompareConfig
-    from tdcheck.model import build_model
+    from tdcheck.core.config import CompareConfig
+    from tdcheck.engines.keras_model import build_model
+    from tdcheck.engines.tensorflow import load_tensorflow
 
     tf, keras = load_tensorflow()
     cfg = CompareConfig(rnn="none", input="random", seq=3, batch=2).validated().resolve_sizes(None)
@@ -232,7 +233,7 @@ def test_deterministic_runs_give_byte_identical_json():
 
 def _keras_td_dynamic_is_correct(batch, seq):
     """Run TimeDistributed(Dense) in tf.function with an unknown length, independently."""
-    from tdcheck.backend import load_tensorflow
+    from tdcheck.engines.tensorflow import load_tensorflow
 
     tf, keras = load_tensorflow()
     inp = keras.Input((None, 5))

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tdcheck import oracle
-from tdcheck.config import ACTIVATIONS
+from tdcheck.core import oracle
+from tdcheck.core.config import ACTIVATIONS
 
 TRUNKS = {"lstm": "LSTM", "gru": "GRU", "simple-rnn": "SimpleRNN"}
 

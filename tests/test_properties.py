@@ -6,8 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import tdcheck
-from tdcheck.config import ACTIVATIONS
-from tdcheck.variants import VARIANT_NAMES
+from tdcheck.core.config import ACTIVATIONS
+from tdcheck.core.variants import VARIANT_NAMES
 
 configs = st.fixed_dictionaries(
     {

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from tdcheck.stats import compare_arrays, ulp_distance
+from tdcheck.core.stats import compare_arrays, ulp_distance
 
 
 def test_identical_arrays_are_bitwise_equal_and_pass():
@@ -173,7 +173,9 @@ def test_stats_module_never_imports_tensorflow():
     import subprocess
     import sys
 
-    code = "import sys, tdcheck.stats, tdcheck.report; print('tensorflow' in sys.modules)"
+    code = (
+        "import sys, tdcheck.core.stats, tdcheck.reports.result; print('tensorflow' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

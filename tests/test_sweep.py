@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tdcheck.cli import cli
-from tdcheck.config import CompareConfig
+from tdcheck.core.config import CompareConfig
+from tdcheck.core.grid import case_name, expand, parse_list, parse_shard, shard
 from tdcheck.errors import ConfigError
-from tdcheck.grid import case_name, expand, parse_list, parse_shard, shard
 
 
 def run(runner, *args, env=None):
@@ -266,10 +266,10 @@ def test_github_step_summary_is_appended(runner, tmp_path):
 
 
 def test_interrupt_writes_the_partial_report_and_exits_130(runner, tmp_path, monkeypatch):
-    import tdcheck.api
+    import tdcheck.commands.compare
 
     calls = {"n": 0}
-    real_run = tdcheck.api.Session.run
+    real_run = tdcheck.commands.compare.Session.run
 
     def run_then_interrupt(self, cfg, x):
         calls["n"] += 1
@@ -277,7 +277,7 @@ def test_interrupt_writes_the_partial_report_and_exits_130(runner, tmp_path, mon
             raise KeyboardInterrupt
         return real_run(self, cfg, x)
 
-    monkeypatch.setattr(tdcheck.api.Session, "run", run_then_interrupt)
+    monkeypatch.setattr(tdcheck.commands.compare.Session, "run", run_then_interrupt)
     out = tmp_path / "partial.json"
     result = run(runner, "sweep", "--seq", "2,3,4", "--output", str(out), "--quiet")
     assert result.exit_code == 130
@@ -292,8 +292,8 @@ def test_progress_bar_only_on_a_terminal(monkeypatch):
     import io
     import sys
 
-    from tdcheck.sweep import CaseResult
-    from tdcheck.sweep_progress import progress_reporter
+    from tdcheck.commands.sweep import CaseResult
+    from tdcheck.reports.progress import progress_reporter
 
     class Tty(io.StringIO):
         def isatty(self):

@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-from tdcheck.config import CompareConfig, parse_variants
+from tdcheck.core.config import CompareConfig, parse_variants
 from tdcheck.errors import ConfigError
 
 T = TypeVar("T")

@@ -17,9 +17,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from tdcheck.core.tolerances import DEFAULT_TOLERANCES, default_tolerances
+from tdcheck.core.variants import VARIANT_NAMES
 from tdcheck.errors import ConfigError
-from tdcheck.tolerances import DEFAULT_TOLERANCES, default_tolerances
-from tdcheck.variants import VARIANT_NAMES
 
 DEFAULT_FEATURES = 4
 DEFAULT_SEQ = 3

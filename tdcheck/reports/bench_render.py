@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import IO, Any
 
-from tdcheck.render import fmt, render_document, report_console
+from tdcheck.reports.render import fmt, render_document, report_console
 
 BAR_WIDTH = 30
 

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from tdcheck.config import CompareConfig, InitializerSpec
-from tdcheck.variants import VARIANTS, HeadSpec, layer_name
+from tdcheck.core.config import CompareConfig, InitializerSpec
+from tdcheck.core.variants import VARIANTS, HeadSpec, layer_name
 
 _TRUNK_CLASSES = {"lstm": "LSTM", "gru": "GRU", "simple-rnn": "SimpleRNN"}
 #: The trunk's weights in the order Keras holds them (``trunk.get_weights()``).

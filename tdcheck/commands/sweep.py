@@ -1,9 +1,10 @@
 """``tdcheck sweep``: run a grid of configurations in one process and collect the verdicts.
 
 TensorFlow is imported once and a model is built once for every configuration that differs
-only in batch size, sequence length or input (see :class:`tdcheck.api.Session`). A case that
-raises is recorded as errored and the sweep goes on; ``fail_fast`` stops at the first case that
-fails or errors; Ctrl-C stops the sweep and keeps what was done (``interrupted``).
+only in batch size, sequence length or input (see
+:class:`tdcheck.commands.compare.Session`). A case that raises is recorded as errored and
+the sweep goes on; ``fail_fast`` stops at the first case that fails or errors; Ctrl-C
+stops the sweep and keeps what was done (``interrupted``).
 
 The result serialises to the JSON document of ``tdcheck sweep --format json``::
 
@@ -18,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tdcheck.config import CompareConfig
+from tdcheck.core.config import CompareConfig
+from tdcheck.core.grid import case_name
 from tdcheck.errors import EnvironmentProblem, TdcheckError
-from tdcheck.grid import case_name
-from tdcheck.report import SCHEMA_VERSION, to_jsonable
+from tdcheck.reports.result import SCHEMA_VERSION, to_jsonable
 
 
 @dataclass
@@ -115,8 +116,8 @@ def run_sweep(
     on_case: Callable[[CaseResult], None] | None = None,
 ) -> SweepResult:
     """Run ``(grid index, config)`` cases in order; see the module docstring."""
-    from tdcheck.api import Session, prepare
-    from tdcheck.backend import error_text
+    from tdcheck.commands.compare import Session, prepare
+    from tdcheck.engines.tensorflow import error_text
 
     session = Session()
     result = SweepResult(cases=[], grid_size=grid_size, shard=shard)

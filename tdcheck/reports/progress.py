@@ -6,7 +6,7 @@ import contextlib
 import sys
 from collections.abc import Callable, Iterator
 
-from tdcheck.sweep import CaseResult
+from tdcheck.commands.sweep import CaseResult
 
 
 @contextlib.contextmanager

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from tdcheck.config import CompareConfig, check_choice
+from tdcheck.core.config import CompareConfig, check_choice
 from tdcheck.errors import ConfigError
 
 MODES = ("eager", "graph", "xla")
@@ -170,7 +170,7 @@ class BenchResult:
         return bool(self.equivalence.get("passed"))
 
     def to_dict(self) -> dict[str, Any]:
-        from tdcheck.report import SCHEMA_VERSION, to_jsonable
+        from tdcheck.reports.result import SCHEMA_VERSION, to_jsonable
 
         return to_jsonable(
             {
@@ -239,8 +239,8 @@ def run_bench(
     on_cell: Callable[[str], None] | None = None,
 ) -> BenchResult:
     """Check equivalence, then time every variant and the reference in every cell."""
-    from tdcheck.api import Session, prepare
-    from tdcheck.backend import environment, error_text, quiet, select_devices
+    from tdcheck.commands.compare import Session, prepare
+    from tdcheck.engines.tensorflow import environment, error_text, quiet, select_devices
 
     session = Session()
     tf, keras = session.tf, session.keras
@@ -337,7 +337,7 @@ def run_bench(
 
 def _matches(y: np.ndarray, dense: np.ndarray, cfg: CompareConfig) -> bool:
     """Same shape and within the configuration's tolerances."""
-    from tdcheck.stats import compare_arrays
+    from tdcheck.core.stats import compare_arrays
 
     atol, rtol = cfg.tolerances()
     return bool(compare_arrays(y, dense, atol=atol, rtol=rtol).passed)

@@ -14,8 +14,13 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from tdcheck import gradients, oracle
-from tdcheck.backend import (
+from tdcheck.core import oracle
+from tdcheck.core.config import CompareConfig
+from tdcheck.core.inputs import load_npy, make_input
+from tdcheck.core.stats import ArrayStats, compare_arrays
+from tdcheck.engines import gradients
+from tdcheck.engines.keras_model import TRUNK_WEIGHTS, BuiltModel, build_model
+from tdcheck.engines.tensorflow import (
     environment,
     error_text,
     load_tensorflow,
@@ -23,11 +28,7 @@ from tdcheck.backend import (
     select_devices,
     short_device,
 )
-from tdcheck.config import CompareConfig
-from tdcheck.inputs import load_npy, make_input
-from tdcheck.model import TRUNK_WEIGHTS, BuiltModel, build_model
-from tdcheck.report import ORACLE, CompareResult, Comparison
-from tdcheck.stats import ArrayStats, compare_arrays
+from tdcheck.reports.result import ORACLE, CompareResult, Comparison
 
 T = TypeVar("T")
 
@@ -227,7 +228,7 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
             notes += _gradient_checks(cfg, tf, built, x_model, valid, keras_mask, judge, arrays)
 
     if cfg.train_steps:
-        from tdcheck.training import train
+        from tdcheck.engines.training import train
 
         with quiet(), tf.device(devices[0]):
             run = train(cfg, tf, keras, built, x_model, valid)

@@ -1,7 +1,7 @@
 """JUnit XML for sweep reports: one ``testcase`` per case, ``failure``/``error`` with the numbers.
 
 The layout is the one GitHub, GitLab and Jenkins read: ``testsuites > testsuite > testcase``,
-``classname`` = ``tdcheck.sweep``, ``name`` = the case name built from its configuration.
+``classname`` = ``tdcheck.commands.sweep``, ``name`` = the case name built from its configuration.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from tdcheck.render import fmt
+from tdcheck.reports.render import fmt
 
 
 def comparison_text(c: dict[str, Any]) -> str:
@@ -44,7 +44,7 @@ def to_junit(doc: dict[str, Any]) -> str:
             ET.SubElement(props, "property", name=str(key), value=str(value))
     for case in doc["cases"]:
         tc = ET.SubElement(
-            suite, "testcase", classname="tdcheck.sweep", name=case["name"],
+            suite, "testcase", classname="tdcheck.commands.sweep", name=case["name"],
             time=f"{float(case.get('seconds') or 0):.3f}",
         )  # fmt: skip
         if case["status"] == "failed":

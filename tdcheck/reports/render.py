@@ -1,4 +1,4 @@
-"""Rendering a :class:`~tdcheck.report.CompareResult` as a table, Markdown or JSON.
+"""Rendering a :class:`~tdcheck.reports.result.CompareResult` as a table, Markdown or JSON.
 
 Tables use Rich, which honours ``NO_COLOR`` and writes plain text when the
 output is not a terminal. When the comparisons table is wider than
@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from tdcheck.report import CompareResult, Comparison, fmt
+from tdcheck.reports.result import CompareResult, Comparison, fmt
 
 PIPE_WIDTH = 140
 

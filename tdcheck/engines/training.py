@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from tdcheck.model import TRUNK_WEIGHTS
-from tdcheck.stats import compare_arrays
+from tdcheck.core.stats import compare_arrays
+from tdcheck.engines.keras_model import TRUNK_WEIGHTS
 
 LOSS = "mean((y - T)^2) over valid positions, T ~ N(0, 1) from --seed"
 
@@ -57,7 +57,7 @@ def train(
     cfg: Any, tf: Any, keras: Any, built: Any, x: np.ndarray, valid: np.ndarray
 ) -> TrainingRun:
     """Train one copy per variant for ``cfg.train_steps`` steps (eagerly)."""
-    from tdcheck.model import build_model
+    from tdcheck.engines.keras_model import build_model
 
     variants = tuple(built.heads)
     reference = variants[0]

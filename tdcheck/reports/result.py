@@ -5,7 +5,7 @@ document that ``--format json`` prints (non-finite numbers become the strings
 ``"inf"``, ``"-inf"`` and ``"nan"``, so the output is strict JSON).
 
 >>> import numpy as np
->>> from tdcheck.stats import compare_arrays
+>>> from tdcheck.core.stats import compare_arrays
 >>> c = Comparison("output", "a", "b", compare_arrays(np.zeros(2), np.zeros(2), atol=0, rtol=0))
 >>> bool(c), c.label
 (True, 'a vs b')
@@ -18,7 +18,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from tdcheck.stats import ArrayStats
+from tdcheck.core.stats import ArrayStats
 
 ORACLE = "oracle"
 SCHEMA_VERSION = 1

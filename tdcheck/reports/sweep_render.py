@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import IO, Any
 
-from tdcheck.render import fmt, render_document, report_console
+from tdcheck.reports.render import fmt, render_document, report_console
 
 #: Above this many cases the tables list only the failed and errored ones.
 MAX_LISTED = 50

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from tdcheck import oracle
-from tdcheck.model import TRUNK_WEIGHTS
+from tdcheck.core import oracle
+from tdcheck.engines.keras_model import TRUNK_WEIGHTS
 
 LOSS = "L = sum(valid * R * y), R ~ N(0, 1) from --seed (a vector-Jacobian product)"
 MAX_FD_ELEMENTS = 4096

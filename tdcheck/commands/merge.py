@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from tdcheck.commands.sweep import summarize
 from tdcheck.errors import ConfigError
-from tdcheck.sweep import summarize
 
 
 def load_report(path: str) -> dict[str, Any]:

@@ -1,0 +1,174 @@
+"""``tdcheck bench``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from tdcheck.cli.options import OPTIONS, apply_options, check_output
+from tdcheck.core.config import DEFAULT_FEATURES, DTYPE_CHOICES, RNN_CHOICES, CompareConfig
+from tdcheck.errors import ConfigError
+
+_BENCH_SHARED = ("initializer", "bias-initializer", "activation", "weights", "seed", "device",
+                 "atol", "rtol", "max-memory", "format", "output")  # fmt: skip
+
+
+@click.command("bench")
+@click.option(
+    "--features",
+    type=int,
+    default=DEFAULT_FEATURES,
+    show_default=True,
+    metavar="INT",
+    help="Input feature size (with --with-trunk).",
+)
+@click.option(
+    "--hidden",
+    type=int,
+    default=5,
+    show_default=True,
+    metavar="INT",
+    help="Trunk units: the size the heads read.",
+)
+@click.option("--units", type=int, default=2, show_default=True, metavar="INT", help="Head units.")
+@click.option(
+    "--seq",
+    default="10,100,1000",
+    show_default=True,
+    metavar="INT[,INT...]",
+    help="Sequence lengths to time (comma list).",
+)
+@click.option(
+    "--batch",
+    default="32",
+    show_default=True,
+    metavar="INT[,INT...]",
+    help="Batch sizes to time (comma list).",
+)
+@click.option(
+    "--rnn",
+    type=click.Choice(RNN_CHOICES),
+    default="lstm",
+    show_default=True,
+    help="Trunk, timed only with --with-trunk.",
+)
+@click.option(
+    "--dtype",
+    type=click.Choice(DTYPE_CHOICES),
+    default="float32",
+    show_default=True,
+    help="Model and input dtype.",
+)
+@click.option(
+    "--variants",
+    default="dense,time-distributed,conv1d,einsum",
+    show_default=True,
+    metavar="LIST",
+    help="Comma list of variants; must include dense.",
+)
+@click.option(
+    "--mode",
+    default="eager,graph",
+    show_default=True,
+    metavar="LIST",
+    help="Comma list from eager, graph (tf.function), xla (jit_compile=True).",
+)
+@click.option(
+    "--time-dim",
+    default="static",
+    show_default=True,
+    metavar="LIST",
+    help="Comma list from static, dynamic: the time dimension graph and xla trace "
+    "with (TimeDistributed loops when static, uses vectorized_map when dynamic).",
+)
+@click.option(
+    "--repeats",
+    type=int,
+    default=20,
+    show_default=True,
+    metavar="N",
+    help="Timed calls per measurement.",
+)
+@click.option(
+    "--warmup",
+    type=int,
+    default=3,
+    show_default=True,
+    metavar="N",
+    help="Untimed calls after the first (tracing) call.",
+)
+@click.option("--backward", is_flag=True, help="Time forward + backward (gradients).")
+@click.option("--with-trunk", is_flag=True, help="Time the whole model, not only the heads.")
+@click.option(
+    "--plot",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="PATH.png",
+    help="Write a PNG of time against sequence length (needs tdcheck[plot]).",
+)
+@apply_options([OPTIONS[name] for name in _BENCH_SHARED])
+def bench_command(
+    seq: str, batch: str, mode: str, time_dim: str, repeats: int, warmup: int, backward: bool,
+    with_trunk: bool, plot: str | None, format_: str, output: str | None, **options: Any,
+) -> int:  # fmt: skip
+    """Time each variant: medians, ratios to dense, throughput, efficiency against a matmul.
+
+    \b
+    Example:
+      tdcheck bench --seq 10,100,1000 --mode eager,graph --plot bench.png
+      tdcheck bench --hidden 64 --units 16 --mode graph,xla --time-dim static,dynamic
+    Exit codes: 0 timed, 1 the variants are not equivalent (timings flagged), 2 usage,
+    3 environment (e.g. --plot without matplotlib).
+    """
+    from tdcheck.commands.bench import BenchPlan
+    from tdcheck.core.grid import parse_list
+
+    config = CompareConfig(**options, input="random").validated()
+    plan = BenchPlan(
+        config=config,
+        seqs=tuple(parse_list("seq", seq)),
+        batches=tuple(parse_list("batch", batch)),
+        modes=tuple(parse_list("mode", mode)),
+        time_dims=tuple(parse_list("time-dim", time_dim)),
+        repeats=repeats, warmup=warmup, backward=backward, with_trunk=with_trunk,
+    ).validated()  # fmt: skip
+    output_format = check_output(output)
+    if plot is not None:
+        from tdcheck import files
+        from tdcheck.reports.bench_render import check_plot_available
+
+        files.check_output_path(plot, "--plot")
+        if not plot.lower().endswith(".png"):
+            raise ConfigError(f"--plot: {plot!r} must end in .png")
+        check_plot_available()
+
+    from tdcheck.commands.bench import run_bench
+    from tdcheck.reports.bench_render import render, render_table, write_plot
+
+    progress = _bench_progress()
+    doc = run_bench(plan, on_cell=progress).to_dict()
+    if progress is not None:
+        click.echo("\r\033[K", err=True, nl=False)  # clear the status line
+    if output is not None and output_format is not None:
+        from tdcheck import files
+
+        files.atomic_write_text(output, render(doc, output_format))
+    if plot is not None:
+        write_plot(doc, plot)
+    if format_ == "table":
+        render_table(doc, sys.stdout)
+    else:
+        click.echo(render(doc, format_), nl=False)
+    return 0 if doc["equivalent"] else 1
+
+
+def _bench_progress() -> Any:
+    """A one-line status on stderr per timed cell, only when stderr is a terminal."""
+    if not sys.stderr.isatty():
+        return None
+    return lambda text: click.echo(f"\rtiming {text}\033[K", err=True, nl=False)
+
+
+COMMANDS = [bench_command]

@@ -1,0 +1,64 @@
+"""``tdcheck compare``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from tdcheck.cli.options import COMMON_OPTIONS, apply_options, check_output, model_options
+from tdcheck.core.config import CompareConfig
+from tdcheck.errors import ConfigError
+
+
+@click.command("compare")
+@apply_options(model_options(grid=False))
+@apply_options(COMMON_OPTIONS)
+@click.option(
+    "--save-arrays",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="PATH.npz",
+    help="Save input, outputs and weights to an .npz archive.",
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
+def compare_command(
+    input_: str, format_: str, output: str | None, save_arrays: str | None, quiet: bool,
+    **options: Any,
+) -> int:  # fmt: skip
+    """Build the variants with the same weights, run them and compare the outputs.
+
+    \b
+    Example:
+      tdcheck compare --hidden 5 --seq 3
+      tdcheck compare --variants dense,time-distributed,conv1d --format json
+    """
+    from tdcheck import files
+
+    # Validate before anything heavy is imported: a bad option costs milliseconds.
+    config = CompareConfig(input=input_, **options).validated()
+    output_format = check_output(output)
+    if save_arrays is not None:
+        files.check_output_path(save_arrays, "--save-arrays")
+        if not save_arrays.endswith(".npz"):
+            raise ConfigError(f"--save-arrays: {save_arrays!r} must end in .npz")
+
+    from tdcheck.commands.compare import compare
+    from tdcheck.reports.render import render, render_table
+
+    result = compare(config)
+    if save_arrays is not None:
+        files.save_arrays(save_arrays, result.arrays)
+    if output is not None and output_format is not None:
+        files.atomic_write_text(output, render(result, output_format))
+    if quiet:
+        click.echo(result.verdict())
+    elif format_ == "table":
+        render_table(result, sys.stdout)
+    else:
+        click.echo(render(result, format_), nl=False)
+    return result.exit_code
+
+
+COMMANDS = [compare_command]

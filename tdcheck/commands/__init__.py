@@ -1,0 +1,1 @@
+"""Commands: the library API behind each CLI command (compare, sweep, merge, bench)."""

@@ -1,0 +1,1 @@
+"""Engines: the only code that imports a deep-learning framework (TensorFlow today)."""

@@ -1,0 +1,1 @@
+"""Reports: result objects and their renderers (table, JSON, Markdown, JUnit)."""
