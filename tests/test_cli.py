@@ -257,6 +257,7 @@ def test_save_arrays_keys(runner, tmp_path):
             "weights/rnn/bias", "weights/dense/kernel", "weights/dense/bias",
             "weights/time-distributed/kernel", "weights/time-distributed/bias",
             "weights/conv1d/kernel", "weights/conv1d/bias",
+            "meta/config.json", "meta/environment.json",
         }  # fmt: skip
         assert data["input"].shape == (1, 3, 4)
         assert data["weights/rnn/kernel"].shape == (4, 20)

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from tdcheck.cli.backend_options import BACKEND_OPTIONS
 from tdcheck.cli.options import COMMON_OPTIONS, apply_options, check_output, model_options
 from tdcheck.core.config import CompareConfig
 from tdcheck.errors import ConfigError
@@ -15,6 +16,7 @@ from tdcheck.errors import ConfigError
 @click.command("compare")
 @apply_options(model_options(grid=False))
 @apply_options(COMMON_OPTIONS)
+@apply_options(BACKEND_OPTIONS)
 @click.option(
     "--save-arrays",
     type=click.Path(dir_okay=False),
@@ -25,7 +27,7 @@ from tdcheck.errors import ConfigError
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
 def compare_command(
     input_: str, format_: str, output: str | None, save_arrays: str | None, quiet: bool,
-    **options: Any,
+    keras: str, **options: Any,
 ) -> int:  # fmt: skip
     """Build the variants with the same weights, run them and compare the outputs.
 
@@ -33,11 +35,12 @@ def compare_command(
     Example:
       tdcheck compare --hidden 5 --seq 3
       tdcheck compare --variants dense,time-distributed,conv1d --format json
+      tdcheck compare --backends tensorflow,jax --grad
     """
     from tdcheck import files
 
     # Validate before anything heavy is imported: a bad option costs milliseconds.
-    config = CompareConfig(input=input_, **options).validated()
+    config = CompareConfig(input=input_, keras=int(keras), **options).validated()
     output_format = check_output(output)
     if save_arrays is not None:
         files.check_output_path(save_arrays, "--save-arrays")
@@ -49,7 +52,10 @@ def compare_command(
 
     result = compare(config)
     if save_arrays is not None:
-        files.save_arrays(save_arrays, result.arrays)
+        from tdcheck.core.baseline import meta_arrays
+
+        meta = meta_arrays(result.config, result.environment)
+        files.save_arrays(save_arrays, {**result.arrays, **meta})
     if output is not None and output_format is not None:
         files.atomic_write_text(output, render(result, output_format))
     if quiet:

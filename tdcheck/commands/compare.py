@@ -19,15 +19,8 @@ from tdcheck.core.config import CompareConfig
 from tdcheck.core.inputs import load_npy, make_input
 from tdcheck.core.stats import ArrayStats, compare_arrays
 from tdcheck.engines import gradients
-from tdcheck.engines.keras_model import TRUNK_WEIGHTS, BuiltModel, build_model
-from tdcheck.engines.tensorflow import (
-    environment,
-    error_text,
-    load_tensorflow,
-    quiet,
-    select_devices,
-    short_device,
-)
+from tdcheck.engines.base import Engine, load_engine
+from tdcheck.engines.keras_model import TRUNK_WEIGHTS, BuiltModel
 from tdcheck.reports.result import ORACLE, CompareResult, Comparison
 
 T = TypeVar("T")
@@ -124,7 +117,9 @@ def compare(config: CompareConfig | None = None, **options: Any) -> CompareRun:
     :class:`~tdcheck.errors.EnvironmentProblem` (e.g. ``device='gpu'`` without one).
     """
     cfg, x = prepare(config, **options)
-    return Session().run(cfg, x)
+    from tdcheck.commands.backends import run_compare
+
+    return run_compare(cfg, x)
 
 
 #: Config fields that change the model itself; batch, seq and the input do not.
@@ -135,15 +130,18 @@ _MODEL_FIELDS = (
 
 
 class Session:
-    """TensorFlow loaded once, and models reused across configurations.
+    """An engine (TensorFlow unless ``engine`` names another) loaded once, and models reused
+    across configurations.
 
     A model's input is ``(None, features)``, so configurations that differ only in batch
     size, sequence length or input values run on the same built model (same seed, same
     weights) instead of building it again; ``tdcheck sweep`` relies on this.
     """
 
-    def __init__(self, max_models: int = 16) -> None:
-        self.tf, self.keras = load_tensorflow()
+    def __init__(self, max_models: int = 16, engine: str = "tensorflow") -> None:
+        self.engine: Engine = load_engine(engine)
+        self.keras = self.engine.keras
+        self.tf: Any = getattr(self.engine, "tf", None)  # bench's TensorFlow-only paths
         self.max_models = max_models
         self._models: dict[tuple[Any, ...], BuiltModel] = {}
 
@@ -152,8 +150,7 @@ class Session:
         key = (*(getattr(cfg, f) for f in _MODEL_FIELDS), cfg.lengths is not None, device)
         built = self._models.pop(key, None)
         if built is None:
-            with quiet(), self.tf.device(device):
-                built = build_model(cfg, self.keras)
+            built = self.engine.build(cfg, device)
             if len(self._models) >= self.max_models:
                 self._models.pop(next(iter(self._models)))  # least recently used
         self._models[key] = built
@@ -165,10 +162,10 @@ class Session:
 
 
 def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
-    tf, keras = session.tf, session.keras
-    devices = select_devices(tf, cfg.device)
+    engine = session.engine
+    devices = engine.select_devices(cfg.device)
     if cfg.deterministic:
-        tf.config.experimental.enable_op_determinism()
+        engine.set_deterministic()
     valid = valid_positions(cfg)
     where = valid[..., None] if cfg.lengths is not None else None
     judge = _Judge(cfg, valid)
@@ -178,24 +175,22 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
     training: dict[str, Any] | None = None
 
     built = session.model(cfg, devices[0])
-    x_model = x.astype(built.model.inputs[0].dtype)
+    x_model = x.astype(engine.input_dtype(built))
     mask_kept = {
         v: getattr(t, "_keras_mask", None) is not None
         for v, t in zip(cfg.variants, built.model.outputs, strict=True)
     }
     errors: dict[str, str] = {}
-    with quiet(), tf.device(devices[0]):
-        if cfg.time_dim == "dynamic":
-            outputs, errors, used_device = _dynamic_outputs(tf, keras, built, x_model)
-            notes.append(
-                "--time-dim dynamic: each head ran in tf.function traced with an unknown "
-                "sequence length, so TimeDistributed takes its vectorized_map path "
-                "(gradients and training still run eagerly)"
-            )
-        else:
-            tensors = built(x_model)
-            used_device = tensors[0].device
-            outputs = {v: np.asarray(t) for v, t in zip(cfg.variants, tensors, strict=True)}
+    if cfg.time_dim == "dynamic":
+        outputs, errors, used_device = engine.dynamic_outputs(built, x_model, devices[0])
+        notes.append(
+            "--time-dim dynamic: each head ran in tf.function traced with an unknown "
+            "sequence length, so TimeDistributed takes its vectorized_map path "
+            "(gradients and training still run eagerly)"
+        )
+    else:
+        tensors, used_device = engine.forward(built, x_model, devices[0])
+        outputs = dict(zip(cfg.variants, tensors, strict=True))
 
     arrays["input"] = x_model
     arrays.update({f"outputs/{v}": out for v, out in outputs.items()})
@@ -214,24 +209,20 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
         notes += _mask_notes(cfg, outputs, valid, keras_mask, mask_kept)
 
     if len(devices) > 1:
-        with quiet(), tf.device(devices[1]):
-            other = built(x_model)
-            other_name = short_device(other[0].device)
-        here = short_device(used_device)
+        other, other_name = engine.forward(built, x_model, devices[1])
+        here = used_device
         for v, t in zip(cfg.variants, other, strict=True):
             if v in outputs:  # (a head that raised on the dynamic path has no output here)
                 judge("cross-device", f"{v}@{other_name}", f"{v}@{here}", np.asarray(t),
                       outputs[v], where=where)  # fmt: skip
 
     if cfg.grad:
-        with quiet(), tf.device(devices[0]):
-            notes += _gradient_checks(cfg, tf, built, x_model, valid, keras_mask, judge, arrays)
+        notes += _gradient_checks(
+            cfg, engine, devices[0], built, x_model, valid, keras_mask, judge, arrays
+        )
 
     if cfg.train_steps:
-        from tdcheck.engines.training import train
-
-        with quiet(), tf.device(devices[0]):
-            run = train(cfg, tf, keras, built, x_model, valid)
+        run = engine.train(cfg, built, x_model, valid, devices[0])
         for v in cfg.variants[1:]:
             for quantity, value in run.weights[v].items():
                 judge("trained-weights", v, reference, value, run.weights[reference][quantity],
@@ -258,7 +249,7 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
         arrays[f"weights/{v}/kernel"] = kernel
         arrays[f"weights/{v}/bias"] = bias
 
-    env = environment(tf, keras, used_device)
+    env = engine.environment(used_device)
     env["deterministic"] = cfg.deterministic
     return CompareRun(
         config=cfg.to_dict(),
@@ -270,31 +261,6 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
         training=training,
         arrays=arrays,
     )
-
-
-def _dynamic_outputs(
-    tf: Any, keras: Any, built: BuiltModel, x: np.ndarray
-) -> tuple[dict[str, np.ndarray], dict[str, str], str]:
-    """Run each head in ``tf.function`` traced with ``TensorSpec([None, None, features])``.
-
-    A head that raises is reported in the errors, not fatal: the others still run.
-    """
-    spec = tf.TensorSpec([None, None, x.shape[-1]], built.model.inputs[0].dtype)
-    outputs: dict[str, np.ndarray] = {}
-    errors: dict[str, str] = {}
-    device = ""
-    xt = tf.constant(x)
-    for index, variant in enumerate(built.heads):
-        sub = keras.Model(built.model.inputs, built.model.outputs[index])
-        fn = tf.function(lambda t, sub=sub: sub(t, training=False), input_signature=[spec])
-        try:
-            tensor = fn(xt)
-        except Exception as exc:  # e.g. a Keras bug on this path
-            errors[variant] = error_text(exc)
-            continue
-        device = device or tensor.device
-        outputs[variant] = np.asarray(tensor)
-    return outputs, errors, device
 
 
 def _oracle_outputs(
@@ -363,7 +329,8 @@ def _mask_notes(
 
 def _gradient_checks(
     cfg: CompareConfig,
-    tf: Any,
+    engine: Engine,
+    device: str,
     built: BuiltModel,
     x: np.ndarray,
     valid: np.ndarray,
@@ -373,7 +340,7 @@ def _gradient_checks(
 ) -> list[str]:
     """Gradient comparisons: each variant against the reference and, for the input, the oracle."""
     r = gradients.cotangent((*x.shape[:2], cfg.units), cfg.seed, valid)
-    grads = gradients.keras_gradients(tf, built, x, r)
+    grads = engine.gradients(built, x, r, device)
     reference = cfg.variants[0]
     for v in cfg.variants[1:]:
         for quantity, value in grads[v].items():

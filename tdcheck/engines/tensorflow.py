@@ -17,6 +17,9 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
+from tdcheck.engines.base import Engine
 from tdcheck.errors import EnvironmentProblem
 
 
@@ -173,3 +176,84 @@ def error_text(exc: BaseException) -> str:
         lines = lines[-1:]
     message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", " ".join(lines))
     return f"{type(exc).__name__}: {message[:300] or 'no message'}"
+
+
+class TensorFlowEngine(Engine):
+    """Keras 3 on TensorFlow: the default engine."""
+
+    name = "tensorflow"
+    tf: Any = None
+
+    def load(self) -> None:
+        self.tf, self.keras = load_tensorflow()
+
+    def versions(self) -> dict[str, str]:
+        return {"tensorflow": self.tf.__version__, "keras": self.keras.__version__}
+
+    def tf32_setting(self) -> bool | None:
+        return bool(self.tf.config.experimental.tensor_float_32_execution_enabled())
+
+    def set_tf32(self, on: bool) -> None:
+        self.tf.config.experimental.enable_tensor_float_32_execution(on)
+
+    def set_deterministic(self) -> None:
+        self.tf.config.experimental.enable_op_determinism()
+
+    def gpu_names(self) -> list[str]:
+        return gpu_names(self.tf)
+
+    def on(self, device: str) -> contextlib.AbstractContextManager[Any]:
+        return self.tf.device(device if device.startswith("/") else f"/{device}")
+
+    def forward(self, built: Any, x: np.ndarray, device: str) -> tuple[list[np.ndarray], str]:
+        with quiet(), self.on(device):
+            tensors = built(x)
+        return [np.asarray(t) for t in tensors], short_device(tensors[0].device)
+
+    def gradients(
+        self, built: Any, x: np.ndarray, r: np.ndarray, device: str
+    ) -> dict[str, dict[str, np.ndarray]]:
+        from tdcheck.engines.gradients import keras_gradients
+
+        with quiet(), self.on(device):
+            return keras_gradients(self.tf, built, x, r)
+
+    def train(self, cfg: Any, built: Any, x: np.ndarray, valid: np.ndarray, device: str) -> Any:
+        from tdcheck.engines.training import train
+
+        with quiet(), self.on(device):
+            return train(cfg, self.tf, self.keras, built, x, valid)
+
+    def dynamic_outputs(
+        self, built: Any, x: np.ndarray, device: str
+    ) -> tuple[dict[str, np.ndarray], dict[str, str], str]:
+        """Run each head in ``tf.function`` traced with ``TensorSpec([None, None, features])``.
+
+        A head that raises is reported in the errors, not fatal: the others still run.
+        """
+        tf = self.tf
+        spec = tf.TensorSpec([None, None, x.shape[-1]], built.model.inputs[0].dtype)
+        outputs: dict[str, np.ndarray] = {}
+        errors: dict[str, str] = {}
+        used = ""
+        with quiet(), self.on(device):
+            xt = tf.constant(x)
+            for index, variant in enumerate(built.heads):
+                sub = self.keras.Model(built.model.inputs, built.model.outputs[index])
+                fn = tf.function(lambda t, sub=sub: sub(t, training=False), input_signature=[spec])
+                try:
+                    tensor = fn(xt)
+                except Exception as exc:  # e.g. a Keras bug on this path
+                    errors[variant] = error_text(exc)
+                    continue
+                used = used or tensor.device
+                outputs[variant] = np.asarray(tensor)
+        return outputs, errors, short_device(used)
+
+    def environment(self, device: str) -> dict[str, Any]:
+        env = super().environment(device)
+        env["onednn"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")
+        return env
+
+
+ENGINE = TensorFlowEngine
