@@ -42,6 +42,8 @@ ENGINE_NAMES = (*BACKENDS, "keras2")
 LABELS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch", "keras2": "TensorFlow"}
 VERSION_KEYS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "keras2": "tensorflow"}
 TF32_CHOICES = ("default", "on", "off")
+#: Engines that can run ``--train-steps``.
+TRAINING_ENGINES = ("tensorflow",)
 #: TF32 unit roundoff: a 10-bit mantissa.
 TF32_UNIT_ROUNDOFF = 2.0**-11
 TF32_TOLERANCES = (4 * TF32_UNIT_ROUNDOFF, 4 * TF32_UNIT_ROUNDOFF)
@@ -82,6 +84,19 @@ def parse_engines(spec: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     if len(names) < 2:
         raise ConfigError("--backends: give at least two, e.g. tensorflow,jax")
     return names
+
+
+def check_supported(engine: str, *, time_dim: str, train_steps: int) -> None:
+    """Refuse (exit 2), before anything loads, what an engine cannot do yet."""
+    if time_dim == "dynamic" and engine not in ("tensorflow", "keras2"):
+        raise ConfigError(
+            f"--time-dim dynamic traces TensorFlow's tf.function; not available on {engine}"
+        )
+    if train_steps and engine not in TRAINING_ENGINES:
+        raise ConfigError(
+            f"--train-steps is not supported on {engine} yet (supported: "
+            f"{', '.join(TRAINING_ENGINES)})"
+        )
 
 
 def cross_tolerances(dtype: str, *, tf32: bool) -> tuple[float, float]:

@@ -20,6 +20,7 @@ from typing import Any
 from tdcheck.core.backends import (
     BACKENDS,
     TF32_CHOICES,
+    check_supported,
     default_backend,
     engine_name,
     parse_engines,
@@ -276,12 +277,14 @@ class CompareConfig:
         backends = parse_engines(self.backends) if self.backends is not None else None
         if backends is not None and (self.backend is not None or self.keras != 3):
             raise ConfigError("--backends runs several backends: leave out --backend and --keras")
+        for engine in backends or (engine_name(backend, self.keras),):
+            check_supported(engine, time_dim=self.time_dim, train_steps=steps)
         check_choice("--tf32", self.tf32, TF32_CHOICES)
         if self.baseline is not None and not os.path.isfile(self.baseline):
             raise ConfigError(f"--baseline: no such file {self.baseline!r}")
         return dataclasses.replace(
             self,
-            backend=backend,
+            backend=None if backends else backend,
             backends=backends,
             initializer=str(kernel),
             bias_initializer=str(bias),

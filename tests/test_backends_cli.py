@@ -1,0 +1,164 @@
+"""compare --backend/--backends/--baseline end to end (workers are real processes)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from tdcheck.cli import cli
+from tdcheck.engines.base import installed
+
+needs_jax = pytest.mark.skipif(not installed("jax"), reason="jax not installed")
+needs_keras2 = pytest.mark.skipif(not installed("keras2"), reason="tf_keras not installed")
+
+
+def run(runner, *args):
+    return runner.invoke(cli, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
+
+
+@needs_jax
+def test_backends_adds_cross_backend_comparisons(runner):
+    result = run(runner, "compare", "--backends", "tensorflow,jax", "--grad", "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    cross = [c for c in doc["comparisons"] if c["kind"] == "cross-backend"]
+    assert [(c["a"], c["b"], c["quantity"]) for c in cross] == [
+        ("dense@jax", "dense@tensorflow", "input"),
+        ("time-distributed@jax", "time-distributed@tensorflow", "input"),
+        ("dense@jax", "dense@tensorflow", "output"),
+        ("time-distributed@jax", "time-distributed@tensorflow", "output"),
+    ]
+    for c in cross:
+        assert c["passed"] is True
+        assert (c["atol"], c["rtol"]) == (1e-5, 1.3e-6)
+        assert 0 < c["max_abs_diff"] < 1e-7  # measured 3.7e-9 (outputs), 6.5e-9 (input grads)
+    own = [(c["a"], c["b"]) for c in doc["comparisons"] if c["kind"] == "output"]
+    assert own == [
+        ("time-distributed@tensorflow", "dense@tensorflow"), ("dense@tensorflow", "oracle"),
+        ("time-distributed@tensorflow", "oracle"), ("time-distributed@jax", "dense@jax"),
+        ("dense@jax", "oracle"), ("time-distributed@jax", "oracle"),
+    ]  # fmt: skip
+    env = doc["environment"]
+    assert set(env["backends"]) == {"tensorflow", "jax"}
+    assert env["backends"]["jax"]["jax"] and env["backends"]["tensorflow"]["tensorflow"]
+    assert doc["config"]["backends"] == ["tensorflow", "jax"]
+    assert doc["notes"][0].startswith(
+        "--backends: every variant on jax is compared with tensorflow (kind cross-backend) "
+        "with atol 1e-05, rtol 1.3e-06"
+    )
+
+
+@needs_jax
+def test_backend_jax_runs_in_a_worker_here(runner):
+    # TensorFlow's Keras is loaded in this test process: JAX must run in a worker.
+    result = run(runner, "compare", "--backend", "jax", "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["environment"]["backend"] == "jax"
+    assert doc["config"]["backend"] == "jax"
+    assert "tensorflow" not in doc["environment"]
+    assert len(doc["comparisons"]) == 3
+
+
+@needs_keras2
+def test_keras2_is_bitwise_keras3_on_tensorflow(runner):
+    result = run(runner, "compare", "--backends", "tensorflow,keras2", "--format", "json")
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    cross = [c for c in doc["comparisons"] if c["kind"] == "cross-backend"]
+    assert len(cross) == 2 and all(c["bitwise_equal"] for c in cross)
+    assert doc["environment"]["backends"]["keras2"]["keras"].startswith("2.")
+
+
+def _save(runner, path, *extra):
+    result = run(runner, "compare", "--quiet", "--input", "random", "--grad",
+                 "--save-arrays", str(path), *extra)  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+
+def test_baseline_same_machine_is_bitwise(runner, tmp_path):
+    base = tmp_path / "base.npz"
+    _save(runner, base)
+    with np.load(base, allow_pickle=False) as data:
+        config = json.loads(data["meta/config.json"].tobytes())
+        env = json.loads(data["meta/environment.json"].tobytes())
+    assert config["hidden"] == 5 and config["input"] == "random"
+    assert env["backend"] == "tensorflow"
+    result = run(runner, "compare", "--input", "random", "--grad", "--baseline", str(base),
+                 "--format", "json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    found = [(c["a"], c["b"], c["quantity"]) for c in doc["comparisons"] if c["kind"] == "baseline"]
+    assert found == [
+        ("dense", "dense@baseline", "input"),
+        ("time-distributed", "time-distributed@baseline", "input"),
+        ("dense", "dense@baseline", "output"),
+        ("time-distributed", "time-distributed@baseline", "output"),
+    ]
+    assert all(c["bitwise_equal"] for c in doc["comparisons"] if c["kind"] == "baseline")
+    assert doc["notes"][-1].startswith(f"--baseline: 4 comparison(s) against {base} (TensorFlow")
+
+
+def test_baseline_refuses_another_configuration(runner, tmp_path):
+    base = tmp_path / "base.npz"
+    _save(runner, base)
+    result = run(runner, "compare", "--input", "random", "--hidden", "8", "--seed", "3",
+                 "--baseline", str(base))  # fmt: skip
+    assert result.exit_code == 2
+    assert result.output == (
+        f"tdcheck: error: --baseline: {str(base)!r} was made with another configuration: "
+        "hidden (5 vs 8); seed (0 vs 3)\n"
+    )
+    result = run(runner, "compare", "--baseline", str(base))  # ones, not random
+    assert result.exit_code == 2
+    assert "was made from another input (its values differ" in result.output
+
+
+def test_baseline_refuses_files_that_are_not_archives(runner, tmp_path):
+    junk = tmp_path / "junk.npz"
+    junk.write_bytes(b"not a zip")
+    result = run(runner, "compare", "--baseline", str(junk))
+    assert result.exit_code == 2
+    assert "is not an archive written by --save-arrays" in result.output
+    bare = tmp_path / "bare.npz"
+    np.savez(bare, input=np.ones((1, 3, 4), np.float32))
+    result = run(runner, "compare", "--baseline", str(bare))
+    assert result.exit_code == 2
+    assert "has no meta/config.json" in result.output
+    result = run(runner, "compare", "--baseline", str(tmp_path / "missing.npz"))
+    assert result.exit_code == 2
+    assert "--baseline: no such file" in result.output
+
+
+def test_baseline_judges_a_changed_output(runner, tmp_path):
+    base = tmp_path / "base.npz"
+    _save(runner, base)
+    with np.load(base, allow_pickle=False) as data:
+        arrays = dict(data)
+    arrays["outputs/dense"] = arrays["outputs/dense"] + np.float32(1e-3)
+    np.savez(base, **arrays)
+    result = run(
+        runner, "compare", "--input", "random", "--baseline", str(base), "--format", "json"
+    )
+    assert result.exit_code == 1
+    doc = json.loads(result.output)
+    (bad,) = [c for c in doc["comparisons"] if not c["passed"]]
+    assert (bad["kind"], bad["a"], bad["b"]) == ("baseline", "dense", "dense@baseline")
+    assert (bad["mismatched"], bad["total"]) == (6, 6)
+    assert bad["max_abs_diff"] == pytest.approx(1e-3, rel=1e-3)
+
+
+@needs_jax
+def test_baseline_from_tensorflow_judged_on_jax(runner, tmp_path):
+    base = tmp_path / "base.npz"
+    _save(runner, base)
+    result = run(runner, "compare", "--input", "random", "--grad", "--backend", "jax",
+                 "--baseline", str(base), "--format", "json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    judged = [c for c in doc["comparisons"] if c["kind"] == "baseline"]
+    assert len(judged) == 4
+    assert not all(c["bitwise_equal"] for c in judged)  # another backend's kernels
+    assert all(c["passed"] and c["max_abs_diff"] < 1e-7 for c in judged)
