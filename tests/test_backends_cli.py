@@ -162,3 +162,21 @@ def test_baseline_from_tensorflow_judged_on_jax(runner, tmp_path):
     assert len(judged) == 4
     assert not all(c["bitwise_equal"] for c in judged)  # another backend's kernels
     assert all(c["passed"] and c["max_abs_diff"] < 1e-7 for c in judged)
+
+
+@needs_jax
+def test_training_on_jax_against_tensorflow(runner):
+    result = run(runner, "compare", "--backends", "tensorflow,jax", "--train-steps", "3",
+                 "--optimizer", "adam", "--input", "random", "--format", "json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    trained = [(c["a"], c["b"]) for c in doc["comparisons"]
+               if c["kind"] == "cross-backend" and c["quantity"] == "trained output"]  # fmt: skip
+    assert trained == [
+        ("dense@jax", "dense@tensorflow"), ("time-distributed@jax", "time-distributed@tensorflow"),
+    ]  # fmt: skip
+    jax_own = [c for c in doc["comparisons"] if c["a"] == "time-distributed@jax"
+               and c["kind"] in ("trained-weights", "trained-output")]  # fmt: skip
+    assert len(jax_own) == 6  # 3 trunk + 2 head weights + the trained output
+    assert all(c["passed"] for c in doc["comparisons"])
+    assert len(doc["training"]["losses"]["dense"]) == 3

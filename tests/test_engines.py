@@ -209,3 +209,47 @@ def test_backend_validation_is_idempotent():
     assert cfg.to_dict()["backends"] == ["tensorflow", "jax"]
     single = CompareConfig(backend="torch").validated()
     assert single.validated() == single
+
+
+def test_tf32_cross_device_rule():
+    from tdcheck.core.backends import tf32_cross_device
+
+    assert tf32_cross_device("float32", (None, None), True) == (2.0**-9, 2.0**-9)
+    assert tf32_cross_device("float32", (None, None), False) is None
+    assert tf32_cross_device("float32", (None, None), None) is None  # no GPU
+    assert tf32_cross_device("float64", (None, None), True) is None
+    assert tf32_cross_device("float32", (1e-6, 0.0), True) is None  # the user's tolerances
+
+
+def test_cross_device_uses_tf32_tolerances_when_tf32_is_on(monkeypatch, tf_keras):
+    # No GPU here: stand a second CPU in for the GPU and report TF32 on, to check the wiring.
+    import tdcheck
+    from tdcheck.engines.tensorflow import TensorFlowEngine
+
+    monkeypatch.setattr(TensorFlowEngine, "select_devices", lambda self, r: ["CPU:0", "CPU:0"])
+    monkeypatch.setattr(TensorFlowEngine, "tf32", lambda self: True)
+    run = tdcheck.compare(device="both")
+    cross = [c for c in run.comparisons if c.kind == "cross-device"]
+    assert [(c.a, c.b) for c in cross] == [
+        ("dense@CPU:0", "dense@CPU:0"), ("time-distributed@CPU:0", "time-distributed@CPU:0"),
+    ]  # fmt: skip
+    assert all((c.stats.atol, c.stats.rtol) == (2.0**-9, 2.0**-9) for c in cross)
+    others = [c for c in run.comparisons if c.kind != "cross-device"]
+    assert all((c.stats.atol, c.stats.rtol) == (1e-5, 1.3e-6) for c in others)
+    assert any(note.startswith("TF32 is on: float32 matmuls on the GPU") for note in run.notes)
+    assert run.environment["tf32"] is True
+
+
+@pytest.mark.gpu
+def test_tf32_switch_on_a_gpu(has_gpu):
+    import tdcheck
+
+    if not has_gpu:
+        pytest.skip("no GPU")
+    on = tdcheck.compare(device="both", tf32="on", hidden=64, seq=20, input="random")
+    assert on.environment["tf32"] is True
+    assert {c.stats.atol for c in on.comparisons if c.kind == "cross-device"} == {2.0**-9}
+    off = tdcheck.compare(device="both", tf32="off", hidden=64, seq=20, input="random")
+    assert off.environment["tf32"] is False
+    assert {c.stats.atol for c in off.comparisons if c.kind == "cross-device"} == {1e-5}
+    assert off.passed

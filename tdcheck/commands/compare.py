@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from tdcheck.core import oracle
+from tdcheck.core.backends import TF32_NOTE, tf32_cross_device
 from tdcheck.core.config import CompareConfig
 from tdcheck.core.inputs import load_npy, make_input
 from tdcheck.core.stats import ArrayStats, compare_arrays
@@ -158,6 +159,8 @@ class Session:
 
     def run(self, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
         """Compare for a validated, resolved ``cfg`` and its input (see :func:`prepare`)."""
+        if cfg.tf32 != "default":
+            self.engine.set_tf32(cfg.tf32 == "on")
         return _run(self, cfg, x)
 
 
@@ -211,9 +214,15 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
     if len(devices) > 1:
         other, other_name = engine.forward(built, x_model, devices[1])
         here = used_device
+        cross = judge
+        tf32 = tf32_cross_device(cfg.dtype, (cfg.atol, cfg.rtol), engine.tf32())
+        if tf32 is not None:  # TF32's 10-bit mantissa on the GPU side
+            cross = _Judge(dataclasses.replace(cfg, atol=tf32[0], rtol=tf32[1]), valid)
+            cross.comparisons = judge.comparisons
+            notes.append(TF32_NOTE.format(tf32[0]))
         for v, t in zip(cfg.variants, other, strict=True):
             if v in outputs:  # (a head that raised on the dynamic path has no output here)
-                judge("cross-device", f"{v}@{other_name}", f"{v}@{here}", np.asarray(t),
+                cross("cross-device", f"{v}@{other_name}", f"{v}@{here}", np.asarray(t),
                       outputs[v], where=where)  # fmt: skip
 
     if cfg.grad:

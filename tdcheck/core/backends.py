@@ -43,7 +43,7 @@ LABELS = {"tensorflow": "TensorFlow", "jax": "JAX", "torch": "PyTorch", "keras2"
 VERSION_KEYS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "keras2": "tensorflow"}
 TF32_CHOICES = ("default", "on", "off")
 #: Engines that can run ``--train-steps``.
-TRAINING_ENGINES = ("tensorflow",)
+TRAINING_ENGINES = ENGINE_NAMES
 #: TF32 unit roundoff: a 10-bit mantissa.
 TF32_UNIT_ROUNDOFF = 2.0**-11
 TF32_TOLERANCES = (4 * TF32_UNIT_ROUNDOFF, 4 * TF32_UNIT_ROUNDOFF)
@@ -86,8 +86,13 @@ def parse_engines(spec: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return names
 
 
-def check_supported(engine: str, *, time_dim: str, train_steps: int) -> None:
+def check_supported(engine: str, *, time_dim: str, train_steps: int, dtype: str = "") -> None:
     """Refuse (exit 2), before anything loads, what an engine cannot do yet."""
+    if train_steps and engine == "keras2" and dtype == "mixed_float16":
+        raise ConfigError(
+            "--train-steps with mixed_float16 is not supported with Keras 2 (its loss-scale "
+            "optimizer has another API)"
+        )
     if time_dim == "dynamic" and engine not in ("tensorflow", "keras2"):
         raise ConfigError(
             f"--time-dim dynamic traces TensorFlow's tf.function; not available on {engine}"
@@ -109,6 +114,31 @@ def cross_tolerances(dtype: str, *, tf32: bool) -> tuple[float, float]:
     if tf32 and dtype in ("float32", "mixed_float16"):
         return max(atol, TF32_TOLERANCES[0]), max(rtol, TF32_TOLERANCES[1])
     return atol, rtol
+
+
+def tf32_cross_device(
+    dtype: str, given: tuple[float | None, float | None], tf32: bool | None
+) -> tuple[float, float] | None:
+    """The tolerances of a cross-device comparison when TF32 changes them, else None.
+
+    Only float32 work runs in TF32, only when TF32 is on (on a GPU), and tolerances the user
+    gave (``--atol/--rtol``) are kept.
+
+    >>> tf32_cross_device("float32", (None, None), True)
+    (0.001953125, 0.001953125)
+    >>> tf32_cross_device("float32", (1e-6, 1e-6), True) is None
+    True
+    """
+    if not tf32 or given != (None, None) or dtype not in ("float32", "mixed_float16"):
+        return None
+    return cross_tolerances(dtype, tf32=True)
+
+
+TF32_NOTE = (
+    "TF32 is on: float32 matmuls on the GPU round their inputs to a 10-bit mantissa, so the "
+    "cross-device comparisons use atol = rtol = 4 * 2**-11 = {:.3g} (docs/backends.md); "
+    "--tf32 off compares float32 with float32"
+)
 
 
 def framework_text(env: dict[str, Any]) -> str:

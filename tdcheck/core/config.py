@@ -278,7 +278,7 @@ class CompareConfig:
         if backends is not None and (self.backend is not None or self.keras != 3):
             raise ConfigError("--backends runs several backends: leave out --backend and --keras")
         for engine in backends or (engine_name(backend, self.keras),):
-            check_supported(engine, time_dim=self.time_dim, train_steps=steps)
+            check_supported(engine, time_dim=self.time_dim, train_steps=steps, dtype=self.dtype)
         check_choice("--tf32", self.tf32, TF32_CHOICES)
         if self.baseline is not None and not os.path.isfile(self.baseline):
             raise ConfigError(f"--baseline: no such file {self.baseline!r}")

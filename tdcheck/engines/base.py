@@ -209,7 +209,18 @@ class Engine(abc.ABC):
         self, cfg: CompareConfig, built: BuiltModel, x: np.ndarray, valid: np.ndarray, device: str
     ) -> TrainingRun:
         """Train one copy per variant (see :mod:`tdcheck.engines.training`)."""
-        raise ConfigError(f"--train-steps is not supported on the {self.name} backend yet")
+        from tdcheck.engines.training import train
+
+        return train(cfg, self, built, x, valid, device)
+
+    @abc.abstractmethod
+    def train_step(
+        self, built: BuiltModel, optimizer: Any, x: np.ndarray, target: np.ndarray,
+        weight: np.ndarray, device: str,
+    ) -> tuple[np.ndarray, float]:  # fmt: skip
+        """One optimizer step on ``loss = sum(weight * (y - target)**2)`` (the loss scaled
+        by a mixed-precision optimizer's ``scale_loss``); returns the output before the update
+        and the loss."""
 
     def dynamic_outputs(
         self, built: BuiltModel, x: np.ndarray, device: str

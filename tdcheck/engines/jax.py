@@ -15,7 +15,12 @@ from typing import Any
 import numpy as np
 
 from tdcheck.engines.base import Engine, quiet
-from tdcheck.engines.keras3 import load_keras, stateless_outputs, trainable_index
+from tdcheck.engines.keras3 import (
+    load_keras,
+    stateless_outputs,
+    trainable_index,
+    without_tensorflow_seed,
+)
 
 
 class JaxEngine(Engine):
@@ -29,6 +34,10 @@ class JaxEngine(Engine):
         jax.config.update("jax_enable_x64", True)
         self.jax = jax
         self.keras = load_keras("jax")
+
+    def build(self, cfg: Any, device: str, variants: tuple[str, ...] | None = None) -> Any:
+        with without_tensorflow_seed():
+            return super().build(cfg, device, variants)
 
     def versions(self) -> dict[str, str]:
         import jaxlib
@@ -89,6 +98,29 @@ class JaxEngine(Engine):
                 gx, gp = jax.grad(loss, argnums=(0, 1))(xt, trainable)
             result[variant] = trainable_index(built, variant, np.asarray(gx), gp)
         return result
+
+    def train_step(
+        self, built: Any, optimizer: Any, x: np.ndarray, target: np.ndarray,
+        weight: np.ndarray, device: str,
+    ) -> tuple[np.ndarray, float]:  # fmt: skip
+        jax, jnp = self.jax, self.jax.numpy
+        model = built.model
+        target_device = self._device(device)
+        trainable = [jax.device_put(v.value, target_device) for v in model.trainable_variables]
+        frozen = [jax.device_put(v.value, target_device) for v in model.non_trainable_variables]
+        xt = jax.device_put(x, target_device)
+
+        def loss_fn(params: list[Any]) -> Any:
+            out, _ = model.stateless_call(params, frozen, xt, training=True)
+            y = out.astype(target.dtype)
+            loss = jnp.sum(weight * jnp.square(y - target))
+            scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+            return scaled, (out, loss)
+
+        with quiet(), self.on(device):
+            (_, (raw, loss)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
+            optimizer.apply(grads, model.trainable_variables)
+        return np.asarray(raw), float(loss)
 
 
 ENGINE = JaxEngine

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import sys
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -42,6 +44,33 @@ def load_keras(backend: str) -> Any:
 
         absl.logging.set_verbosity(absl.logging.ERROR)
     return keras
+
+
+@contextlib.contextmanager
+def without_tensorflow_seed() -> Iterator[None]:
+    """Keep ``keras.utils.set_random_seed`` from importing TensorFlow (2-5 s) on JAX or torch.
+
+    Keras seeds TensorFlow's RNG too whenever TensorFlow is installed (for ``tf.data``
+    pipelines); tdcheck draws its numbers from NumPy and seeded initializers, so a JAX or torch
+    process needs no TensorFlow. Uses Keras's lazy-module flag; if that ever changes, Keras
+    simply imports TensorFlow as before.
+    """
+    if "tensorflow" in sys.modules:
+        yield
+        return
+    try:
+        from keras.src.utils import rng_utils
+
+        lazy = rng_utils.tf
+        saved = lazy._available
+    except (ImportError, AttributeError):
+        yield
+        return
+    lazy._available = False
+    try:
+        yield
+    finally:
+        lazy._available = saved
 
 
 def stateless_outputs(built: Any, values: Any, x: Any) -> list[Any]:

@@ -218,11 +218,24 @@ class TensorFlowEngine(Engine):
         with quiet(), self.on(device):
             return keras_gradients(self.tf, built, x, r)
 
-    def train(self, cfg: Any, built: Any, x: np.ndarray, valid: np.ndarray, device: str) -> Any:
-        from tdcheck.engines.training import train
-
+    def train_step(
+        self, built: Any, optimizer: Any, x: np.ndarray, target: np.ndarray,
+        weight: np.ndarray, device: str,
+    ) -> tuple[np.ndarray, float]:  # fmt: skip
+        tf = self.tf
+        params = built.model.trainable_weights
         with quiet(), self.on(device):
-            return train(cfg, self.tf, self.keras, built, x, valid)
+            with tf.GradientTape() as tape:
+                raw = built.model(x, training=True)
+                y = tf.cast(raw, target.dtype.name)
+                loss = tf.reduce_sum(weight * tf.square(y - target))
+                scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+            grads = tape.gradient(scaled, params)
+            self.apply(optimizer, grads, params)
+        return np.asarray(raw), float(loss)
+
+    def apply(self, optimizer: Any, grads: list[Any], params: list[Any]) -> None:
+        optimizer.apply(grads, params)
 
     def dynamic_outputs(
         self, built: Any, x: np.ndarray, device: str

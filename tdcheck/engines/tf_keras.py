@@ -15,10 +15,8 @@ import sys
 import types
 from typing import Any
 
-import numpy as np
-
 from tdcheck.engines.tensorflow import TensorFlowEngine, _without_pyplot, quiet_native_stderr
-from tdcheck.errors import ConfigError, EnvironmentProblem
+from tdcheck.errors import EnvironmentProblem
 
 
 class TfKerasEngine(TensorFlowEngine):
@@ -44,8 +42,8 @@ class TfKerasEngine(TensorFlowEngine):
     def versions(self) -> dict[str, str]:
         return {"tensorflow": self.tf.__version__, "keras": self.keras.__version__}
 
-    def train(self, cfg: Any, built: Any, x: np.ndarray, valid: np.ndarray, device: str) -> Any:
-        raise ConfigError("--train-steps is not supported with --keras 2 yet")
+    def apply(self, optimizer: Any, grads: list[Any], params: list[Any]) -> None:
+        optimizer.apply_gradients(zip(grads, params, strict=True))  # Keras 2 has no apply()
 
 
 ENGINE = TfKerasEngine

@@ -15,7 +15,13 @@ from typing import Any
 import numpy as np
 
 from tdcheck.engines.base import Engine, quiet
-from tdcheck.engines.keras3 import load_keras, stateless_outputs, to_numpy, trainable_index
+from tdcheck.engines.keras3 import (
+    load_keras,
+    stateless_outputs,
+    to_numpy,
+    trainable_index,
+    without_tensorflow_seed,
+)
 
 
 class TorchEngine(Engine):
@@ -27,6 +33,10 @@ class TorchEngine(Engine):
         import torch
 
         self.torch = torch
+
+    def build(self, cfg: Any, device: str, variants: tuple[str, ...] | None = None) -> Any:
+        with without_tensorflow_seed():
+            return super().build(cfg, device, variants)
 
     def versions(self) -> dict[str, str]:
         return {"torch": str(self.torch.__version__), "keras": self.keras.__version__}
@@ -92,6 +102,23 @@ class TorchEngine(Engine):
                 ]
                 result[variant] = trainable_index(built, variant, to_numpy(filled[0]), filled[1:])
         return result
+
+    def train_step(
+        self, built: Any, optimizer: Any, x: np.ndarray, target: np.ndarray,
+        weight: np.ndarray, device: str,
+    ) -> tuple[np.ndarray, float]:  # fmt: skip
+        torch = self.torch
+        target_device = self._device(device)
+        variables = built.model.trainable_variables
+        with quiet(), self.on(device):
+            raw = built.model(torch.as_tensor(x, device=target_device), training=True)
+            t = torch.as_tensor(target, device=target_device)
+            w = torch.as_tensor(weight, device=target_device)
+            loss = torch.sum(w * torch.square(raw.to(t.dtype) - t))
+            scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+            grads = torch.autograd.grad(scaled, [v.value for v in variables])
+            optimizer.apply(list(grads), variables)
+        return to_numpy(raw), float(loss.detach())
 
 
 ENGINE = TorchEngine
