@@ -6,11 +6,13 @@ the largest cross-backend difference of the outputs (and of the input gradients)
 atol that would have passed at the default rtol, the default atol, and the oracle difference
 for scale. docs/backends.md quotes it.
 
-    python benchmarks/backend_differences.py
+    python benchmarks/backend_differences.py          # every case
+    python benchmarks/backend_differences.py H256     # the cases whose label contains H256
 """
 
 from __future__ import annotations
 
+import sys
 import time
 
 import tdcheck
@@ -34,7 +36,10 @@ def main() -> None:
     print("| configuration | trunk | dtype | backend | max abs diff (outputs) | min atol needed "
           "| max abs diff (input grad) | default atol | oracle max abs diff |")  # fmt: skip
     print("|---|---|---|---|---:|---:|---:|---:|---:|")
+    wanted = sys.argv[1] if len(sys.argv) > 1 else ""
     for label, options in CASES:
+        if wanted not in label:
+            continue
         for rnn in TRUNKS:
             for dtype in DTYPES:
                 if label.startswith("seed") and dtype == "float64" and rnn != "lstm":

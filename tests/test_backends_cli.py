@@ -72,6 +72,21 @@ def test_keras2_is_bitwise_keras3_on_tensorflow(runner):
     assert doc["environment"]["backends"]["keras2"]["keras"].startswith("2.")
 
 
+@needs_jax
+def test_backends_share_the_first_backends_weights(runner):
+    # Keras's seeded glorot_uniform draws other head weights on JAX than on TensorFlow.
+    result = run(runner, "compare", "--backends", "tensorflow,jax", "--initializer",
+                 "glorot_uniform", "--hidden", "8", "--input", "random", "--format", "json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["notes"][1] == (
+        "--backends: jax drew other initial weights than tensorflow (Keras's seeded random "
+        "initializers differ per backend), so it ran from tensorflow's weights"
+    )
+    cross = [c for c in doc["comparisons"] if c["kind"] == "cross-backend"]
+    assert len(cross) == 2 and all(c["max_abs_diff"] < 1e-6 for c in cross)
+
+
 def _save(runner, path, *extra):
     result = run(runner, "compare", "--quiet", "--input", "random", "--grad",
                  "--save-arrays", str(path), *extra)  # fmt: skip
@@ -98,7 +113,8 @@ def test_baseline_same_machine_is_bitwise(runner, tmp_path):
         ("time-distributed", "time-distributed@baseline", "output"),
     ]
     assert all(c["bitwise_equal"] for c in doc["comparisons"] if c["kind"] == "baseline")
-    assert doc["notes"][-1].startswith(f"--baseline: 4 comparison(s) against {base} (TensorFlow")
+    assert doc["notes"][-2].startswith(f"--baseline: 4 comparison(s) against {base} (TensorFlow")
+    assert doc["notes"][-1].startswith("--baseline: the model started from the baseline's weights")
 
 
 def test_baseline_refuses_another_configuration(runner, tmp_path):
@@ -180,3 +196,57 @@ def test_training_on_jax_against_tensorflow(runner):
     assert len(jax_own) == 6  # 3 trunk + 2 head weights + the trained output
     assert all(c["passed"] for c in doc["comparisons"])
     assert len(doc["training"]["losses"]["dense"]) == 3
+
+
+@needs_jax
+def test_sweep_backend_axis_reuses_one_worker(runner):
+    result = run(runner, "sweep", "--backend", "tensorflow,jax", "--hidden", "4,6",
+                 "--format", "json", "--quiet")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output.startswith("PASSED: 4 passed, 0 failed, 0 errored of 4 cases")
+    result = run(runner, "sweep", "--backend", "tensorflow,jax", "--hidden", "4,6",
+                 "--format", "json")  # fmt: skip
+    doc = json.loads(result.output)
+    assert [c["name"] for c in doc["cases"]] == [
+        "lstm4-f4-u2-s3-b1-float32-dense+time-distributed",
+        "lstm6-f4-u2-s3-b1-float32-dense+time-distributed",
+        "lstm4-f4-u2-s3-b1-float32-dense+time-distributed-jax",
+        "lstm6-f4-u2-s3-b1-float32-dense+time-distributed-jax",
+    ]
+    assert set(doc["environment"]["backends"]) == {"tensorflow", "jax"}
+    assert doc["environment"]["backends"]["jax"]["backend"] == "jax"
+
+
+def test_worker_runner_reuses_one_process_per_engine(monkeypatch):
+    import numpy as np
+
+    from tdcheck.commands import backends
+    from tdcheck.commands.compare import prepare
+
+    started = []
+
+    class FakeWorker:
+        def __init__(self, engine):
+            started.append(engine)
+            self.engine = engine
+
+        def submit(self, cfg, x):
+            self.cfg = cfg
+
+        def result(self):
+            return self.cfg.hidden
+
+        def close(self):
+            started.append(f"closed {self.engine}")
+
+    monkeypatch.setattr(backends, "Worker", FakeWorker)
+    monkeypatch.setattr("tdcheck.engines.base.can_load_here", lambda name: False)
+    monkeypatch.setattr("tdcheck.engines.base.installed", lambda name: True)
+    with backends.EngineRunner() as runner:
+        got = []
+        for backend in ("jax", "torch", "jax", "torch"):
+            cfg, x = prepare(backend=backend, hidden=len(got) + 1)
+            got.append(runner.run(cfg, x))
+    assert got == [1, 2, 3, 4]
+    assert started == ["jax", "torch", "closed jax", "closed torch"]
+    assert isinstance(x, np.ndarray)

@@ -35,6 +35,13 @@ from tdcheck.errors import ConfigError
     metavar="K/N",
     help="Run only shard K of N (1 <= K <= N): case i goes to shard i % N + 1.",
 )
+@click.option(
+    "--backend",
+    default=None,
+    metavar="LIST",
+    help="Keras 3 backends, a grid axis: comma list from tensorflow, jax, torch (one process "
+    "each, reused across cases).  [default: $KERAS_BACKEND, else tensorflow]",
+)
 @click.option("--fail-fast", is_flag=True, help="Stop at the first case that fails or errors.")
 @click.option(
     "--max-cases",

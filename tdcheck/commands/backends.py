@@ -22,7 +22,6 @@ import os
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -32,6 +31,7 @@ from tdcheck.core import baseline as baseline_io
 from tdcheck.core.backends import cross_tolerances
 from tdcheck.core.config import CompareConfig
 from tdcheck.core.stats import ArrayStats, compare_arrays
+from tdcheck.engines.base import weights_of
 from tdcheck.errors import EXIT_ENVIRONMENT, ConfigError, EnvironmentProblem, TdcheckError
 from tdcheck.reports.result import ORACLE, Comparison
 
@@ -45,16 +45,26 @@ COMPARED = ("outputs/", "gradients/", "trained/outputs/")
 def run_compare(cfg: CompareConfig, x: np.ndarray) -> CompareRun:
     """Run a validated, resolved config (see :func:`tdcheck.commands.compare.prepare`)."""
     base = baseline_io.load(cfg.baseline, cfg.max_memory) if cfg.baseline is not None else None
+    weights = None
     if base is not None:
         baseline_io.check_matches(base, cfg, x)
-    run = run_across(cfg, x) if cfg.backends else run_on_engine(cfg, x)
+        weights = weights_of(base.arrays) or None
+    run = run_across(cfg, x, weights) if cfg.backends else run_on_engine(cfg, x, weights)
     if base is not None:
         add_baseline_comparisons(run, base, cfg)
+        if weights:
+            run.notes.append(
+                "--baseline: the model started from the baseline's weights (Keras's seeded "
+                "random initializers draw other numbers on another backend)"
+            )
     return run
 
 
-def run_on_engine(cfg: CompareConfig, x: np.ndarray) -> CompareRun:
-    """Run on ``cfg.engine``: here when possible, else in a worker process."""
+def run_on_engine(
+    cfg: CompareConfig, x: np.ndarray, weights: dict[str, np.ndarray] | None = None
+) -> CompareRun:
+    """Run on ``cfg.engine`` (from ``weights`` when given): here when possible, else in a
+    worker process."""
     from tdcheck.engines.base import can_load_here, require_installed
 
     name = cfg.engine
@@ -62,9 +72,11 @@ def run_on_engine(cfg: CompareConfig, x: np.ndarray) -> CompareRun:
     if can_load_here(name):
         from tdcheck.commands.compare import Session
 
-        return Session(engine=name).run(cfg, x)
+        session = Session(engine=name)
+        session.use_weights(weights)
+        return session.run(cfg, x)
     with Worker(name) as worker:
-        worker.submit(cfg, x)
+        worker.submit(cfg, x, weights)
         return worker.result()
 
 
@@ -79,19 +91,47 @@ def engine_config(cfg: CompareConfig, engine: str) -> CompareConfig:
     )
 
 
-def run_across(cfg: CompareConfig, x: np.ndarray) -> CompareRun:
-    """Run on every engine of ``cfg.backends`` in parallel workers and combine the reports."""
+def run_across(
+    cfg: CompareConfig, x: np.ndarray, weights: dict[str, np.ndarray] | None = None
+) -> CompareRun:
+    """Run on every engine of ``cfg.backends`` in parallel workers and combine the reports.
+
+    Every engine must start from the same weights. The trunk's are NumPy-drawn, and constant
+    head initializers agree everywhere, but Keras's seeded random initializers draw other
+    numbers on each backend: an engine whose initial weights differ from the first engine's
+    runs again (in the same worker, no new start-up) from the first engine's weights.
+    """
     from tdcheck.engines.base import require_installed
 
     assert cfg.backends
-    for name in cfg.backends:
+    names = list(cfg.backends)
+    for name in names:
         require_installed(name)
+    notes = []
     with contextlib.ExitStack() as stack:
-        workers = {name: stack.enter_context(Worker(name)) for name in cfg.backends}
+        workers = {name: stack.enter_context(Worker(name)) for name in names}
         for name, worker in workers.items():
-            worker.submit(engine_config(cfg, name), x)
+            worker.submit(engine_config(cfg, name), x, weights)
         runs = {name: worker.result() for name, worker in workers.items()}
-    return combine(cfg, runs)
+        reference = weights_of(runs[names[0]].arrays)
+        rerun = [n for n in names[1:] if not _same(weights_of(runs[n].arrays), reference)]
+        for name in rerun:
+            workers[name].submit(engine_config(cfg, name), x, reference)
+        for name in rerun:
+            runs[name] = workers[name].result()
+    if rerun:
+        notes.append(
+            f"--backends: {', '.join(rerun)} drew other initial weights than {names[0]} "
+            f"(Keras's seeded random initializers differ per backend), so "
+            f"{'they' if len(rerun) > 1 else 'it'} ran from {names[0]}'s weights"
+        )
+    run = combine(cfg, runs)
+    run.notes[1:1] = notes
+    return run
+
+
+def _same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def combine(cfg: CompareConfig, runs: dict[str, CompareRun]) -> CompareRun:
@@ -246,13 +286,19 @@ class Worker:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def submit(self, cfg: CompareConfig, x: np.ndarray) -> None:
+    def submit(
+        self, cfg: CompareConfig, x: np.ndarray, weights: dict[str, np.ndarray] | None = None
+    ) -> None:
         self._count += 1
         directory = Path(self._tmp.name) / f"request-{self._count}"
         directory.mkdir()
         request = {"engine": self.engine, "config": cfg.to_dict()}
         (directory / "request.json").write_text(json.dumps(request), encoding="utf-8")
         np.save(directory / "input.npy", x, allow_pickle=False)
+        if weights:
+            from tdcheck.commands.worker import save_npz
+
+            save_npz(directory / "weights.npz", weights)
         assert self._process.stdin is not None
         try:
             self._process.stdin.write(json.dumps({"dir": str(directory)}) + "\n")
@@ -341,8 +387,53 @@ def comparison_from_dict(doc: dict[str, Any]) -> Comparison:
     return Comparison(doc["kind"], doc["a"], doc["b"], stats, doc.get("quantity", "output"))
 
 
-@contextlib.contextmanager
-def workers(names: list[str]) -> Iterator[dict[str, Worker]]:
-    """One worker per engine, all ended on exit (sweep reuses them across cases)."""
-    with contextlib.ExitStack() as stack:
-        yield {name: stack.enter_context(Worker(name)) for name in names}
+class EngineRunner:
+    """Runs configurations on whichever engine each names, reusing what it started: the
+    engine that can load in this process runs here (one :class:`Session`), every other in one
+    :class:`Worker` kept for the next configuration on it. ``tdcheck sweep`` with a
+    ``--backend`` axis so pays one start-up per backend, not one per case."""
+
+    def __init__(self) -> None:
+        self._sessions: dict[str, Any] = {}
+        self._workers: dict[str, Worker] = {}
+
+    def __enter__(self) -> EngineRunner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
+        from tdcheck.engines.base import can_load_here, require_installed
+
+        name = cfg.engine
+        if name in self._sessions:
+            return self._sessions[name].run(cfg, x)
+        require_installed(name)
+        if name not in self._workers and can_load_here(name):
+            from tdcheck.commands.compare import Session
+
+            self._sessions[name] = Session(engine=name)
+            return self._sessions[name].run(cfg, x)
+        if name not in self._workers:
+            self._workers[name] = Worker(name)
+        self._workers[name].submit(cfg, x)
+        return self._workers[name].result()
+
+    def close(self) -> None:
+        for worker in self._workers.values():
+            worker.close()
+        self._workers.clear()
+
+
+def merge_environment(target: dict[str, Any], env: dict[str, Any]) -> None:
+    """Add a case's environment to a sweep's: the first one, then under ``backends`` one per
+    backend once a second backend appears (the sweep's environment names every backend)."""
+    if not target:
+        target.update(env)
+        return
+    first, name = target.get("backend", "tensorflow"), env.get("backend", "tensorflow")
+    if name == first and "backends" not in target:
+        return
+    backends = target.setdefault("backends", {first: dict(target)})
+    backends.setdefault(name, env)

@@ -20,7 +20,7 @@ from tdcheck.core.config import CompareConfig
 from tdcheck.core.inputs import load_npy, make_input
 from tdcheck.core.stats import ArrayStats, compare_arrays
 from tdcheck.engines import gradients
-from tdcheck.engines.base import Engine, load_engine
+from tdcheck.engines.base import Engine, load_engine, load_weights
 from tdcheck.engines.keras_model import TRUNK_WEIGHTS, BuiltModel
 from tdcheck.reports.result import ORACLE, CompareResult, Comparison
 
@@ -145,13 +145,25 @@ class Session:
         self.tf: Any = getattr(self.engine, "tf", None)  # bench's TensorFlow-only paths
         self.max_models = max_models
         self._models: dict[tuple[Any, ...], BuiltModel] = {}
+        #: Initial weights (``weights/...`` arrays) every new model takes instead of its own,
+        #: e.g. a baseline's or another backend's; see :meth:`use_weights`.
+        self.weights: dict[str, np.ndarray] | None = None
+        self._weights_id = 0
+
+    def use_weights(self, weights: dict[str, np.ndarray] | None) -> None:
+        """Build models with these initial weights from now on (None: their own)."""
+        self.weights = weights
+        self._weights_id += 1
 
     def model(self, cfg: CompareConfig, device: str) -> BuiltModel:
         """The built model for ``cfg`` on ``device``, from the cache when possible."""
         key = (*(getattr(cfg, f) for f in _MODEL_FIELDS), cfg.lengths is not None, device)
+        key += (self._weights_id if self.weights else 0,)
         built = self._models.pop(key, None)
         if built is None:
             built = self.engine.build(cfg, device)
+            if self.weights:
+                load_weights(built, self.weights)
             if len(self._models) >= self.max_models:
                 self._models.pop(next(iter(self._models)))  # least recently used
         self._models[key] = built

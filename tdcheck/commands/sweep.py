@@ -116,10 +116,11 @@ def run_sweep(
     on_case: Callable[[CaseResult], None] | None = None,
 ) -> SweepResult:
     """Run ``(grid index, config)`` cases in order; see the module docstring."""
-    from tdcheck.commands.compare import Session, prepare
+    from tdcheck.commands.backends import EngineRunner, merge_environment
+    from tdcheck.commands.compare import prepare
     from tdcheck.engines.tensorflow import error_text
 
-    session = Session()
+    session = EngineRunner()  # one engine per backend of the grid, reused across cases
     result = SweepResult(cases=[], grid_size=grid_size, shard=shard)
     try:
         for index, cfg in cases:
@@ -136,8 +137,7 @@ def run_sweep(
                 case = CaseResult(index, _safe_name(cfg), cfg.to_dict(), "errored",
                                   time.perf_counter() - start, error=error_text(exc))  # fmt: skip
             else:
-                if not result.environment:
-                    result.environment = run.environment
+                merge_environment(result.environment, run.environment)
                 case = CaseResult(
                     index, case_name(resolved), run.config,
                     "passed" if run.passed else "failed", time.perf_counter() - start,
@@ -151,6 +151,8 @@ def run_sweep(
                 break
     except KeyboardInterrupt:
         result.interrupted = True
+    finally:
+        session.close()
     return result
 
 

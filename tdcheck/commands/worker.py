@@ -3,7 +3,8 @@
 Keras picks its backend once, at import, so each backend runs in a process of its own, started
 with ``KERAS_BACKEND`` set (:class:`tdcheck.commands.backends.Worker`). The worker reads one
 request per line on standard input: ``{"dir": PATH}``, where the directory holds
-``request.json`` (``{"engine": NAME, "config": {...}}``) and ``input.npy``. It runs the
+``request.json`` (``{"engine": NAME, "config": {...}}``), ``input.npy`` and, optionally,
+``weights.npz`` (initial weights the model takes instead of its own). It runs the
 comparison, writes ``result.json`` (the report document) and ``arrays.npz`` there, and answers
 one line, ``{"ok": true}`` or ``{"ok": false, "error": TEXT, "exit_code": N}``. Arrays travel as
 ``.npy``/``.npz`` read with ``allow_pickle=False``; nothing is pickled. Everything else the
@@ -68,6 +69,11 @@ def handle(directory: Path, sessions: dict[str, Any]) -> None:
     x = np.load(directory / "input.npy", allow_pickle=False)
     if engine not in sessions:
         sessions[engine] = Session(engine=engine)
+    weights = None
+    if (directory / "weights.npz").exists():
+        with np.load(directory / "weights.npz", allow_pickle=False) as archive:
+            weights = {key: archive[key] for key in archive.files}
+    sessions[engine].use_weights(weights)
     run = sessions[engine].run(cfg, x)
     doc = run.to_dict()
     doc[CAST_KEY] = save_npz(directory / "arrays.npz", run.arrays)

@@ -26,7 +26,7 @@ from tdcheck.errors import ConfigError
 T = TypeVar("T")
 
 #: The options that take lists, in the order of the product.
-AXES = ("rnn", "dtype", "variants", "features", "hidden", "units", "seq", "batch")
+AXES = ("backend", "rnn", "dtype", "variants", "features", "hidden", "units", "seq", "batch")
 INT_AXES = ("features", "hidden", "units", "seq", "batch")
 DEFAULT_MAX_CASES = 5000
 
@@ -114,4 +114,6 @@ def case_name(cfg: CompareConfig) -> str:
     name = f"{trunk}-f{cfg.features}-u{cfg.units}-s{cfg.seq}-b{cfg.batch}-{cfg.dtype}-" + "+".join(
         cfg.variants
     )
+    if cfg.backend not in (None, "tensorflow") or cfg.keras != 3:
+        name += f"-{cfg.engine}"
     return name

@@ -262,3 +262,30 @@ def quiet() -> contextlib.AbstractContextManager[None]:
     from tdcheck.engines.tensorflow import quiet as _quiet
 
     return _quiet()
+
+
+def load_weights(built: BuiltModel, arrays: dict[str, np.ndarray]) -> None:
+    """Set the trunk's and the heads' weights from ``--save-arrays`` keys
+    (``weights/rnn/kernel``..., ``weights/<variant>/kernel``, ``weights/<variant>/bias``),
+    reshaped to each layer's own shapes; variants the arrays do not hold keep theirs."""
+    from tdcheck.engines.keras_model import TRUNK_WEIGHTS
+
+    if built.trunk is not None and all(f"weights/rnn/{k}" in arrays for k in TRUNK_WEIGHTS):
+        current = built.trunk.get_weights()
+        built.trunk.set_weights(
+            [np.asarray(arrays[f"weights/rnn/{k}"]).reshape(c.shape).astype(c.dtype)
+             for k, c in zip(TRUNK_WEIGHTS, current, strict=True)]
+        )  # fmt: skip
+    for variant, layer in built.heads.items():
+        keys = (f"weights/{variant}/kernel", f"weights/{variant}/bias")
+        if all(k in arrays for k in keys):
+            current = layer.get_weights()
+            layer.set_weights(
+                [np.asarray(arrays[k]).reshape(c.shape).astype(c.dtype)
+                 for k, c in zip(keys, current, strict=True)]
+            )  # fmt: skip
+
+
+def weights_of(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The ``weights/...`` entries of a run's arrays."""
+    return {k: v for k, v in arrays.items() if k.startswith("weights/")}
