@@ -253,3 +253,22 @@ def test_tf32_switch_on_a_gpu(has_gpu):
     assert off.environment["tf32"] is False
     assert {c.stats.atol for c in off.comparisons if c.kind == "cross-device"} == {1e-5}
     assert off.passed
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["compare", "--help"], ["compare", "--backend", "jax", "--keras", "2"],
+     ["compare", "--backends", "jax"], ["compare", "--backend", "torch", "--time-dim", "dynamic"],
+     ["sweep", "--backend", "jax,mxnet"]],
+)  # fmt: skip
+def test_help_and_argument_errors_import_no_framework(argv):
+    code = (
+        "import sys\nfrom tdcheck.cli import cli\n"
+        f"try:\n    cli.main({argv!r}, prog_name='tdcheck')\nexcept SystemExit:\n    pass\n"
+        "sys.stderr.write('\\n' + ','.join(sorted(sys.modules)))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    modules = set(proc.stderr.strip().split("\n")[-1].split(","))
+    assert "click" in modules  # the probe itself worked
+    for heavy in ("jax", "torch", "tensorflow", "keras", "tf_keras", "numpy"):
+        assert heavy not in modules, heavy
