@@ -51,7 +51,7 @@ def test_backends_adds_cross_backend_comparisons(runner):
 
 
 @needs_jax
-def test_backend_jax_runs_in_a_worker_here(runner):
+def test_backend_jax_runs_in_a_worker_here(runner, tf_keras):
     # TensorFlow's Keras is loaded in this test process: JAX must run in a worker.
     result = run(runner, "compare", "--backend", "jax", "--format", "json")
     assert result.exit_code == 0, result.output
@@ -167,7 +167,7 @@ def test_baseline_judges_a_changed_output(runner, tmp_path):
 
 
 @needs_jax
-def test_baseline_from_tensorflow_judged_on_jax(runner, tmp_path):
+def test_baseline_from_tensorflow_judged_on_jax(runner, tmp_path, tf_keras):
     base = tmp_path / "base.npz"
     _save(runner, base)
     result = run(runner, "compare", "--input", "random", "--grad", "--backend", "jax",
@@ -199,7 +199,7 @@ def test_training_on_jax_against_tensorflow(runner):
 
 
 @needs_jax
-def test_sweep_backend_axis_reuses_one_worker(runner):
+def test_sweep_backend_axis_reuses_one_worker(runner, tf_keras):
     result = run(runner, "sweep", "--backend", "tensorflow,jax", "--hidden", "4,6",
                  "--format", "json", "--quiet")  # fmt: skip
     assert result.exit_code == 0, result.output

@@ -148,8 +148,9 @@ def test_unsupported_features_are_refused_before_loading():
     check_supported("keras2", time_dim="dynamic", train_steps=0)
     with pytest.raises(ConfigError, match=r"--time-dim dynamic .* not available on jax"):
         check_supported("jax", time_dim="dynamic", train_steps=0)
-    with pytest.raises(ConfigError, match="--train-steps is not supported on torch yet"):
-        CompareConfig(backends=("tensorflow", "torch"), train_steps=2).validated()
+    CompareConfig(backends=("tensorflow", "torch", "keras2"), train_steps=2).validated()
+    with pytest.raises(ConfigError, match="mixed_float16 is not supported with Keras 2"):
+        CompareConfig(keras=2, train_steps=2, dtype="mixed_float16").validated()
 
 
 def test_cross_tolerances_tf32():

@@ -120,6 +120,8 @@ class Engine(abc.ABC):
     methods; the Keras 3 engines share :class:`tdcheck.engines.keras3.Keras3Engine`."""
 
     name: str = ""
+    #: How to get a GPU build, for the "no GPU" message.
+    gpu_hint = "install tdcheck[gpu]"
     #: Whether this engine's Keras is the module ``keras`` of this process.
     owns_keras: bool = True
     keras: Any = None
@@ -168,7 +170,7 @@ class Engine(abc.ABC):
         if requested in ("gpu", "both") and not gpus:
             raise EnvironmentProblem(
                 f"--device {requested}: no GPU is visible to {self.label} "
-                "(install a CUDA build on a machine with a GPU, or use --device cpu)"
+                f"({self.gpu_hint} on a machine with a CUDA GPU, or use --device cpu)"
             )
         if requested == "both":
             return ["CPU:0", "GPU:0"]

@@ -25,6 +25,7 @@ from tdcheck.engines.keras3 import (
 
 class JaxEngine(Engine):
     name = "jax"
+    gpu_hint = "install jax[cuda12]"
     jax: Any = None
 
     def load(self) -> None:

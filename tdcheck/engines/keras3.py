@@ -19,6 +19,9 @@ from tdcheck.errors import EnvironmentProblem
 
 def load_keras(backend: str) -> Any:
     """Import Keras 3 with ``KERAS_BACKEND=backend`` (set before the import), quietly."""
+    # Keras reads KERAS_BACKEND once, at import; the user's value is put back afterwards so
+    # that it stays the default for the next comparison (see core.backends.default_backend).
+    saved = os.environ.get("KERAS_BACKEND")
     os.environ["KERAS_BACKEND"] = backend
     if not debug_enabled():
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -32,6 +35,8 @@ def load_keras(backend: str) -> Any:
             raise EnvironmentProblem(
                 f"Keras cannot start on {backend} ({type(exc).__name__}: {exc})"
             ) from None
+        finally:
+            _restore("KERAS_BACKEND", saved)
     if not keras.__version__.startswith("3"):
         raise EnvironmentProblem(f"tdcheck needs Keras 3, found Keras {keras.__version__}")
     if keras.backend.backend() != backend:
@@ -71,6 +76,13 @@ def without_tensorflow_seed() -> Iterator[None]:
         yield
     finally:
         lazy._available = saved
+
+
+def _restore(name: str, value: str | None) -> None:
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def stateless_outputs(built: Any, values: Any, x: Any) -> list[Any]:

@@ -92,7 +92,8 @@ def load_tensorflow() -> tuple[Any, Any]:
     if not debug_enabled():
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         warnings.filterwarnings("ignore", module=r"(tensorflow|keras|absl)(\.|$)")
-    os.environ["KERAS_BACKEND"] = "tensorflow"
+    saved = os.environ.get("KERAS_BACKEND")
+    os.environ["KERAS_BACKEND"] = "tensorflow"  # read once, when Keras is imported
     with quiet_native_stderr(), _without_pyplot():
         try:
             import tensorflow as tf
@@ -104,6 +105,11 @@ def load_tensorflow() -> tuple[Any, Any]:
             import keras
         except ImportError as exc:
             raise EnvironmentProblem(f"Keras cannot be imported ({exc})") from None
+        finally:  # the user's value stays the default backend of later comparisons
+            if saved is None:
+                os.environ.pop("KERAS_BACKEND", None)
+            else:
+                os.environ["KERAS_BACKEND"] = saved
     if not keras.__version__.startswith("3"):
         raise EnvironmentProblem(f"tdcheck needs Keras 3, found Keras {keras.__version__}")
     if not debug_enabled():

@@ -26,6 +26,7 @@ from tdcheck.engines.keras3 import (
 
 class TorchEngine(Engine):
     name = "torch"
+    gpu_hint = "install a CUDA build of torch"
     torch: Any = None
 
     def load(self) -> None:
