@@ -96,8 +96,8 @@ def _exit(code: int) -> None:
     os._exit(code)
 
 
-from tdcheck.cli import bench, compare, sweep  # noqa: E402  (each module adds its commands)
+from tdcheck.cli import bench, compare, env, sweep  # noqa: E402  (each module adds its commands)
 
-for _module in (compare, sweep, bench):
+for _module in (compare, sweep, bench, env):
     for _command in _module.COMMANDS:
         cli.add_command(_command)

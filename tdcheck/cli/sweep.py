@@ -8,20 +8,47 @@ from typing import Any
 import click
 
 from tdcheck.cli.options import (
-    COMMON_OPTIONS,
+    OPTIONS,
+    Decorator,
     apply_options,
     check_output,
     model_options,
     write_sweep_files,
 )
-from tdcheck.core.config import FORMAT_CHOICES, CompareConfig
+from tdcheck.core.config import ACTIVATIONS, FORMAT_CHOICES, TIME_DIMS, WEIGHT_MODES, CompareConfig
 from tdcheck.core.grid import DEFAULT_MAX_CASES
 from tdcheck.errors import ConfigError
 
 
+def _list_option(name: str, default: str, metavar: str, text: str) -> Decorator:
+    return click.option(f"--{name}", default=None, metavar=metavar,
+                        help=f"{text}  [default: {default}]")  # fmt: skip
+
+
+#: compare's options that shape a case, as comma-list axes of the grid.
+_AXIS_OPTIONS: dict[str, Decorator] = {
+    "initializer": _list_option("initializer", "constant:0.1", "LIST",
+                                "Head kernel initializers (SPEC as for compare), a comma list."),
+    "bias-initializer": _list_option("bias-initializer", "zeros", "LIST",
+                                     "Head bias initializers, a comma list."),
+    "activation": _list_option("activation", "linear", "LIST",
+                               "Head activations, a comma list from " + ", ".join(ACTIVATIONS)
+                               + "."),
+    "weights": _list_option("weights", "shared", "LIST",
+                            "Weight modes, a comma list from " + ", ".join(WEIGHT_MODES) + "."),
+    "seed": _list_option("seed", "0", "INT[,INT...]", "Seeds, a comma list."),
+    "time-dim": _list_option("time-dim", "static", "LIST",
+                             "Time dimensions, a comma list from " + ", ".join(TIME_DIMS) + "."),
+    "lengths": _list_option("lengths", "none", "L1:L2[,...]",
+                            "Valid-length vectors, a comma list; the rows of one vector are "
+                            "joined by ':' (3:2,2:2 is two cases for a batch of 2)."),
+}  # fmt: skip
+SWEEP_OPTIONS = [_AXIS_OPTIONS.get(name, option) for name, option in OPTIONS.items()]
+
+
 @click.command("sweep")
 @apply_options(model_options(grid=True))
-@apply_options(COMMON_OPTIONS)
+@apply_options(SWEEP_OPTIONS)
 @click.option(
     "--junit",
     type=click.Path(dir_okay=False),
@@ -35,6 +62,20 @@ from tdcheck.errors import ConfigError
     metavar="K/N",
     help="Run only shard K of N (1 <= K <= N): case i goes to shard i % N + 1.",
 )
+@click.option(
+    "-k",
+    "select",
+    default=None,
+    metavar="EXPR",
+    help="Run only the cases whose names match EXPR: words (substrings, any case) combined "
+    "with and, or, not and parentheses, as pytest -k. Shards split the selected cases.",
+)
+@click.option(
+    "--list",
+    "list_only",
+    is_flag=True,
+    help="Print the names of the cases (after -k and --shard) and exit, running nothing.",
+)
 @click.option("--fail-fast", is_flag=True, help="Stop at the first case that fails or errors.")
 @click.option(
     "--max-cases",
@@ -47,7 +88,8 @@ from tdcheck.errors import ConfigError
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary line.")
 def sweep_command(
     input_: str, format_: str, output: str | None, junit: str | None, shard: str | None,
-    fail_fast: bool, max_cases: int, quiet: bool, **options: Any,
+    select: str | None, list_only: bool, fail_fast: bool, max_cases: int, quiet: bool,
+    **options: Any,
 ) -> int:  # fmt: skip
     """Run the cartesian product of comma-listed options in one process.
 
@@ -55,21 +97,26 @@ def sweep_command(
     Example:
       tdcheck sweep --hidden 4,8,16 --seq 3,10 --rnn lstm,gru --junit report.xml
       tdcheck sweep --variants dense,time-distributed --variants dense,conv1d --shard 1/4
-    Exit codes: 0 every case passed, 1 a case failed or errored, 2 usage, 130 interrupted.
+      tdcheck sweep --seed 0,1,2 --activation linear,gelu -k "gelu and not seed=0" --list
+    Every failed or errored case prints the tdcheck compare command that reproduces it.
+    Exit codes: 0 every case passed, 1 a case failed, errored or did not run, 2 usage,
+    3 environment, 130 interrupted.
     If $GITHUB_STEP_SUMMARY is set, the Markdown report is appended to it.
     """
     from tdcheck import files
+    from tdcheck.commands.sweep import plan_sweep
     from tdcheck.core import grid
 
     lists = {axis: options.pop(axis) for axis in grid.AXES}
     base = CompareConfig(input=input_, **options)
     if max_cases < 1:
         raise ConfigError(f"--max-cases: must be >= 1 (got {max_cases})")
-    cases = grid.expand(lists, base, max_cases=max_cases)
-    indexed = list(enumerate(cases))
     shard_spec = grid.parse_shard(shard) if shard else None
-    if shard_spec:
-        indexed = grid.shard(indexed, *shard_spec)
+    plan = plan_sweep(lists, base, select=select, shard=shard_spec, max_cases=max_cases)
+    if list_only:
+        for case in plan.cases:
+            click.echo(case.name)
+        return 0
     output_format = check_output(output)
     if junit is not None:
         files.check_output_path(junit, "--junit")
@@ -78,9 +125,8 @@ def sweep_command(
     from tdcheck.reports.progress import progress_reporter
     from tdcheck.reports.sweep_render import headline, render, render_table
 
-    with progress_reporter(len(indexed), enabled=not quiet) as on_case:
-        result = run_sweep(indexed, grid_size=len(cases), shard=shard_spec, fail_fast=fail_fast,
-                           on_case=on_case)  # fmt: skip
+    with progress_reporter(len(plan.cases), enabled=not quiet) as on_case:
+        result = run_sweep(plan, fail_fast=fail_fast, on_case=on_case)
     doc = result.to_dict()
     write_sweep_files(doc, output, output_format, junit)
     if quiet:
@@ -125,18 +171,24 @@ def merge_command(
 ) -> int:  # fmt: skip
     """Merge the JSON reports of sweep shards into one report.
 
+    Refuses (exit 2) reports of different sweeps (their grid fingerprints differ), the same
+    shard or case twice, and files that are not sweep reports. Missing shards and cases that
+    did not run are named on stderr and shown in the report and JUnit as not run (errors).
+
     \b
     Example:
       tdcheck merge shard-*.json --junit all.xml
     Exit codes: 0 every case passed and no case is missing, 1 otherwise, 2 bad input.
     """
     from tdcheck import files as files_module
-    from tdcheck.commands.merge import load_report, merge
+    from tdcheck.commands.merge import load_report, merge, missing_lines
 
     output_format = check_output(output)
     if junit is not None:
         files_module.check_output_path(junit, "--junit")
     doc = merge([load_report(path) for path in files], list(files))
+    for line in missing_lines(doc):
+        click.echo(f"tdcheck: {line}", err=True)
 
     from tdcheck.reports.sweep_render import headline, render, render_table
 

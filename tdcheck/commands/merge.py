@@ -1,63 +1,182 @@
-"""``tdcheck merge``: combine the JSON reports of sweep shards into one report."""
+"""``tdcheck merge``: combine the JSON reports of sweep shards into one report.
+
+Merge never loads TensorFlow and refuses (exit 2) anything it cannot vouch for: a file that is
+not JSON or not a sweep report, a report missing a key it needs, reports of different sweeps
+(their grid fingerprints differ: the differing keys are named), the same shard or the same case
+twice. What it can report honestly it reports: shards that were not given and cases that did
+not run are listed in ``not_run`` (with ``missing_shards``), so the merged report fails and its
+JUnit shows them as errors.
+"""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from tdcheck.commands.sweep import summarize
+from tdcheck.commands.sweep import STATUSES, summarize
+from tdcheck.core.grid import fingerprint_differences
 from tdcheck.errors import ConfigError
+
+#: Keys a report must have, with the type each must be.
+REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "schema_version": int,
+    "passed": bool,
+    "grid_size": int,
+    "shard": (list, type(None)),
+    "interrupted": bool,
+    "stopped_early": bool,
+    "fingerprint": dict,
+    "plan": dict,
+    "cases": list,
+    "not_run": list,
+}
+CASE_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "index": int,
+    "name": str,
+    "status": str,
+    "comparisons": list,
+}
 
 
 def load_report(path: str) -> dict[str, Any]:
-    """Read one ``tdcheck sweep --format json`` report; exit 2 on anything else."""
+    """Read one ``tdcheck sweep --format json`` report and check its shape (exit 2 if bad)."""
     try:
         with open(path, encoding="utf-8") as handle:
             doc = json.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"merge: no such file {path!r}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except IsADirectoryError:
+        raise ConfigError(f"merge: {path!r} is a folder, not a report") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise ConfigError(f"merge: {path!r} is not a JSON report ({exc})") from None
-    if (
-        not isinstance(doc, dict)
-        or doc.get("kind") != "sweep"
-        or not isinstance(doc.get("cases"), list)
-    ):
+    if not isinstance(doc, dict) or doc.get("kind") != "sweep":
         raise ConfigError(f"merge: {path!r} is not a tdcheck sweep JSON report")
+    if "merged_from" in doc:
+        raise ConfigError(f"merge: {path!r} is already a merged report; merge the shard reports")
+    _check_keys(doc, REQUIRED, f"{path!r}")
+    fp, plan = doc["fingerprint"], doc["plan"]
+    _check_keys(fp, {"hash": str, "shards": int}, f"{path!r}: fingerprint")
+    _check_keys(plan, {"indices": list, "names": list}, f"{path!r}: plan")
+    if len(plan["indices"]) != len(plan["names"]):
+        raise ConfigError(f"merge: {path!r}: plan has {len(plan['indices'])} indices "
+                          f"but {len(plan['names'])} names")  # fmt: skip
+    shard = doc["shard"]
+    if shard is not None and not (
+        len(shard) == 2 and all(type(v) is int for v in shard) and 1 <= shard[0] <= shard[1]
+    ):
+        raise ConfigError(f"merge: {path!r}: 'shard' must be [K, N] with 1 <= K <= N")
+    if (shard[1] if shard else 1) != fp["shards"]:
+        raise ConfigError(f"merge: {path!r}: 'shard' disagrees with fingerprint.shards")
+    for i, case in enumerate(doc["cases"]):
+        where = f"{path!r}: cases[{i}]"
+        if not isinstance(case, dict):
+            raise ConfigError(f"merge: {where} is not an object")
+        _check_keys(case, CASE_REQUIRED, where)
+        if case["status"] not in STATUSES:
+            raise ConfigError(f"merge: {where}: unknown status {case['status']!r}")
+    for i, entry in enumerate(doc["not_run"]):
+        where = f"{path!r}: not_run[{i}]"
+        if not isinstance(entry, dict):
+            raise ConfigError(f"merge: {where} is not an object")
+        _check_keys(entry, {"index": int, "name": str, "reason": str}, where)
     return doc
 
 
+def _check_keys(doc: dict[str, Any], required: dict[str, Any], where: str) -> None:
+    for key, kind in required.items():
+        if key not in doc:
+            raise ConfigError(f"merge: {where} has no {key!r} key (is it a current sweep report?)")
+        value = doc[key]
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise ConfigError(f"merge: {where}: {key!r} has the wrong type")
+
+
+def check_same_sweep(docs: list[dict[str, Any]], names: list[str]) -> None:
+    """Refuse reports whose grid fingerprints differ, naming the keys and the files."""
+    first = docs[0]["fingerprint"]
+    for doc, name in zip(docs[1:], names[1:], strict=True):
+        if doc["fingerprint"]["hash"] != first["hash"]:
+            keys = fingerprint_differences(first, doc["fingerprint"]) or ["hash"]
+            raise ConfigError(
+                f"merge: {names[0]!r} and {name!r} are reports of different sweeps "
+                f"(they differ in {', '.join(keys)}); merge only the shards of one sweep"
+            )
+
+
 def merge(docs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
-    """One report with every case, ordered by grid index; the same index twice is an error."""
+    """One report with every case, ordered by grid index; see the module docstring."""
+    check_same_sweep(docs, names)
+    plan = docs[0]["plan"]
+    shards_n = docs[0]["fingerprint"]["shards"]
+    planned = dict(zip(plan["indices"], plan["names"], strict=True))
+    shard_files: dict[int, str] = {}
     seen: dict[int, str] = {}
     cases = []
     for doc, name in zip(docs, names, strict=True):
+        k = doc["shard"][0] if doc["shard"] else 1
+        if k in shard_files:
+            raise ConfigError(f"merge: shard {k}/{shards_n} is given twice "
+                              f"({shard_files[k]!r} and {name!r})")  # fmt: skip
+        shard_files[k] = name
         for case in doc["cases"]:
             index = case["index"]
             if index in seen:
                 raise ConfigError(
                     f"merge: case {index} ({case['name']}) is in both {seen[index]!r} and {name!r}"
                 )
+            if planned.get(index) != case["name"]:
+                raise ConfigError(
+                    f"merge: {name!r}: case {index} ({case['name']}) is not in the sweep's plan"
+                )
             seen[index] = name
             cases.append(case)
     cases.sort(key=lambda c: c["index"])
-    sizes = {doc.get("grid_size") for doc in docs}
-    summary = summarize([c["status"] for c in cases])
-    interrupted = any(doc.get("interrupted") for doc in docs)
-    grid_size = sizes.pop() if len(sizes) == 1 else None
-    complete = grid_size is not None and len(cases) == grid_size
+    missing_shards = [k for k in range(1, shards_n + 1) if k not in shard_files]
+    not_run = [entry for doc in docs for entry in doc["not_run"]]
+    accounted = set(seen) | {e["index"] for e in not_run}
+    for position, index in enumerate(plan["indices"]):
+        if index not in accounted:
+            k = position % shards_n + 1
+            reason = (
+                f"not run: the report of shard {k}/{shards_n} was not given"
+                if k in missing_shards
+                else f"not run: missing from the report of shard {k}/{shards_n}"
+            )
+            not_run.append({"index": index, "name": planned[index], "shard": k,
+                            "reason": reason})  # fmt: skip
+    not_run.sort(key=lambda e: e["index"])
+    summary = summarize([c["status"] for c in cases], len(not_run))
+    interrupted = any(doc["interrupted"] for doc in docs)
+    complete = not not_run and len(cases) == len(planned)
     return {
-        "schema_version": docs[0].get("schema_version", 1),
+        "schema_version": docs[0]["schema_version"],
         "kind": "sweep",
-        # A missing shard must not look like a green run.
+        # A missing shard or case must not look like a green run.
         "passed": summary["passed"] == summary["total"] and not interrupted and complete,
         "summary": summary,
-        "grid_size": grid_size,
+        "grid_size": docs[0]["grid_size"],
         "shard": None,
         "merged_from": len(docs),
         "complete": complete,
+        "missing_shards": missing_shards,
         "interrupted": interrupted,
-        "stopped_early": any(doc.get("stopped_early") for doc in docs),
+        "stopped_early": any(doc["stopped_early"] for doc in docs),
+        "fingerprint": {**docs[0]["fingerprint"]},
+        "plan": plan,
         "environment": docs[0].get("environment") or {},
         "cases": cases,
+        "not_run": not_run,
     }
+
+
+def missing_lines(doc: dict[str, Any], limit: int = 10) -> list[str]:
+    """One line per missing shard and the not-run cases it held (for stderr)."""
+    lines = []
+    n = doc["fingerprint"]["shards"]
+    for k in doc.get("missing_shards") or []:
+        names = [e["name"] for e in doc["not_run"] if e.get("shard") == k]
+        shown = ", ".join(names[:limit]) + (f", ... ({len(names) - limit} more)"
+                                            if len(names) > limit else "")  # fmt: skip
+        noun = "case" if len(names) == 1 else "cases"
+        lines.append(f"merge: shard {k}/{n} is missing ({len(names)} {noun}: {shown or 'none'})")
+    return lines
