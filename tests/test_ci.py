@@ -184,6 +184,11 @@ def test_names_hold_every_axis_that_varies():
     assert len(set(names)) == 8
     assert names[0] == "lstm5-f4-u2-s3-b1-float32-dense+time-distributed-act=linear-len=3-seed=0"
     assert names[-1] == "lstm5-f4-u2-s3-b1-float32-dense+time-distributed-act=relu-len=2-seed=1"
+    # without a trunk --hidden changes nothing, yet the cases stay apart
+    plan = plan_sweep({"rnn": "lstm,none", "hidden": "3,5"}, CompareConfig())
+    assert [c.name.split("-f4")[0] for c in plan.selection] == [
+        "lstm3", "lstm5", "none-h3", "none-h5",
+    ]  # fmt: skip
 
 
 # -- reproduce ------------------------------------------------------------------------------

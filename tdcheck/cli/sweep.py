@@ -54,13 +54,14 @@ SWEEP_OPTIONS = [_AXIS_OPTIONS.get(name, option) for name, option in OPTIONS.ite
     type=click.Path(dir_okay=False),
     default=None,
     metavar="PATH",
-    help="Also write JUnit XML: one testcase per case.",
+    help="Also write JUnit XML: one testcase per case; cases that did not run are errors.",
 )
 @click.option(
     "--shard",
     default=None,
     metavar="K/N",
-    help="Run only shard K of N (1 <= K <= N): case i goes to shard i % N + 1.",
+    help="Run only shard K of N (1 <= K <= N): the i-th selected case (from 0) goes to shard "
+    "i % N + 1.",
 )
 @click.option(
     "-k",
@@ -163,7 +164,7 @@ def sweep_command(
     type=click.Path(dir_okay=False),
     default=None,
     metavar="PATH",
-    help="Also write JUnit XML for the merged report.",
+    help="Also write JUnit XML for the merged report; missing cases are errors.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary line.")
 def merge_command(

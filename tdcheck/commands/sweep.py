@@ -119,9 +119,11 @@ def _input_shape(path: str) -> tuple[tuple[int, ...] | None, str | None]:
     from tdcheck.core.inputs import load_npy
 
     array = load_npy(path)
+    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        digest = hashlib.sha256(handle.read()).hexdigest()
-    return tuple(array.shape), digest
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return tuple(array.shape), digest.hexdigest()
 
 
 @dataclass

@@ -187,7 +187,9 @@ def case_name(cfg: CompareConfig, varying: Sequence[str] = ()) -> str:
     >>> case_name(CompareConfig(seed=3).validated().resolve_sizes(None))
     'lstm5-f4-u2-s3-b1-float32-dense+time-distributed-seed=3'
     """
-    trunk = "none" if cfg.rnn == "none" else f"{cfg.rnn}{cfg.hidden}"
+    trunk = f"{cfg.rnn}{cfg.hidden}"
+    if cfg.rnn == "none":  # no trunk: --hidden is unused, named only when it varies
+        trunk = f"none-h{cfg.hidden}" if "hidden" in varying else "none"
     parts = [trunk, f"f{cfg.features}", f"u{cfg.units}", f"s{cfg.seq}", f"b{cfg.batch}",
              cfg.dtype, "+".join(cfg.variants)]  # fmt: skip
     for axis, key in _NAME_EXTRAS:
