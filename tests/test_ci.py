@@ -448,3 +448,34 @@ def test_env_without_tensorflow_exits_3(runner, monkeypatch):
     assert result.stderr == (
         "tdcheck: error: TensorFlow cannot be imported (No module named 'tensorflow')\n"
     )
+
+
+def test_fingerprint_holds_the_input_file_content(tmp_path):
+    import hashlib
+
+    path = tmp_path / "x.npy"
+    np.save(path, np.ones((1, 3, 4)))
+    first = plan_sweep({"seed": "0,1"}, CompareConfig(input=str(path))).fingerprint
+    assert first["options"]["input_sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    np.save(path, np.zeros((1, 3, 4)))  # same name, other numbers: another sweep
+    second = plan_sweep({"seed": "0,1"}, CompareConfig(input=str(path))).fingerprint
+    assert fingerprint_differences(first, second) == ["options.input_sha256"]
+
+
+def test_interrupt_while_tensorflow_loads_reports_every_case_as_not_run(
+    runner, tmp_path, monkeypatch, junit_counts
+):
+    import tdcheck.commands.compare
+
+    def interrupted(self, max_models=16):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(tdcheck.commands.compare.Session, "__init__", interrupted)
+    out, junit = tmp_path / "r.json", tmp_path / "r.xml"
+    result = run(runner, "sweep", "--seq", "2,3", "--output", str(out), "--junit", str(junit),
+                 "--quiet")  # fmt: skip
+    assert result.exit_code == 130
+    doc = json.loads(out.read_text())
+    assert doc["interrupted"] is True and doc["cases"] == []
+    assert [e["index"] for e in doc["not_run"]] == [0, 1]
+    assert junit_counts(junit) == (2, 0, 2)
