@@ -479,3 +479,12 @@ def test_interrupt_while_tensorflow_loads_reports_every_case_as_not_run(
     assert doc["interrupted"] is True and doc["cases"] == []
     assert [e["index"] for e in doc["not_run"]] == [0, 1]
     assert junit_counts(junit) == (2, 0, 2)
+
+
+def test_grid_doctests():
+    import doctest
+
+    import tdcheck.core.grid
+
+    results = doctest.testmod(tdcheck.core.grid)
+    assert results.failed == 0 and results.attempted == 9
