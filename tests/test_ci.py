@@ -343,6 +343,10 @@ def _edit(path, change):
         (lambda d: d.update(shard=[3, 2]), ": 'shard' must be [K, N] with 1 <= K <= N"),
         (lambda d: d.update(not_run=[{"index": 1}]), ": not_run[0] has no 'name' key"),
         (lambda d: d.update(merged_from=2), " is already a merged report; merge the shard reports"),
+        (lambda d: d["cases"][0].pop("verdict"), ": cases[0] has no 'verdict' key"),
+        (lambda d: d["cases"][0]["comparisons"].append([]), ": cases[0].comparisons[0] is not an object"),
+        (lambda d: d["cases"][0]["comparisons"].append({"a": "x"}), ": cases[0].comparisons[0] has no 'b' key"),
+        (lambda d: d.update(environment=[]), ": 'environment' has the wrong type"),
     ],
 )  # fmt: skip
 def test_merge_refuses_malformed_reports(runner, tmp_path, change, message):
@@ -488,3 +492,55 @@ def test_grid_doctests():
 
     results = doctest.testmod(tdcheck.core.grid)
     assert results.failed == 0 and results.attempted == 9
+
+
+def _paths(value, prefix=()):
+    """Every key path of a JSON document."""
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return []
+    found = []
+    for key, child in items:
+        found.append((*prefix, key))
+        found += _paths(child, (*prefix, key))
+    return found
+
+
+def test_no_mutation_of_a_report_makes_merge_crash(tmp_path_factory):
+    from click.testing import CliRunner
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    folder = tmp_path_factory.mktemp("mutations")
+    clean = json.loads(Path(fake_report(folder / "clean.json", {"seq": "2,3"})).read_text())
+    comparison = {"kind": "output", "quantity": "output", "a": "time-distributed", "b": "dense",
+                  "max_abs_diff": 0.5, "max_rel_diff": "inf", "mean_abs_diff": 0.25,
+                  "max_ulp": None, "mismatched": 1, "total": 6, "worst_index": [0, 1, 0],
+                  "bitwise_equal": False, "atol": 1e-5, "rtol": 1e-6, "passed": False}  # fmt: skip
+    clean["cases"][0].update(status="failed", verdict="NOT EQUIVALENT", comparisons=[comparison])
+    paths = _paths(clean)
+    runner = CliRunner()
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.sampled_from(paths), st.sampled_from([None, True, -1, 2.5, "x", [], {}, "drop"]))
+    def check(path, value):
+        doc = json.loads(json.dumps(clean))
+        parent = doc
+        for key in path[:-1]:
+            parent = parent[key]
+        if value == "drop":
+            parent.pop(path[-1])
+        else:
+            parent[path[-1]] = value
+        target = folder / "mutated.json"
+        target.write_text(json.dumps(doc))
+        result = runner.invoke(cli, ["merge", str(target), "--junit", str(folder / "m.xml")])
+        assert result.exit_code in (0, 1, 2), (path, value, result.output)
+        if result.exit_code == 2:
+            assert result.stderr.startswith("tdcheck: error: merge: ")
+            assert result.stderr.count("\n") == 1
+
+    check()

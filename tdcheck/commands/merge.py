@@ -34,7 +34,26 @@ CASE_REQUIRED: dict[str, type | tuple[type, ...]] = {
     "index": int,
     "name": str,
     "status": str,
+    "verdict": str,
+    "error": (str, type(None)),
     "comparisons": list,
+}
+_NUMBER = (int, float, str, type(None))  # strict JSON writes inf/nan as strings
+#: What the renderers and JUnit read from each comparison.
+COMPARISON_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "a": str,
+    "b": str,
+    "passed": bool,
+    "max_abs_diff": _NUMBER,
+    "max_rel_diff": _NUMBER,
+    "mean_abs_diff": _NUMBER,
+    "max_ulp": _NUMBER,
+    "mismatched": int,
+    "total": int,
+    "worst_index": (list, type(None)),
+    "bitwise_equal": bool,
+    "atol": _NUMBER,
+    "rtol": _NUMBER,
 }
 
 
@@ -51,6 +70,8 @@ def load_report(path: str) -> dict[str, Any]:
         raise ConfigError(f"merge: {path!r} is not a JSON report ({exc})") from None
     if not isinstance(doc, dict) or doc.get("kind") != "sweep":
         raise ConfigError(f"merge: {path!r} is not a tdcheck sweep JSON report")
+    if not isinstance(doc.get("environment", {}), dict):
+        raise ConfigError(f"merge: {path!r}: 'environment' has the wrong type")
     if "merged_from" in doc:
         raise ConfigError(f"merge: {path!r} is already a merged report; merge the shard reports")
     _check_keys(doc, REQUIRED, f"{path!r}")
@@ -74,6 +95,10 @@ def load_report(path: str) -> dict[str, Any]:
         _check_keys(case, CASE_REQUIRED, where)
         if case["status"] not in STATUSES:
             raise ConfigError(f"merge: {where}: unknown status {case['status']!r}")
+        for j, comparison in enumerate(case["comparisons"]):
+            if not isinstance(comparison, dict):
+                raise ConfigError(f"merge: {where}.comparisons[{j}] is not an object")
+            _check_keys(comparison, COMPARISON_REQUIRED, f"{where}.comparisons[{j}]")
     for i, entry in enumerate(doc["not_run"]):
         where = f"{path!r}: not_run[{i}]"
         if not isinstance(entry, dict):
