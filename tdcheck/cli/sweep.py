@@ -122,12 +122,19 @@ def sweep_command(
     if junit is not None:
         files.check_output_path(junit, "--junit")
 
-    from tdcheck.commands.sweep import run_sweep
-    from tdcheck.reports.progress import progress_reporter
+    from tdcheck.commands.sweep import SweepResult, run_sweep
+
+    try:  # Ctrl-C at any moment from here on: the report, interrupted, every case not run
+        from tdcheck.reports.progress import progress_reporter
+
+        with progress_reporter(len(plan.cases), enabled=not quiet) as on_case:
+            result = run_sweep(plan, fail_fast=fail_fast, on_case=on_case)
+    except KeyboardInterrupt:
+        result = SweepResult.start(plan)
+        result.interrupted = True
+        result.mark_not_run(plan.cases)
     from tdcheck.reports.sweep_render import headline, render, render_table
 
-    with progress_reporter(len(plan.cases), enabled=not quiet) as on_case:
-        result = run_sweep(plan, fail_fast=fail_fast, on_case=on_case)
     doc = result.to_dict()
     write_sweep_files(doc, output, output_format, junit)
     if quiet:

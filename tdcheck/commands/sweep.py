@@ -206,6 +206,25 @@ class SweepResult:
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
 
+    @classmethod
+    def start(cls, plan: SweepPlan) -> SweepResult:
+        """An empty result for ``plan`` (what an interrupt before the first case leaves)."""
+        return cls(cases=[], grid_size=plan.grid_size, shard=plan.shard,
+                   fingerprint=plan.fingerprint, plan=plan.plan_dict())  # fmt: skip
+
+    def mark_not_run(self, todo: list[PlannedCase]) -> None:
+        """List the cases of ``todo`` without a result in ``not_run``, with the reason."""
+        done = {c.index for c in self.cases}
+        reason = (
+            "not run: the sweep was interrupted" if self.interrupted
+            else "not run: the sweep stopped at the first failure (--fail-fast)"
+        )  # fmt: skip
+        self.not_run = [
+            {"index": c.index, "name": c.name, "shard": c.shard, "reason": reason}
+            for c in todo
+            if c.index not in done
+        ]
+
 
 def summarize(statuses: list[str], not_run: int = 0) -> dict[str, int]:
     return {
@@ -224,13 +243,12 @@ def run_sweep(
     on_case: Callable[[CaseResult], None] | None = None,
 ) -> SweepResult:
     """Run this shard's cases of ``plan`` in order; see the module docstring."""
-    from tdcheck.commands.compare import Session, prepare
-    from tdcheck.engines.tensorflow import error_text
-
-    result = SweepResult(cases=[], grid_size=plan.grid_size, shard=plan.shard,
-                         fingerprint=plan.fingerprint, plan=plan.plan_dict())  # fmt: skip
+    result = SweepResult.start(plan)
     todo = plan.cases
-    try:
+    try:  # Ctrl-C while TensorFlow loads leaves the same report: interrupted, all not run
+        from tdcheck.commands.compare import Session, prepare
+        from tdcheck.engines.tensorflow import error_text
+
         session = Session()
         for planned in todo:
             start = time.perf_counter()
@@ -264,14 +282,5 @@ def run_sweep(
                 break
     except KeyboardInterrupt:
         result.interrupted = True
-    done = {c.index for c in result.cases}
-    reason = (
-        "not run: the sweep was interrupted" if result.interrupted
-        else "not run: the sweep stopped at the first failure (--fail-fast)"
-    )  # fmt: skip
-    result.not_run = [
-        {"index": c.index, "name": c.name, "shard": c.shard, "reason": reason}
-        for c in todo
-        if c.index not in done
-    ]
+    result.mark_not_run(todo)
     return result
