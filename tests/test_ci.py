@@ -177,6 +177,16 @@ def test_list_prints_the_selected_shard_without_tensorflow():
     ]
 
 
+def test_list_as_json_gives_index_shard_and_command(runner):
+    result = run(runner, "sweep", "--hidden", "3,4,5", "-k", "not lstm4", "--shard", "2/2",
+                 "--list", "--format", "json")  # fmt: skip
+    assert result.exit_code == 0
+    assert json.loads(result.stdout) == [
+        {"index": 2, "name": "lstm5-f4-u2-s3-b1-float32-dense+time-distributed", "shard": 2,
+         "reproduce": "tdcheck compare --input ones --seed 0"},
+    ]  # fmt: skip
+
+
 def test_names_hold_every_axis_that_varies():
     plan = plan_sweep({"seed": "0,1", "activation": "linear,relu", "lengths": "3,2"},
                       CompareConfig())  # fmt: skip

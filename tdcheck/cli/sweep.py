@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -75,7 +76,8 @@ SWEEP_OPTIONS = [_AXIS_OPTIONS.get(name, option) for name, option in OPTIONS.ite
     "--list",
     "list_only",
     is_flag=True,
-    help="Print the names of the cases (after -k and --shard) and exit, running nothing.",
+    help="Print the names of the cases (after -k and --shard) and exit, running nothing; "
+    "with --format json, a list of objects: index, name, shard, reproduce.",
 )
 @click.option("--fail-fast", is_flag=True, help="Stop at the first case that fails or errors.")
 @click.option(
@@ -115,8 +117,13 @@ def sweep_command(
     shard_spec = grid.parse_shard(shard) if shard else None
     plan = plan_sweep(lists, base, select=select, shard=shard_spec, max_cases=max_cases)
     if list_only:
-        for case in plan.cases:
-            click.echo(case.name)
+        if format_ == "json":
+            listed = [{"index": c.index, "name": c.name, "shard": c.shard,
+                       "reproduce": c.reproduce} for c in plan.cases]  # fmt: skip
+            click.echo(json.dumps(listed, indent=2))
+        else:
+            for case in plan.cases:
+                click.echo(case.name)
         return 0
     output_format = check_output(output)
     if junit is not None:
