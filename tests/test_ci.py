@@ -357,6 +357,8 @@ def _edit(path, change):
         (lambda d: d["cases"][0]["comparisons"].append([]), ": cases[0].comparisons[0] is not an object"),
         (lambda d: d["cases"][0]["comparisons"].append({"a": "x"}), ": cases[0].comparisons[0] has no 'b' key"),
         (lambda d: d.update(environment=[]), ": 'environment' has the wrong type"),
+        (lambda d: d["plan"].update(indices=["0", "1"]), ": 'plan' must hold as many distinct whole-number indices as names"),
+        (lambda d: d["plan"].update(indices=[0, 0]), ": 'plan' must hold as many distinct whole-number indices as names"),
     ],
 )  # fmt: skip
 def test_merge_refuses_malformed_reports(runner, tmp_path, change, message):
@@ -394,6 +396,52 @@ def test_merge_names_a_duplicated_case(runner, tmp_path):
     assert result.stderr == (
         "tdcheck: error: merge: case 0 (lstm5-f4-u2-s2-b1-float32-dense+time-distributed) "
         f"is in both {one!r} and {two!r}\n"
+    )
+
+
+def test_merge_checks_cases_against_the_plan(runner, tmp_path):
+    one = fake_report(tmp_path / "1.json", {"seq": "2,3,4"}, (1, 2))
+    two = fake_report(tmp_path / "2.json", {"seq": "2,3,4"}, (2, 2))
+    # a case moved into the other shard's report
+    moved = _edit(fake_report(tmp_path / "m.json", {"seq": "2,3,4"}, (2, 2)),
+                  lambda d: d["cases"].append(json.loads(Path(one).read_text())["cases"][1]))  # fmt: skip
+    result = run(runner, "merge", moved)
+    assert result.stderr == (
+        f"tdcheck: error: merge: {moved!r}: case 2 (lstm5-f4-u2-s4-b1-float32-dense+time-distributed) "
+        "belongs to shard 1/2, not 2/2\n"
+    )
+    renamed = _edit(two, lambda d: d["cases"][0].update(name="lstm5-other"))
+    result = run(runner, "merge", one, renamed)
+    assert result.stderr == (
+        f"tdcheck: error: merge: {renamed!r}: case 1 (lstm5-other) is not in the sweep's plan\n"
+    )
+    two = fake_report(tmp_path / "2.json", {"seq": "2,3,4"}, (2, 2))
+    edited = _edit(two, lambda d: d["plan"]["names"].reverse())
+    result = run(runner, "merge", one, edited)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"tdcheck: error: merge: {one!r} and {edited!r} have the same fingerprint but different "
+        "plans (edited reports?)\n"
+    )
+    # a case both run and listed as not run
+    both = _edit(fake_report(tmp_path / "b.json", {"seq": "2,3,4"}, (1, 2)),
+                 lambda d: d["not_run"].append({"index": 0, "name": d["cases"][0]["name"],
+                                                "shard": 1, "reason": "not run: x"}))  # fmt: skip
+    result = run(runner, "merge", both)
+    assert "case 0 (lstm5-f4-u2-s2-b1-float32-dense+time-distributed) is in both" in result.stderr
+
+
+def test_merge_refuses_an_oversized_report(runner, tmp_path, monkeypatch):
+    import tdcheck.commands.merge
+
+    path = fake_report(tmp_path / "r.json", {"seq": "2,3"})
+    monkeypatch.setattr(tdcheck.commands.merge, "MAX_REPORT_BYTES", 100)
+    result = run(runner, "merge", path)
+    size = Path(path).stat().st_size
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"tdcheck: error: merge: {path!r} is {size} bytes, over the 100 bytes a sweep report "
+        "may have\n"
     )
 
 
@@ -529,12 +577,14 @@ def test_no_mutation_of_a_report_makes_merge_crash(tmp_path_factory):
     comparison = {"kind": "output", "quantity": "output", "a": "time-distributed", "b": "dense",
                   "max_abs_diff": 0.5, "max_rel_diff": "inf", "mean_abs_diff": 0.25,
                   "max_ulp": None, "mismatched": 1, "total": 6, "worst_index": [0, 1, 0],
-                  "bitwise_equal": False, "atol": 1e-5, "rtol": 1e-6, "passed": False}  # fmt: skip
-    clean["cases"][0].update(status="failed", verdict="NOT EQUIVALENT", comparisons=[comparison])
+                  "bitwise_equal": False, "atol": 1e-5, "rtol": 1e-6, "passed": False,
+                  "note": None, "margin": 2.5, "allowed": 1e-5, "rule": "atol/rtol"}  # fmt: skip
+    clean["cases"][0].update(status="failed", verdict="NOT EQUIVALENT", comparisons=[comparison],
+                             reproduce="tdcheck compare --seq 2")  # fmt: skip
     paths = _paths(clean)
     runner = CliRunner()
 
-    @settings(max_examples=150, deadline=None)
+    @settings(max_examples=200, deadline=None)
     @given(st.sampled_from(paths), st.sampled_from([None, True, -1, 2.5, "x", [], {}, "drop"]))
     def check(path, value):
         doc = json.loads(json.dumps(clean))

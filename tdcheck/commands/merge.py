@@ -11,12 +11,15 @@ JUnit shows them as errors.
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 from tdcheck.commands.sweep import STATUSES, summarize
 from tdcheck.core.grid import fingerprint_differences
 from tdcheck.errors import ConfigError
 
+#: The largest report merge reads (a 5000-case sweep with gradients is about 60 MB).
+MAX_REPORT_BYTES = 512 * 1024**2
 #: Keys a report must have, with the type each must be.
 REQUIRED: dict[str, type | tuple[type, ...]] = {
     "schema_version": int,
@@ -36,6 +39,8 @@ CASE_REQUIRED: dict[str, type | tuple[type, ...]] = {
     "status": str,
     "verdict": str,
     "error": (str, type(None)),
+    "seconds": (int, float),
+    "reproduce": (str, type(None)),
     "comparisons": list,
 }
 _NUMBER = (int, float, str, type(None))  # strict JSON writes inf/nan as strings
@@ -61,7 +66,11 @@ def load_report(path: str) -> dict[str, Any]:
     """Read one ``tdcheck sweep --format json`` report and check its shape (exit 2 if bad)."""
     try:
         with open(path, encoding="utf-8") as handle:
-            doc = json.load(handle)
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_REPORT_BYTES:
+                raise ConfigError(f"merge: {path!r} is {size} bytes, over the "
+                                  f"{MAX_REPORT_BYTES} bytes a sweep report may have")  # fmt: skip
+            doc = json.loads(handle.read(MAX_REPORT_BYTES + 1))
     except FileNotFoundError:
         raise ConfigError(f"merge: no such file {path!r}") from None
     except IsADirectoryError:
@@ -78,9 +87,15 @@ def load_report(path: str) -> dict[str, Any]:
     fp, plan = doc["fingerprint"], doc["plan"]
     _check_keys(fp, {"hash": str, "shards": int}, f"{path!r}: fingerprint")
     _check_keys(plan, {"indices": list, "names": list}, f"{path!r}: plan")
-    if len(plan["indices"]) != len(plan["names"]):
-        raise ConfigError(f"merge: {path!r}: plan has {len(plan['indices'])} indices "
-                          f"but {len(plan['names'])} names")  # fmt: skip
+    indices, plan_names = plan["indices"], plan["names"]
+    if (
+        len(indices) != len(plan_names)
+        or not all(type(i) is int for i in indices)
+        or not all(isinstance(n, str) for n in plan_names)
+        or len(set(indices)) != len(indices)
+    ):
+        raise ConfigError(f"merge: {path!r}: 'plan' must hold as many distinct whole-number "
+                          "indices as names")  # fmt: skip
     shard = doc["shard"]
     if shard is not None and not (
         len(shard) == 2 and all(type(v) is int for v in shard) and 1 <= shard[0] <= shard[1]
@@ -133,34 +148,45 @@ def merge(docs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
     check_same_sweep(docs, names)
     plan = docs[0]["plan"]
     shards_n = docs[0]["fingerprint"]["shards"]
+    for doc, name in zip(docs[1:], names[1:], strict=True):
+        if doc["plan"] != plan:
+            raise ConfigError(f"merge: {names[0]!r} and {name!r} have the same fingerprint "
+                              "but different plans (edited reports?)")  # fmt: skip
     planned = dict(zip(plan["indices"], plan["names"], strict=True))
+    shard_of = {index: position % shards_n + 1 for position, index in enumerate(plan["indices"])}
     shard_files: dict[int, str] = {}
     seen: dict[int, str] = {}
-    cases = []
+    cases: list[dict[str, Any]] = []
+    not_run: list[dict[str, Any]] = []
     for doc, name in zip(docs, names, strict=True):
         k = doc["shard"][0] if doc["shard"] else 1
         if k in shard_files:
             raise ConfigError(f"merge: shard {k}/{shards_n} is given twice "
                               f"({shard_files[k]!r} and {name!r})")  # fmt: skip
         shard_files[k] = name
-        for case in doc["cases"]:
-            index = case["index"]
+        for entry, kind in [(c, "case") for c in doc["cases"]] + [
+            (e, "not run") for e in doc["not_run"]
+        ]:
+            index = entry["index"]
             if index in seen:
                 raise ConfigError(
-                    f"merge: case {index} ({case['name']}) is in both {seen[index]!r} and {name!r}"
+                    f"merge: case {index} ({entry['name']}) is in both {seen[index]!r} and {name!r}"
                 )
-            if planned.get(index) != case["name"]:
+            if planned.get(index) != entry["name"]:
                 raise ConfigError(
-                    f"merge: {name!r}: case {index} ({case['name']}) is not in the sweep's plan"
+                    f"merge: {name!r}: case {index} ({entry['name']}) is not in the sweep's plan"
+                )
+            if shard_of[index] != k:
+                raise ConfigError(
+                    f"merge: {name!r}: case {index} ({entry['name']}) belongs to shard "
+                    f"{shard_of[index]}/{shards_n}, not {k}/{shards_n}"
                 )
             seen[index] = name
-            cases.append(case)
+            (cases if kind == "case" else not_run).append(entry)
     cases.sort(key=lambda c: c["index"])
     missing_shards = [k for k in range(1, shards_n + 1) if k not in shard_files]
-    not_run = [entry for doc in docs for entry in doc["not_run"]]
-    accounted = set(seen) | {e["index"] for e in not_run}
     for position, index in enumerate(plan["indices"]):
-        if index not in accounted:
+        if index not in seen:
             k = position % shards_n + 1
             reason = (
                 f"not run: the report of shard {k}/{shards_n} was not given"
