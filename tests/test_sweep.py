@@ -345,7 +345,7 @@ def test_interrupt_writes_the_partial_report_and_exits_130(
     doc = json.loads(out.read_text())
     assert doc["interrupted"] is True and doc["passed"] is False
     assert doc["summary"]["total"] == 1
-    assert result.stdout.endswith("; interrupted, partial report\n")
+    assert result.stdout.endswith("; interrupted, partial report; 2 not run\n")
     assert [e["name"] for e in doc["not_run"]] == [
         "lstm5-f4-u2-s3-b1-float32-dense+time-distributed",
         "lstm5-f4-u2-s4-b1-float32-dense+time-distributed",

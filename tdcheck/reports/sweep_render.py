@@ -68,6 +68,8 @@ def headline(doc: dict[str, Any]) -> str:
         tail += "; interrupted, partial report"
     elif doc.get("stopped_early"):
         tail += "; stopped at the first failure (--fail-fast)"
+    if s.get("not_run") and doc.get("complete") is not False:
+        tail += f"; {s['not_run']} not run"
     return (
         f"{verdict}: {s['passed']} passed, {s['failed']} failed, {s['errored']} errored "
         f"of {s['total']} cases{where}{tail}"
