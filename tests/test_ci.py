@@ -98,11 +98,11 @@ def test_lengths_lists_use_colons_inside_a_vector():
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("--activation", "linear,gelux"), "--activation: unknown value 'gelux'; choose from "),
+        (("--activation", "linear,gelux"), "--activation: unknown value 'gelux'"),
         (("--initializer", "zeros,nope"), "--initializer: unknown initializer 'nope'"),
         (("--weights", "shared,half"), "--weights: unknown value 'half'"),
         (("--time-dim", "dynamic,later"), "--time-dim: unknown value 'later'"),
-        (("--seed", "0,-1"), "--seed: must be a whole number >= 0 (got -1)"),
+        (("--seed", "0,-1"), "--seed: must be a whole number "),
         (("--batch", "2", "--lengths", "3:2,4:1"),
          "case lstm5-f4-u2-s3-b2-float32-dense+time-distributed-len=4:1: --lengths: length 4 "
          "is out of range 1..3 (the --seq)"),

@@ -30,7 +30,6 @@ from typing import Any
 from tdcheck.core import grid
 from tdcheck.core.config import CompareConfig
 from tdcheck.errors import ConfigError, EnvironmentProblem, TdcheckError
-from tdcheck.reports.result import SCHEMA_VERSION, to_jsonable
 
 #: Case statuses; a case of the plan that never ran is in ``not_run`` instead.
 STATUSES = ("passed", "failed", "errored")
@@ -185,6 +184,9 @@ class SweepResult:
         return all(c.passed for c in self.cases) and not self.interrupted and not self.not_run
 
     def to_dict(self) -> dict[str, Any]:
+        # Imported here: planning a sweep (and --list) needs no NumPy.
+        from tdcheck.reports.result import SCHEMA_VERSION, to_jsonable
+
         return to_jsonable(
             {
                 "schema_version": SCHEMA_VERSION,
