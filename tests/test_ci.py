@@ -604,3 +604,21 @@ def test_no_mutation_of_a_report_makes_merge_crash(tmp_path_factory):
             assert result.stderr.count("\n") == 1
 
     check()
+
+
+def test_ctrl_c_during_the_report_imports_is_held_until_they_finish():
+    import os
+    import signal
+
+    from tdcheck.cli.sweep import _interrupt_after
+
+    steps = []
+    with pytest.raises(KeyboardInterrupt):
+        with _interrupt_after():
+            os.kill(os.getpid(), signal.SIGINT)
+            steps.append("the block went on")
+    assert steps == ["the block went on"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    with _interrupt_after():  # no Ctrl-C: nothing raised
+        steps.append("quiet")
+    assert steps[-1] == "quiet"

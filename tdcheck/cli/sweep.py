@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
@@ -45,6 +47,26 @@ _AXIS_OPTIONS: dict[str, Decorator] = {
                             "joined by ':' (3:2,2:2 is two cases for a batch of 2)."),
 }  # fmt: skip
 SWEEP_OPTIONS = [_AXIS_OPTIONS.get(name, option) for name, option in OPTIONS.items()]
+
+
+@contextlib.contextmanager
+def _interrupt_after() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends, then raise it: an import cut short (NumPy cannot be
+    imported twice in a process) would leave nothing able to write the partial report."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 @click.command("sweep")
@@ -132,6 +154,9 @@ def sweep_command(
     from tdcheck.commands.sweep import SweepResult, run_sweep
 
     try:  # Ctrl-C at any moment from here on: the report, interrupted, every case not run
+        with _interrupt_after():  # what writes the report (NumPy, Rich) must load whole
+            import tdcheck.reports.junit
+            import tdcheck.reports.sweep_render  # noqa: F401
         from tdcheck.reports.progress import progress_reporter
 
         with progress_reporter(len(plan.cases), enabled=not quiet) as on_case:
