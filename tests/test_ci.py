@@ -187,6 +187,12 @@ def test_list_as_json_gives_index_shard_and_command(runner):
     ]  # fmt: skip
 
 
+def test_an_empty_shard_passes_without_loading_tensorflow():
+    code, out, err, tf_loaded = run_isolated("sweep", "--seq", "2,3", "--shard", "3/3", "--quiet")
+    assert (code, err, tf_loaded) == (0, "", False)
+    assert out == "PASSED: 0 passed, 0 failed, 0 errored of 0 cases (shard 3/3 of a 2-case grid)\n"
+
+
 def test_names_hold_every_axis_that_varies():
     plan = plan_sweep({"seed": "0,1", "activation": "linear,relu", "lengths": "3,2"},
                       CompareConfig())  # fmt: skip

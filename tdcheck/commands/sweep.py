@@ -247,6 +247,8 @@ def run_sweep(
     """Run this shard's cases of ``plan`` in order; see the module docstring."""
     result = SweepResult.start(plan)
     todo = plan.cases
+    if not todo:  # more shards than selected cases: nothing to load TensorFlow for
+        return result
     try:  # Ctrl-C while TensorFlow loads leaves the same report: interrupted, all not run
         from tdcheck.commands.compare import Session, prepare
         from tdcheck.engines.tensorflow import error_text
