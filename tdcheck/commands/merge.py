@@ -214,7 +214,7 @@ def merge(docs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
         "stopped_early": any(doc["stopped_early"] for doc in docs),
         "fingerprint": {**docs[0]["fingerprint"]},
         "plan": plan,
-        "environment": docs[0].get("environment") or {},
+        "environment": next((d["environment"] for d in docs if d.get("environment")), {}),
         "cases": cases,
         "not_run": not_run,
     }
