@@ -12,11 +12,15 @@ from tdcheck.cli.options import (
     apply_options,
     check_output,
     model_options,
+    wide_option,
     write_sweep_files,
 )
 from tdcheck.core.config import FORMAT_CHOICES, CompareConfig
 from tdcheck.core.grid import DEFAULT_MAX_CASES
 from tdcheck.errors import ConfigError
+
+#: The largest --max-cases accepted: a sweep runs in one process, one case at a time.
+MAX_CASES_CAP = 1_000_000
 
 
 @click.command("sweep")
@@ -42,12 +46,13 @@ from tdcheck.errors import ConfigError
     default=DEFAULT_MAX_CASES,
     show_default=True,
     metavar="N",
-    help="Refuse grids of more cases than this (before running any).",
+    help=f"Refuse grids of more cases than this (before running any); at most {MAX_CASES_CAP}.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary line.")
+@wide_option
 def sweep_command(
     input_: str, format_: str, output: str | None, junit: str | None, shard: str | None,
-    fail_fast: bool, max_cases: int, quiet: bool, **options: Any,
+    fail_fast: bool, max_cases: int, quiet: bool, wide: bool, **options: Any,
 ) -> int:  # fmt: skip
     """Run the cartesian product of comma-listed options in one process.
 
@@ -58,35 +63,38 @@ def sweep_command(
     Exit codes: 0 every case passed, 1 a case failed or errored, 2 usage, 130 interrupted.
     If $GITHUB_STEP_SUMMARY is set, the Markdown report is appended to it.
     """
-    from tdcheck import files
     from tdcheck.core import grid
 
     lists = {axis: options.pop(axis) for axis in grid.AXES}
     base = CompareConfig(input=input_, **options)
-    if max_cases < 1:
-        raise ConfigError(f"--max-cases: must be >= 1 (got {max_cases})")
+    if not 1 <= max_cases <= MAX_CASES_CAP:
+        raise ConfigError(f"--max-cases: must be 1..{MAX_CASES_CAP} (got {max_cases})")
     cases = grid.expand(lists, base, max_cases=max_cases)
     indexed = list(enumerate(cases))
     shard_spec = grid.parse_shard(shard) if shard else None
     if shard_spec:
         indexed = grid.shard(indexed, *shard_spec)
-    output_format = check_output(output)
-    if junit is not None:
-        files.check_output_path(junit, "--junit")
+    output_format = check_output(output, junit=junit)
 
-    from tdcheck.commands.sweep import run_sweep
-    from tdcheck.reports.progress import progress_reporter
+    try:  # Ctrl-C at any moment, even while importing: the partial report, interrupted
+        from tdcheck.commands.sweep import run_sweep
+        from tdcheck.reports.progress import progress_reporter
+
+        with progress_reporter(len(indexed), enabled=not quiet) as on_case:
+            result = run_sweep(indexed, grid_size=len(cases), shard=shard_spec,
+                               fail_fast=fail_fast, on_case=on_case)  # fmt: skip
+    except KeyboardInterrupt:
+        from tdcheck.commands.sweep import SweepResult
+
+        result = SweepResult(cases=[], grid_size=len(cases), shard=shard_spec, interrupted=True)
     from tdcheck.reports.sweep_render import headline, render, render_table
 
-    with progress_reporter(len(indexed), enabled=not quiet) as on_case:
-        result = run_sweep(indexed, grid_size=len(cases), shard=shard_spec, fail_fast=fail_fast,
-                           on_case=on_case)  # fmt: skip
     doc = result.to_dict()
     write_sweep_files(doc, output, output_format, junit)
     if quiet:
         click.echo(headline(doc))
     elif format_ == "table":
-        render_table(doc, sys.stdout)
+        render_table(doc, sys.stdout, wide=wide)
     else:
         click.echo(render(doc, format_), nl=False)
     if result.interrupted:
@@ -120,8 +128,10 @@ def sweep_command(
     help="Also write JUnit XML for the merged report.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary line.")
+@wide_option
 def merge_command(
-    files: tuple[str, ...], format_: str, output: str | None, junit: str | None, quiet: bool
+    files: tuple[str, ...], format_: str, output: str | None, junit: str | None, quiet: bool,
+    wide: bool,
 ) -> int:  # fmt: skip
     """Merge the JSON reports of sweep shards into one report.
 
@@ -130,12 +140,9 @@ def merge_command(
       tdcheck merge shard-*.json --junit all.xml
     Exit codes: 0 every case passed and no case is missing, 1 otherwise, 2 bad input.
     """
-    from tdcheck import files as files_module
     from tdcheck.commands.merge import load_report, merge
 
-    output_format = check_output(output)
-    if junit is not None:
-        files_module.check_output_path(junit, "--junit")
+    output_format = check_output(output, junit=junit)
     doc = merge([load_report(path) for path in files], list(files))
 
     from tdcheck.reports.sweep_render import headline, render, render_table
@@ -144,7 +151,7 @@ def merge_command(
     if quiet:
         click.echo(headline(doc))
     elif format_ == "table":
-        render_table(doc, sys.stdout)
+        render_table(doc, sys.stdout, wide=wide)
     else:
         click.echo(render(doc, format_), nl=False)
     return 0 if doc["passed"] else 1

@@ -116,12 +116,12 @@ def run_sweep(
     on_case: Callable[[CaseResult], None] | None = None,
 ) -> SweepResult:
     """Run ``(grid index, config)`` cases in order; see the module docstring."""
-    from tdcheck.commands.compare import Session, prepare
-    from tdcheck.engines.tensorflow import error_text
-
-    session = Session()
     result = SweepResult(cases=[], grid_size=grid_size, shard=shard)
-    try:
+    try:  # Ctrl-C while TensorFlow loads gives the same partial (empty) report, interrupted
+        from tdcheck.commands.compare import Session, prepare
+        from tdcheck.engines.tensorflow import error_text
+
+        session = Session()
         for index, cfg in cases:
             start = time.perf_counter()
             try:
