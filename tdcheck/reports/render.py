@@ -72,14 +72,21 @@ def _text(cell: Cell) -> Any:
     return cell if isinstance(cell, Text) else Text(str(cell))
 
 
-def table_layout(headers: list[str], rows: list[list[Cell]], width: int, label: int = 1) -> str:
-    """``flat`` (one line per row), ``stacked`` (the first ``label`` columns on a line of
-    their own, the numbers under them) or ``blocks`` (one ``header value`` line per cell):
-    the first that fits ``width`` without cutting or wrapping a cell."""
+def _label_columns(label: int | tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(range(label)) if isinstance(label, int) else label
+
+
+def table_layout(
+    headers: list[str], rows: list[list[Cell]], width: int, label: int | tuple[int, ...] = 1
+) -> str:
+    """``flat`` (one line per row), ``stacked`` (the ``label`` columns, a count from the left
+    or indices, on a line of their own and the other cells under them) or ``blocks`` (one
+    ``header value`` line per cell): the first that fits ``width`` without cutting a cell."""
     widths = _widths(headers, rows)
     if 1 + sum(widths) + 2 * (len(widths) - 1) <= width:
         return "flat"
-    rest = widths[label:]
+    labels = _label_columns(label)
+    rest = [w for i, w in enumerate(widths) if i not in labels]
     if rest and 4 + sum(rest) + 2 * (len(rest) - 1) <= width:
         return "stacked"
     return "blocks"
@@ -96,7 +103,7 @@ def print_table(
     *,
     title: str | None = None,
     left: tuple[int, ...] = (0,),
-    label: int = 1,
+    label: int | tuple[int, ...] = 1,
     footer: list[Cell] | None = None,
     row_styles: list[str | None] | None = None,
     legend: str | None = None,
@@ -127,19 +134,21 @@ def print_table(
         out.rstrip()
         return out
 
+    label_cols = list(_label_columns(label))
+    others = [i for i in range(len(headers)) if i not in label_cols]
     if title:
         console.print(Text(title, style="bold"))
     if layout == "blocks":
-        key = max(len(h) for h in headers[label:]) if headers[label:] else 0
+        key = max((len(headers[i]) for i in others), default=0)
         for cells in all_rows:
-            console.print(Text("  ".join(_text(c).plain for c in cells[:label]), style="bold"))
-            for h, cell in zip(headers[label:], cells[label:], strict=True):
-                console.print(Text(f"    {h:<{key}}  ", style="dim") + _text(cell))
+            console.print(Text("  ".join(_text(cells[i]).plain for i in label_cols), style="bold"))
+            for i in others:
+                console.print(Text(f"    {headers[i]:<{key}}  ", style="dim") + _text(cells[i]))
     else:
         columns = list(range(len(headers)))
         if layout == "stacked":
-            label_cols, columns = columns[:label], columns[label:]
-            console.print(Text(" " + "  ".join(headers[:label]), style="bold"))
+            columns = others
+            console.print(Text(" " + "  ".join(headers[i] for i in label_cols), style="bold"))
         indent = " " if layout == "flat" else "    "
         head = line(headers, columns, indent, "bold")
         console.print(head)

@@ -111,12 +111,12 @@ def table_row(case: dict[str, Any], wide: bool = False) -> list[str]:
     """The terminal table's cells (an errored case's message is printed below the table)."""
     w = worst(case)
     name, result, pair, max_abs, max_ulp, bitwise = case_row(case)
-    if w is None:
-        pair = "-"
+    if w is None:  # errored: the message is printed below the table
+        pair = max_abs = max_ulp = "-"
     if not wide:
         return [name, result, max_abs, max_ulp, bitwise, pair]
-    max_rel = fmt(w["max_rel_diff"]) if w else ""
-    margin = fmt(w.get("margin")) if w and w.get("margin") is not None else ""
+    max_rel = fmt(w["max_rel_diff"]) if w else "-"
+    margin = fmt(w.get("margin")) if w and w.get("margin") is not None else "-"
     return [name, result, max_abs, max_rel, max_ulp, bitwise, margin, f"{case['seconds']:.2f}",
             pair]  # fmt: skip
 
@@ -153,7 +153,8 @@ def _render_table(doc: dict[str, Any], console: Any, wide: bool = False) -> None
             row[1] = Text(row[1], style=styles[row[1]])
             rows.append(row)
         title = "Cases" if len(cases) == len(doc["cases"]) else "Failed and errored cases"
-        print_table(console, headers, rows, title=title, left=(0, 1, len(headers) - 1),
+        last = len(headers) - 1  # the worst comparison: beside the case name when stacked
+        print_table(console, headers, rows, title=title, left=(0, 1, last), label=(0, last),
                     legend=TABLE_LEGEND)  # fmt: skip
     for line in failure_lines(doc):
         console.print(Text("  " + line))
