@@ -50,3 +50,29 @@ def test_readme_has_the_two_fresh_machine_commands():
     assert 'pip install -e ".[test]" && python -m pytest -q -n 2' in readme
     ci = (ROOT / ".ci" / "run").read_text()
     assert "python -m pytest -q -n 2" in ci
+
+
+def _load_doc_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "docs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_json_schema_is_generated_from_the_code():
+    assert (ROOT / "docs" / "schema.md").read_text() == _load_doc_script("gen_schema").render(), (
+        "docs/schema.md is stale: run python docs/gen_schema.py"
+    )
+
+
+def test_guide_describes_every_json_field():
+    schema = (ROOT / "docs" / "schema.md").read_text()
+    guide = (ROOT / "docs" / "guide.md").read_text()
+    section = guide[guide.index("## JSON schema") : guide.index("## CI recipes")]
+    paths = re.findall(r"^\| `([a-z_.\[\]]+)` \|", schema, flags=re.MULTILINE)
+    assert len(paths) > 100
+    for path in paths:
+        leaf = path.split(".")[-1].removesuffix("[]")
+        assert f"`{leaf}`" in section, f"docs/guide.md's JSON schema does not describe {path}"
+    assert "| `compare.training` | object: " in schema and "| yes | always |" in schema
+    assert "| `sweep.merged_from` | integer | no | merged reports |" in schema
