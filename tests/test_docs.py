@@ -6,6 +6,8 @@ import importlib.util
 import re
 from pathlib import Path
 
+import pytest
+
 from tdcheck.core.config import ACTIVATIONS, INITIALIZERS
 from tdcheck.core.tolerances import DEFAULT_TOLERANCES
 from tdcheck.core.variants import VARIANT_NAMES
@@ -76,3 +78,23 @@ def test_guide_describes_every_json_field():
         assert f"`{leaf}`" in section, f"docs/guide.md's JSON schema does not describe {path}"
     assert "| `compare.training` | object: " in schema and "| yes | always |" in schema
     assert "| `sweep.merged_from` | integer | no | merged reports |" in schema
+
+
+def test_measured_figures_are_current_on_the_machine_they_were_measured_on():
+    gen = _load_doc_script("gen_figures")
+    env = gen.environment_line()
+    for filename in gen.FILES:
+        found = gen.regions((ROOT / "docs" / filename).read_text())
+        for name, body in found.items():
+            recorded = gen.recorded_environment(body)
+            assert recorded, f"{filename}: figure {name!r} does not say where it was measured"
+            if name not in gen.FIGURES:
+                continue  # the slow survey: python docs/gen_figures.py --survey
+            if recorded != env:
+                pytest.skip(f"figures measured on {recorded}; this is {env}")
+            assert body == gen.render_body(name, env), (
+                f"{filename}: figure {name!r} is stale: run python docs/gen_figures.py"
+            )
+    assert {"seed", "gelu", "float64-survey"} <= {
+        name for f in gen.FILES for name in gen.regions((ROOT / "docs" / f).read_text())
+    }
