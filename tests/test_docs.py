@@ -98,3 +98,22 @@ def test_measured_figures_are_current_on_the_machine_they_were_measured_on():
     assert {"seed", "gelu", "float64-survey"} <= {
         name for f in gen.FILES for name in gen.regions((ROOT / "docs" / f).read_text())
     }
+
+
+def test_compare_vs_seed_says_where_the_seed_script_is_missing(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "TDCHECK_SEED_SCRIPT"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "compare_vs_seed.py"),
+         "--seed-script", str(tmp_path / "seed.py")],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=60,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stdout == ""
+    assert proc.stderr == (
+        f"compare_vs_seed: error: no seed script at '{tmp_path / 'seed.py'}'; give its path "
+        "with --seed-script PATH (or set $TDCHECK_SEED_SCRIPT)\n"
+    )
