@@ -253,3 +253,32 @@ def test_json_is_unchanged_by_the_table_options(runner):
                                  "--format", "json", "--wide"])  # fmt: skip
     assert result.exit_code == 0
     assert json.loads(result.stdout)["passed"] is True
+
+
+# -- progress ------------------------------------------------------------------------------------
+def test_bench_status_names_the_cell_and_estimates_the_rest():
+    from tdcheck.reports.progress import BenchStatus
+
+    ticks = iter([0.0, 100.0, 110.0, 130.0, 200.0])  # start, then each cell's start
+    status = BenchStatus(4, clock=lambda: next(ticks))
+    assert status.line("eager static seq=10 batch=32") == (
+        "[1/4] eager static seq=10 batch=32: compiling and timing"
+    )
+    # one cell took 10 s: three left, about 30 s
+    assert status.line("graph static seq=10 batch=32").endswith(", about 30 s left")
+    # two cells took 30 s in all: 15 s each, two left
+    assert status.line("graph static seq=100 batch=32") == (
+        "[3/4] graph static seq=100 batch=32: compiling and timing, about 30 s left"
+    )
+    assert status.line("xla static seq=100 batch=32").endswith("about 33 s left")  # 100/3
+
+
+def test_progress_is_silent_off_a_terminal(capsys):
+    from tdcheck.reports.progress import progress_reporter, tensorflow_loaded
+
+    with progress_reporter(3) as on_case:
+        on_case(None)  # off a terminal the callback does nothing at all
+    assert capsys.readouterr() == ("", "")
+    import tdcheck.engines.tensorflow as engine
+
+    assert tensorflow_loaded() is (engine._LOADED is not None)
