@@ -172,10 +172,13 @@ def parse_memory(spec: str | int) -> int:
 
 
 def format_bytes(n: float) -> str:
-    """Human-readable size: ``format_bytes(3 * 1024**3) == '3.0 GiB'``."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    """Human-readable size: ``format_bytes(3 * 1024**3) == '3.0 GiB'``; absurd sizes in
+    exponent form (``format_bytes(1e30) == '8.88e+14 PiB'``)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            if unit == "B":
+                return f"{n:.0f} {unit}"
+            return f"{n:.1f} {unit}" if n < 10_000 else f"{n:.3g} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
 
