@@ -22,7 +22,7 @@ from pathlib import Path
 DOCS = Path(__file__).resolve().parent
 REGION = re.compile(r"(<!-- figures:(?P<name>[a-z0-9-]+) -->\n)(?P<body>.*?)(<!-- /figures -->)",
                     re.DOTALL)  # fmt: skip
-FILES = ("ulp.md", "guide.md")
+FILES = ("ulp.md", "guide.md", "../README.md")
 
 
 def environment_line() -> str:
@@ -128,7 +128,22 @@ def survey_figure() -> str:
     )
 
 
-FIGURES: dict[str, Callable[[], str]] = {"seed": seed_figure, "gelu": gelu_figure}
+def readme_example() -> str:
+    """The README's example: ``tdcheck compare --hidden 5 --seq 3`` piped, 80 columns."""
+    from click.testing import CliRunner
+
+    from tdcheck.cli import cli
+
+    args = ["compare", "--hidden", "5", "--seq", "3"]
+    result = CliRunner().invoke(cli, args, env={"COLUMNS": "80", "NO_COLOR": "1"})
+    return f"```text\n$ tdcheck {' '.join(args)}\n{result.stdout}```\n"
+
+
+FIGURES: dict[str, Callable[[], str]] = {
+    "seed": seed_figure,
+    "gelu": gelu_figure,
+    "readme-example": readme_example,
+}
 SLOW: dict[str, Callable[[], str]] = {"float64-survey": survey_figure}
 
 
@@ -151,7 +166,7 @@ def update(names: set[str]) -> dict[Path, str]:
     env = environment_line()
     out = {}
     for filename in FILES:
-        path = DOCS / filename
+        path = (DOCS / filename).resolve()
         text = path.read_text()
 
         def replace(m: re.Match[str]) -> str:

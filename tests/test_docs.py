@@ -84,7 +84,7 @@ def test_measured_figures_are_current_on_the_machine_they_were_measured_on():
     gen = _load_doc_script("gen_figures")
     env = gen.environment_line()
     for filename in gen.FILES:
-        found = gen.regions((ROOT / "docs" / filename).read_text())
+        found = gen.regions((ROOT / "docs" / filename).resolve().read_text())
         for name, body in found.items():
             recorded = gen.recorded_environment(body)
             assert recorded, f"{filename}: figure {name!r} does not say where it was measured"
@@ -95,8 +95,8 @@ def test_measured_figures_are_current_on_the_machine_they_were_measured_on():
             assert body == gen.render_body(name, env), (
                 f"{filename}: figure {name!r} is stale: run python docs/gen_figures.py"
             )
-    assert {"seed", "gelu", "float64-survey"} <= {
-        name for f in gen.FILES for name in gen.regions((ROOT / "docs" / f).read_text())
+    assert {"seed", "gelu", "float64-survey", "readme-example"} <= {
+        name for f in gen.FILES for name in gen.regions((ROOT / "docs" / f).resolve().read_text())
     }
 
 
