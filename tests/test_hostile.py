@@ -272,3 +272,13 @@ def test_absurd_memory_estimates_read_as_numbers():
     assert format_bytes(3 * 1024**3) == "3.0 GiB"
     assert format_bytes(5 * 1024**5) == "5.0 PiB"
     assert format_bytes(1e30) == "8.88e+14 PiB"
+
+
+def test_shell_completion_as_documented():
+    script = _proc([sys.executable, "-c", "from tdcheck.cli import main; main()"],
+                   env={**ENV, "_TDCHECK_COMPLETE": "bash_source"})  # fmt: skip
+    assert "_tdcheck_completion()" in script.stdout
+    words = _proc([sys.executable, "-c", "from tdcheck.cli import main; main()"],
+                  env={**ENV, "_TDCHECK_COMPLETE": "bash_complete",
+                       "COMP_WORDS": "tdcheck compare --rnn ", "COMP_CWORD": "3"})  # fmt: skip
+    assert words.stdout.split() == ["plain,lstm", "plain,gru", "plain,simple-rnn", "plain,none"]
