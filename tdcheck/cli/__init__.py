@@ -106,8 +106,8 @@ def cli(color: str) -> None:
       tdcheck compare --hidden 5 --seq 3
       tdcheck --color always sweep --hidden 4,8 --junit report.xml
     Exit codes: 0 all comparisons pass, 1 some comparison fails, 2 bad usage or
-    input, 3 environment problem (e.g. --device gpu without a GPU), 130 interrupted,
-    141 the reader closed the pipe before the report was written (e.g. | head).
+    input, 3 environment problem (e.g. --device gpu without a GPU), 130
+    interrupted, 141 the reader closed the pipe before the report was written.
     Set TDCHECK_DEBUG=1 to see TensorFlow's logs and full tracebacks.
     Shell completion (bash; zsh_source and fish_source alike):
       eval "$(_TDCHECK_COMPLETE=bash_source tdcheck)"
