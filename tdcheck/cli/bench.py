@@ -120,9 +120,10 @@ def bench_command(
     \b
     Example:
       tdcheck bench --seq 10,100,1000 --mode eager,graph --plot bench.png
-      tdcheck bench --hidden 64 --units 16 --mode graph,xla --time-dim static,dynamic
-    Exit codes: 0 timed, 1 the variants are not equivalent (timings flagged), 2 usage,
-    3 environment (e.g. --plot without matplotlib).
+      tdcheck bench --hidden 64 --units 16 --mode graph,xla \\
+        --time-dim static,dynamic
+    Exit codes: 0 timed, 1 the variants are not equivalent (timings flagged),
+    2 usage, 3 environment (e.g. --plot without matplotlib), 130 interrupted.
     """
     from tdcheck.commands.bench import BenchPlan
     from tdcheck.core.grid import parse_list

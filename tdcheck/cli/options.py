@@ -111,7 +111,8 @@ OPTIONS: dict[str, Decorator] = {
         type=click.Choice(ACTIVATIONS),
         default="linear",
         show_default=True,
-        help="Head activation.",
+        metavar="NAME",
+        help="Head activation: " + ", ".join(ACTIVATIONS) + ".",
     ),
     "weights": click.option(
         "--weights",
