@@ -282,3 +282,9 @@ def test_progress_is_silent_off_a_terminal(capsys):
     import tdcheck.engines.tensorflow as engine
 
     assert tensorflow_loaded() is (engine._LOADED is not None)
+
+
+@pytest.mark.parametrize("args", [["--help"], ["compare", "--help"], ["bench", "--help"]])
+def test_help_fits_80_columns(runner, args):
+    text = runner.invoke(cli, args, env={"COLUMNS": "80"}, terminal_width=80).output
+    assert max(len(line) for line in text.splitlines()) <= 80
