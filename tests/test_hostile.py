@@ -201,7 +201,7 @@ def test_ascii_only_stdout_gets_stand_ins():
 
 
 # -- interrupts ----------------------------------------------------------------------------
-def _interrupt_once_numpy_loads(proc):
+def _interrupt_once_numpy_loads(proc, signum=signal.SIGINT):
     """SIGINT once the process has mapped NumPy (past Python's start-up; TensorFlow, which
     loads after it, takes seconds more), or after 1 s where /proc is missing."""
     deadline = time.monotonic() + 60
@@ -212,10 +212,11 @@ def _interrupt_once_numpy_loads(proc):
         time.sleep(0.02)
     else:
         time.sleep(1)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(signum)
 
 
-def test_sigint_while_tensorflow_loads_gives_the_partial_sweep_report(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_while_tensorflow_loads_gives_the_partial_sweep_report(tmp_path, signum):
     report = tmp_path / "r.json"
     proc = subprocess.Popen(
         [sys.executable, "-m", "tdcheck", "sweep", "--hidden", "3,4", "--seq", "2",
@@ -223,7 +224,7 @@ def test_sigint_while_tensorflow_loads_gives_the_partial_sweep_report(tmp_path):
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
     )  # fmt: skip
     # Wait until the sweep has started importing its numerics (TensorFlow takes seconds more).
-    _interrupt_once_numpy_loads(proc)
+    _interrupt_once_numpy_loads(proc, signum)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert stderr.endswith("tdcheck: interrupted; the report covers the cases that finished\n")

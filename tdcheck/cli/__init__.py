@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import contextlib
 import os
+import signal
 import sys
 from typing import Any
 
@@ -171,9 +172,16 @@ def _silence_stdout() -> None:
         os.close(devnull)
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM (a CI job cancelled or timed out) stops tdcheck as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Console-script entry point (also ``python -m tdcheck``)."""
     prepare_streams()
+    with contextlib.suppress(ValueError, OSError):  # not the main thread: leave it alone
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         code = cli.main(prog_name="tdcheck", standalone_mode=False)
     except BrokenPipeError:  # the reader went away (``tdcheck compare | head -1``)
