@@ -147,9 +147,10 @@ def bench_command(
 
     from tdcheck.commands.bench import run_bench
     from tdcheck.reports.bench_render import render, render_table, write_plot
-    from tdcheck.reports.progress import BenchStatus, stderr_is_terminal
+    from tdcheck.reports.color import is_terminal
+    from tdcheck.reports.progress import BenchStatus
 
-    status = BenchStatus(len(plan.cells())) if stderr_is_terminal() else None
+    status = BenchStatus(len(plan.cells())) if is_terminal(sys.stderr) else None
     if status is not None:
         status.loading()
     try:

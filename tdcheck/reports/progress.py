@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from tdcheck.commands.sweep import CaseResult
-from tdcheck.reports.color import console_options
+from tdcheck.reports.color import console_options, is_terminal
 
 
 def tensorflow_loaded() -> bool:
@@ -23,20 +23,13 @@ def tensorflow_loaded() -> bool:
     return getattr(module, "_LOADED", None) is not None
 
 
-def stderr_is_terminal() -> bool:
-    try:
-        return sys.stderr is not None and sys.stderr.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
 @contextlib.contextmanager
 def progress_reporter(total: int, enabled: bool = True) -> Iterator[Callable[[CaseResult], None]]:
     """Yield a callback to call after each case; draws a bar with pass/fail counts on a TTY.
 
     Until TensorFlow has loaded the bar says "loading TensorFlow ...", then "sweep".
     """
-    if not enabled or not stderr_is_terminal():
+    if not enabled or not is_terminal(sys.stderr):
         yield lambda case: None
         return
     from rich.console import Console

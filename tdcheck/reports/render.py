@@ -1,8 +1,9 @@
 """Rendering a :class:`~tdcheck.reports.result.CompareResult` as a table, Markdown or JSON.
 
-Tables use Rich, which honours ``NO_COLOR`` and writes plain text when the
-output is not a terminal. When the comparisons table is wider than
-the terminal it is shown as one block per pair instead, so a narrow terminal stays readable.
+Tables are laid out by :func:`print_table` so that no value is ever cut or split: one line
+per row when it fits, else the row's label on a line of its own with the numbers under it,
+else one ``name value`` line per cell. Colour follows ``--color`` (:mod:`.color`); piped
+output is never hard-wrapped.
 """
 
 from __future__ import annotations
@@ -35,9 +36,6 @@ def exact_value(value: float | None, dtype: str) -> str:
         return repr(value)
 
 
-_is_terminal = is_terminal
-
-
 @contextlib.contextmanager
 def report_console(
     file: IO[str], width: int | None = None, color: bool | None = None
@@ -52,7 +50,7 @@ def report_console(
     """
     from rich.console import Console
 
-    terminal = _is_terminal(file)
+    terminal = is_terminal(file)
     if width is None and not terminal:
         width = int(os.environ.get("COLUMNS", "") or 0) or NO_WRAP_WIDTH
     target: IO[str] = file if terminal else io.StringIO()
