@@ -181,8 +181,12 @@ def test_closed_stdout_and_stderr_keep_the_exit_code():
     assert out.stdout == "rc=0\n"  # a passing run with both streams closed still passes
 
 
-def test_reader_closing_the_pipe_early_is_quiet():
-    proc = subprocess.Popen([sys.executable, "-m", "tdcheck", "compare", "--help"], env=ENV,
+@pytest.mark.parametrize(
+    "args", [["compare", "--help"], ["compare", "--hidden", "3", "--seq", "2", "--grad"]]
+)
+def test_reader_closing_the_pipe_early_is_quiet(args):
+    # --help: Click writes; the compare run: tdcheck's report, after TensorFlow has loaded
+    proc = subprocess.Popen([sys.executable, "-m", "tdcheck", *args], env=ENV,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)  # fmt: skip
     proc.stdout.close()  # the reader is gone before tdcheck writes
     stderr = proc.stderr.read().decode()
