@@ -288,3 +288,25 @@ def test_progress_is_silent_off_a_terminal(capsys):
 def test_help_fits_80_columns(runner, args):
     text = runner.invoke(cli, args, env={"COLUMNS": "80"}, terminal_width=80).output
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_sweep_bar_on_a_terminal_says_what_it_is_doing(monkeypatch, color_mode):
+    import sys
+
+    from tdcheck.commands.sweep import CaseResult
+    from tdcheck.reports import progress
+
+    class FakeTTY(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = FakeTTY()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setattr(progress, "tensorflow_loaded", lambda: False)
+    color_mode("never")  # the bar still draws (a live display), without colour
+    with progress.progress_reporter(3) as on_case:
+        on_case(CaseResult(0, "case", {}, "failed", 0.1))
+    text = err.getvalue()
+    assert "loading TensorFlow ..." in text
+    assert "1/3" in text and "0 passed 1 failed 0 errored" in text
+    assert "\x1b[3" not in text  # no colour codes

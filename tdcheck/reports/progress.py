@@ -47,7 +47,8 @@ def progress_reporter(total: int, enabled: bool = True) -> Iterator[Callable[[Ca
                    "[yellow]{task.fields[errored]} errored[/]"),
         TimeElapsedColumn(),
     )  # fmt: skip
-    console = Console(stderr=True, **console_options(sys.stderr))
+    # A live display needs a terminal console even when colour is off (--color never).
+    console = Console(stderr=True, **{**console_options(sys.stderr), "force_terminal": True})
     with Progress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("sweep", total=total, passed=0, failed=0, errored=0)
 
