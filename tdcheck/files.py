@@ -8,9 +8,11 @@ What an output path may name (checked before any work, see :func:`check_output_p
   over it (an existing file keeps no half-written state);
 * a **symbolic link**: followed; the file it points to is replaced the same way and the link
   stays a link (a dangling link creates its target);
-* a **character device or a pipe** (``/dev/null``, ``/dev/stdout``, a FIFO, a shell process
-  substitution such as ``>(gzip > r.gz)``): written straight through, never renamed over,
-  so even as root ``--junit /dev/null`` leaves ``/dev/null`` a device;
+* a **character device or a pipe** (``/dev/null``, a FIFO, a shell process substitution
+  such as ``>(gzip > r.gz)``) or any name under ``/dev`` or ``/proc`` (``/dev/stdout`` may be
+  the file the shell redirected stdout to): written straight through in append mode, never
+  renamed over nor truncated, so even as root ``--junit /dev/null`` leaves ``/dev/null`` a
+  device and ``--junit /dev/stdout > log`` adds to ``log``;
 * refused (exit 2): an empty path, a folder, a missing folder, a read-only file, a block
   device or socket, and the same file given to two output options.
 """
@@ -19,7 +21,9 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import IO, Any
@@ -30,12 +34,28 @@ REPORT_SUFFIXES = {".json": "json", ".md": "markdown", ".markdown": "markdown", 
 
 
 def is_stream_target(path: str) -> bool:
-    """True for a character device or a pipe: written through, never replaced."""
+    """True for a character device, a pipe, or a name under /dev or /proc (``/dev/stdout``
+    may stand for the very file the shell redirected stdout to): written through, in append
+    mode, never replaced."""
+    if os.path.abspath(path).startswith(("/dev/", "/proc/")):
+        return True
     try:
         mode = os.stat(path).st_mode
     except OSError:
         return False
     return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+_STANDARD = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+
+
+def _descriptor_of(path: str) -> int | None:
+    """The open descriptor a name such as ``/dev/stdout`` or ``/dev/fd/3`` stands for."""
+    name = os.path.abspath(path)
+    if name in _STANDARD:
+        return _STANDARD[name]
+    match = re.fullmatch(r"/(?:dev/fd|proc/self/fd)/([0-9]+)", name)
+    return int(match.group(1)) if match else None
 
 
 def check_output_path(path: str, option: str) -> None:
@@ -48,7 +68,7 @@ def check_output_path(path: str, option: str) -> None:
         raise ConfigError(f"{option}: {path!r} is a folder, not a file")
     if os.path.exists(path):
         mode = os.stat(path).st_mode
-        if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+        if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or is_stream_target(path):
             if not os.access(path, os.W_OK):
                 raise ConfigError(f"{option}: cannot write to {path!r}")
             return
@@ -109,7 +129,15 @@ def report_format_for(path: str) -> str:
 def _atomic(path: str, mode: str) -> Iterator[IO[Any]]:
     encoding = None if "b" in mode else "utf-8"
     if is_stream_target(path):  # a device or pipe: write through, never rename over it
-        with open(path, mode, encoding=encoding) as handle:
+        fd = _descriptor_of(path)
+        if fd is not None:  # /dev/stdout: through the process's own descriptor and offset
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(AttributeError, OSError, ValueError):
+                    stream.flush()
+            handle = os.fdopen(os.dup(fd), mode, encoding=encoding)
+        else:
+            handle = open(path, mode.replace("w", "a"), encoding=encoding)  # noqa: SIM115
+        with handle:
             yield handle
         return
     real = os.path.realpath(path)  # a symlink is followed: its target is replaced

@@ -205,17 +205,17 @@ def test_ascii_only_stdout_gets_stand_ins():
 
 
 # -- interrupts ----------------------------------------------------------------------------
-def _interrupt_once_numpy_loads(proc, signum=signal.SIGINT):
-    """SIGINT once the process has mapped NumPy (past Python's start-up; TensorFlow, which
-    loads after it, takes seconds more), or after 1 s where /proc is missing."""
+def _interrupt_while_tensorflow_loads(proc, signum=signal.SIGINT):
+    """Signal the process once it has mapped TensorFlow's first library (the import then
+    takes seconds more), or after 2 s where /proc is missing."""
     deadline = time.monotonic() + 60
     while os.path.exists(f"/proc/{proc.pid}/maps") and time.monotonic() < deadline:
         with open(f"/proc/{proc.pid}/maps") as handle:
-            if "numpy" in handle.read() or proc.poll() is not None:
+            if "tensorflow" in handle.read() or proc.poll() is not None:
                 break
         time.sleep(0.02)
     else:
-        time.sleep(1)
+        time.sleep(2)
     proc.send_signal(signum)
 
 
@@ -227,8 +227,7 @@ def test_interrupt_while_tensorflow_loads_gives_the_partial_sweep_report(tmp_pat
          "--format", "json", "--output", str(report)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV,
     )  # fmt: skip
-    # Wait until the sweep has started importing its numerics (TensorFlow takes seconds more).
-    _interrupt_once_numpy_loads(proc, signum)
+    _interrupt_while_tensorflow_loads(proc, signum)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130, stderr
     assert stderr.endswith("tdcheck: interrupted; the report covers the cases that finished\n")
@@ -242,7 +241,7 @@ def test_interrupt_while_tensorflow_loads_gives_the_partial_sweep_report(tmp_pat
 def test_sigint_during_compare_is_one_line_130():
     proc = subprocess.Popen([sys.executable, "-m", "tdcheck", "compare", "--hidden", "3"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV)  # fmt: skip
-    _interrupt_once_numpy_loads(proc)
+    _interrupt_while_tensorflow_loads(proc)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130
     assert stdout == ""
@@ -287,3 +286,16 @@ def test_shell_completion_as_documented():
                   env={**ENV, "_TDCHECK_COMPLETE": "bash_complete",
                        "COMP_WORDS": "tdcheck compare --rnn ", "COMP_CWORD": "3"})  # fmt: skip
     assert words.stdout.split() == ["plain,lstm", "plain,gru", "plain,simple-rnn", "plain,none"]
+
+
+def test_dev_stdout_redirected_to_a_file_keeps_the_report_and_the_file(tmp_path):
+    # `--junit /dev/stdout > log`: written through the process's own descriptor, in order,
+    # neither truncating `log` nor renaming over it.
+    log = tmp_path / "log.txt"
+    code = ("import sys\nfrom tdcheck.files import atomic_write_text, check_output_path\n"
+            "print('report'); check_output_path('/dev/stdout', '--junit')\n"
+            "atomic_write_text('/dev/stdout', '<junit/>\\n'); print('verdict')")  # fmt: skip
+    with open(log, "w") as out:
+        subprocess.run([sys.executable, "-c", code], stdout=out, check=True, env=ENV)
+    assert log.read_text() == "report\n<junit/>\nverdict\n"
+    assert sorted(os.listdir(tmp_path)) == ["log.txt"]

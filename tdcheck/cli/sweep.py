@@ -76,18 +76,16 @@ def sweep_command(
         indexed = grid.shard(indexed, *shard_spec)
     output_format = check_output(output, junit=junit)
 
-    try:  # Ctrl-C at any moment, even while importing: the partial report, interrupted
-        from tdcheck.commands.sweep import run_sweep
-        from tdcheck.reports.progress import progress_reporter
+    from tdcheck.commands.sweep import SweepResult, run_sweep
+    from tdcheck.reports.progress import progress_reporter
+    from tdcheck.reports.sweep_render import headline, render, render_table
 
+    try:  # Ctrl-C from here on, even while TensorFlow loads: the partial report, interrupted
         with progress_reporter(len(indexed), enabled=not quiet) as on_case:
             result = run_sweep(indexed, grid_size=len(cases), shard=shard_spec,
                                fail_fast=fail_fast, on_case=on_case)  # fmt: skip
     except KeyboardInterrupt:
-        from tdcheck.commands.sweep import SweepResult
-
         result = SweepResult(cases=[], grid_size=len(cases), shard=shard_spec, interrupted=True)
-    from tdcheck.reports.sweep_render import headline, render, render_table
 
     doc = result.to_dict()
     write_sweep_files(doc, output, output_format, junit)
