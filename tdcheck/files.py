@@ -97,22 +97,6 @@ def check_distinct(paths: dict[str, str | None]) -> None:
         seen[key] = option
 
 
-#: The most tdcheck reads of a report it is given (``merge``): far beyond a real report.
-MAX_READ_BYTES = 256 * 1024**2
-
-
-def read_text_capped(path: str, what: str, limit: int = MAX_READ_BYTES) -> str:
-    """Read a UTF-8 text file, a pipe or a process substitution, refusing (exit 2) one that
-    holds more than ``limit`` bytes (``/dev/zero`` never ends) before reading it all."""
-    with open(path, "rb") as handle:
-        mode = os.fstat(handle.fileno()).st_mode
-        size = os.fstat(handle.fileno()).st_size if stat.S_ISREG(mode) else 0
-        data = b"" if size > limit else handle.read(limit + 1)
-    if size > limit or len(data) > limit:
-        raise ConfigError(f"{what}: {path!r} is larger than {limit:,} bytes; refusing to read it")
-    return data.decode("utf-8")
-
-
 def report_format_for(path: str) -> str:
     """The report format implied by a file's suffix (``.json``, ``.md``, ``.txt``)."""
     suffix = os.path.splitext(path)[1].lower()

@@ -123,7 +123,6 @@ def test_guide_limits_are_the_code_constants():
     from tdcheck.cli.sweep import MAX_CASES_CAP
     from tdcheck.commands.bench import MAX_CELLS, MAX_REPEATS, MAX_WARMUP
     from tdcheck.core.config import DTYPE_MAX, MAX_MEMORY, MAX_SEED, MAX_TRAIN_STEPS
-    from tdcheck.files import MAX_READ_BYTES
 
     guide = (ROOT / "docs" / "guide.md").read_text()
     text = " ".join(guide[guide.index("**Limits.**") : guide.index("**Help.**")].split())
@@ -132,6 +131,5 @@ def test_guide_limits_are_the_code_constants():
         f"`bench --repeats` {MAX_REPEATS}", f"`--warmup` {MAX_WARMUP}",
         f"at most {MAX_CELLS} cells", f"`--seed` 0..{MAX_SEED}",
         f"`--max-memory` {MAX_MEMORY // 1024**5} PiB", f"(float16: {DTYPE_MAX['float16']:g})",
-        f"at most {MAX_READ_BYTES // 1024**2} MiB",
     ):  # fmt: skip
         assert fragment in text, fragment

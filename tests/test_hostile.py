@@ -248,28 +248,6 @@ def test_sigint_during_compare_is_one_line_130():
     assert stderr == "tdcheck: error: interrupted\n"
 
 
-def test_merge_refuses_endless_or_huge_inputs_without_reading_them(tmp_path, runner):
-    one_line_error(run(runner, "merge", "/dev/zero"), 2,
-                   "merge: '/dev/zero' is larger than 268,435,456 bytes; refusing to read it")  # fmt: skip
-    sparse = tmp_path / "big.json"
-    with open(sparse, "wb") as handle:
-        handle.truncate(300 * 1024**2)  # sparse: refused from its size, never read
-    one_line_error(run(runner, "merge", str(sparse)), 2, "is larger than 268,435,456 bytes")
-
-
-def test_capped_read_takes_pipes(tmp_path):
-    from tdcheck.files import read_text_capped
-
-    fifo = tmp_path / "report.json"
-    os.mkfifo(fifo)
-    writer = threading.Thread(target=lambda: fifo.write_text('{"kind": "sweep"}'))
-    writer.start()
-    assert read_text_capped(str(fifo), "merge") == '{"kind": "sweep"}'
-    writer.join(timeout=10)
-    with pytest.raises(ConfigError, match="is larger than 4 bytes"):
-        read_text_capped(os.devnull.replace("null", "zero"), "merge", limit=4)
-
-
 def test_absurd_memory_estimates_read_as_numbers():
     from tdcheck.core.config import format_bytes
 

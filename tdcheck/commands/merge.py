@@ -7,13 +7,13 @@ from typing import Any
 
 from tdcheck.commands.sweep import summarize
 from tdcheck.errors import ConfigError
-from tdcheck.files import read_text_capped
 
 
 def load_report(path: str) -> dict[str, Any]:
     """Read one ``tdcheck sweep --format json`` report; exit 2 on anything else."""
     try:
-        doc = json.loads(read_text_capped(path, "merge"))
+        with open(path, encoding="utf-8") as handle:
+            doc = json.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"merge: no such file {path!r}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
