@@ -196,7 +196,6 @@ def comparison_fields(c: Comparison) -> list[tuple[str, str]]:
         ("max ULP", fmt(s.max_ulp)),
         ("mismatched", f"{s.mismatched}/{s.total}"),
         ("bitwise", fmt(s.bitwise_equal)),
-        *([("margin", fmt(margin_of(c)))] if margin_of(c) is not None else []),
         ("atol / rtol", tolerance_text(c)),
         ("result", "PASS" if s.passed else "FAIL"),
     ]
@@ -393,7 +392,8 @@ def _comparison_rows(
     rows = []
     for c in items:
         fields = dict(comparison_fields(c))
-        fields.setdefault("margin", "n/a")
+        margin = margin_of(c)
+        fields.setdefault("margin", "n/a" if margin is None else fmt(margin))
         cells: list[Any] = [fields[h] for h in headers]
         cells[-1] = _result_text(c.passed)
         if with_quantity:
