@@ -76,18 +76,19 @@ def _label_columns(label: int | tuple[int, ...]) -> tuple[int, ...]:
 
 def table_layout(
     headers: list[str], rows: list[list[Cell]], width: int, label: int | tuple[int, ...] = 1
-) -> str:
-    """``flat`` (one line per row), ``stacked`` (the ``label`` columns, a count from the left
-    or indices, on a line of their own and the other cells under them) or ``blocks`` (one
-    ``header value`` line per cell): the first that fits ``width`` without cutting a cell."""
+) -> tuple[str, int]:
+    """The layout and the gap between columns: ``flat`` (one line per row), ``stacked`` (the
+    ``label`` columns, a count from the left or indices, on a line of their own and the other
+    cells under them) or ``blocks`` (one ``header value`` line per cell); the first that fits
+    ``width`` without cutting a cell, with two spaces between columns, else one."""
     widths = _widths(headers, rows)
-    if 1 + sum(widths) + 2 * (len(widths) - 1) <= width:
-        return "flat"
     labels = _label_columns(label)
     rest = [w for i, w in enumerate(widths) if i not in labels]
-    if rest and 4 + sum(rest) + 2 * (len(rest) - 1) <= width:
-        return "stacked"
-    return "blocks"
+    for layout, indent, columns in (("flat", 1, widths), ("stacked", 4, rest)):
+        for gap in (2, 1):
+            if columns and indent + sum(columns) + gap * (len(columns) - 1) <= width:
+                return layout, gap
+    return "blocks", 2
 
 
 def _widths(headers: list[str], rows: list[list[Cell]]) -> list[int]:
@@ -115,7 +116,7 @@ def print_table(
     from rich.text import Text
 
     all_rows = rows + ([footer] if footer else [])
-    layout = table_layout(headers, all_rows, console.width, label)
+    layout, gap = table_layout(headers, all_rows, console.width, label)
     widths = _widths(headers, all_rows)
     styles = (row_styles or []) + [None] * (len(all_rows) - len(row_styles or []))
 
@@ -128,7 +129,7 @@ def print_table(
             pad = " " * (widths[i] - cell.cell_len)
             out.append_text(Text(pad) + cell if i not in left else cell + Text(pad))
             if n < len(columns) - 1:
-                out.append("  ")
+                out.append(" " * gap)
         out.rstrip()
         return out
 
