@@ -310,3 +310,15 @@ def test_sweep_bar_on_a_terminal_says_what_it_is_doing(monkeypatch, color_mode):
     assert "loading TensorFlow ..." in text
     assert "1/3" in text and "0 passed 1 failed 0 errored" in text
     assert "\x1b[3" not in text  # no colour codes
+
+
+@pytest.mark.parametrize(
+    ("term", "group"),
+    [("--hidden INT", "Model options"), ("-q, --quiet", "Output options"),
+     ("-k EXPR", "Run options"), ("--oracle / --no-oracle", "Numerics options"),
+     ("-h, --help", "Other options"), ("--some-new-option N", "Other options")],
+)  # fmt: skip
+def test_help_rows_land_in_their_group(term, group):
+    from tdcheck.cli.help import option_group
+
+    assert option_group(term) == group

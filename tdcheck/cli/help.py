@@ -25,17 +25,18 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "Input options": ("input", "seed", "lengths"),
     "Numerics options": (
         "atol", "rtol", "exact", "oracle", "grad", "train-steps", "optimizer",
-        "learning-rate", "deterministic",
+        "learning-rate", "deterministic", "equal-nan", "power", "baseline", "checks",
     ),
     "Run options": (
         "device", "max-memory", "mode", "repeats", "warmup", "backward", "shard", "fail-fast",
-        "max-cases",
+        "max-cases", "k", "list", "backend", "backends", "keras", "tf32", "inference-only",
+        "no-timing", "dry-run", "force", "unsafe",
     ),
     "Output options": ("format", "output", "junit", "save-arrays", "plot", "quiet", "wide"),
 }  # fmt: skip
 OTHER = "Other options"
 _GROUP_OF = {name: group for group, names in GROUPS.items() for name in names}
-_LONG = re.compile(r"--([a-z0-9][a-z0-9-]*)")
+_NAME = re.compile(r"(?:^|[\s,/])--?([a-zA-Z0-9][a-zA-Z0-9-]*)")
 
 #: The exit codes each command can give, shown under its help when its text lacks them.
 EXIT_CODES = {
@@ -49,9 +50,12 @@ DEFAULT_EXIT_CODES = (
 
 
 def option_group(term: str) -> str:
-    """The section of a help row such as ``--hidden INT`` or ``-q, --quiet``."""
-    match = _LONG.search(term)
-    return _GROUP_OF.get(match.group(1), OTHER) if match else OTHER
+    """The section of a help row such as ``--hidden INT``, ``-q, --quiet`` or ``-k EXPR``:
+    the group of its first name that has one."""
+    for name in _NAME.findall(term):
+        if name in _GROUP_OF:
+            return _GROUP_OF[name]
+    return OTHER
 
 
 class GroupedHelpFormatter(click.HelpFormatter):
