@@ -208,10 +208,10 @@ def test_sweep_backend_axis_reuses_one_worker(runner, tf_keras):
                  "--format", "json")  # fmt: skip
     doc = json.loads(result.output)
     assert [c["name"] for c in doc["cases"]] == [
-        "lstm4-f4-u2-s3-b1-float32-dense+time-distributed",
-        "lstm6-f4-u2-s3-b1-float32-dense+time-distributed",
-        "lstm4-f4-u2-s3-b1-float32-dense+time-distributed-jax",
-        "lstm6-f4-u2-s3-b1-float32-dense+time-distributed-jax",
+        "lstm4-f4-u2-s3-b1-float32-dense+time-distributed-backend=tensorflow",
+        "lstm6-f4-u2-s3-b1-float32-dense+time-distributed-backend=tensorflow",
+        "lstm4-f4-u2-s3-b1-float32-dense+time-distributed-backend=jax",
+        "lstm6-f4-u2-s3-b1-float32-dense+time-distributed-backend=jax",
     ]
     assert set(doc["environment"]["backends"]) == {"tensorflow", "jax"}
     assert doc["environment"]["backends"]["jax"]["backend"] == "jax"
