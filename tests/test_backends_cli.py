@@ -250,3 +250,21 @@ def test_worker_runner_reuses_one_process_per_engine(monkeypatch):
     assert got == [1, 2, 3, 4]
     assert started == ["jax", "torch", "closed jax", "closed torch"]
     assert isinstance(x, np.ndarray)
+
+
+@needs_jax
+def test_baseline_judges_every_backend_of_a_backends_run(runner, tmp_path, tf_keras):
+    base = tmp_path / "base.npz"
+    _save(runner, base)
+    result = run(runner, "compare", "--input", "random", "--backends", "tensorflow,jax",
+                 "--baseline", str(base), "--format", "json")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    judged = [(c["a"], c["b"]) for c in doc["comparisons"]
+              if c["kind"] == "baseline" and c["quantity"] == "output"]  # fmt: skip
+    assert judged == [
+        ("dense@tensorflow", "dense@baseline"),
+        ("time-distributed@tensorflow", "time-distributed@baseline"),
+        ("dense@jax", "dense@baseline"),
+        ("time-distributed@jax", "time-distributed@baseline"),
+    ]

@@ -234,11 +234,22 @@ def add_baseline_comparisons(
     here, there = run.environment, base.environment
     tf32 = bool(here.get("tf32") or there.get("tf32")) and here.get("device") != there.get("device")
     atol, rtol = _tolerances(cfg, tf32=tf32)
-    found = judge_arrays(
-        run.arrays, base.arrays, kind="baseline", atol=atol, rtol=rtol, exact=cfg.exact,
-        label_a="", label_b="@baseline", valid=valid_positions(cfg),
-        lengths=cfg.lengths is not None,
-    )  # fmt: skip
+    # One backend: its arrays. --backends: the first backend's, then each other's
+    # (saved under backends/<name>/), named variant@backend.
+    sources = [("", run.arrays)]
+    if cfg.backends:
+        sources = [(f"@{cfg.backends[0]}", run.arrays)] + [
+            (f"@{name}", {k.split("/", 2)[2]: v for k, v in run.arrays.items()
+                          if k.startswith(f"backends/{name}/")})
+            for name in cfg.backends[1:]
+        ]  # fmt: skip
+    found = []
+    for label, arrays in sources:
+        found += judge_arrays(
+            arrays, base.arrays, kind="baseline", atol=atol, rtol=rtol, exact=cfg.exact,
+            label_a=label, label_b="@baseline", valid=valid_positions(cfg),
+            lengths=cfg.lengths is not None,
+        )  # fmt: skip
     if not found:
         raise ConfigError(f"--baseline: {cfg.baseline!r} holds no output this run computed")
     run.comparisons += found
