@@ -93,6 +93,11 @@ def check_supported(engine: str, *, time_dim: str, train_steps: int, dtype: str 
             "--train-steps with mixed_float16 is not supported with Keras 2 (its loss-scale "
             "optimizer has another API)"
         )
+    if train_steps and engine == "jax" and dtype == "mixed_float16":
+        raise ConfigError(
+            "--train-steps with mixed_float16 is not supported on jax yet (Keras's loss-scale "
+            "optimizer keeps its scale in a variable that jax.grad cannot trace)"
+        )
     if time_dim == "dynamic" and engine not in ("tensorflow", "keras2"):
         raise ConfigError(
             f"--time-dim dynamic traces TensorFlow's tf.function; not available on {engine}"

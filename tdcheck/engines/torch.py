@@ -61,6 +61,16 @@ class TorchEngine(Engine):
         kind, _, index = device.partition(":")
         return self.torch.device("cpu" if kind == "CPU" else f"cuda:{index or 0}")
 
+    def tensor(self, array: np.ndarray, device: str) -> Any:
+        """A torch tensor of ``array`` on ``device`` (bfloat16, which torch cannot take from
+        NumPy, goes through float32: exact)."""
+        torch = self.torch
+        if str(array.dtype) == "bfloat16":
+            return torch.as_tensor(array.astype(np.float32), device=self._device(device)).to(
+                torch.bfloat16
+            )
+        return torch.as_tensor(array, device=self._device(device))
+
     def on(self, device: str) -> contextlib.AbstractContextManager[Any]:
         # Keras on torch wants "cpu" or "cuda:N": with "cpu:0" building an LSTM fails
         # (Keras 3.15.1, torch 2.13: "Only Tensors of floating point ... can require gradients").
@@ -70,7 +80,7 @@ class TorchEngine(Engine):
         target = self._device(device)
         with quiet(), self.on(device), self.torch.no_grad():
             values = [v.value.detach().to(target) for v in built.model.variables]
-            outputs = stateless_outputs(built, values, self.torch.as_tensor(x, device=target))
+            outputs = stateless_outputs(built, values, self.tensor(x, device))
         ran = outputs[0].device
         name = f"{'GPU' if ran.type == 'cuda' else 'CPU'}:{ran.index or 0}"
         return [to_numpy(y) for y in outputs], name
@@ -88,7 +98,7 @@ class TorchEngine(Engine):
                 for v in model.trainable_variables
             ]
             frozen = [v.value.detach().to(target) for v in model.non_trainable_variables]
-            xt = torch.as_tensor(x, device=target).clone().requires_grad_(True)
+            xt = self.tensor(x, device).clone().requires_grad_(True)
             outputs = stateless_outputs(built, (trainable, frozen), xt)
             for index, variant in enumerate(built.heads):
                 y = outputs[index]
@@ -112,7 +122,7 @@ class TorchEngine(Engine):
         target_device = self._device(device)
         variables = built.model.trainable_variables
         with quiet(), self.on(device):
-            raw = built.model(torch.as_tensor(x, device=target_device), training=True)
+            raw = built.model(self.tensor(x, device), training=True)
             t = torch.as_tensor(target, device=target_device)
             w = torch.as_tensor(weight, device=target_device)
             loss = torch.sum(w * torch.square(raw.to(t.dtype) - t))
