@@ -54,7 +54,7 @@ def test_json_is_pure_and_complete(runner):
     assert doc["passed"] is True
     assert doc["config"]["variants"] == ["dense", "conv1d"]
     assert [(c["a"], c["b"]) for c in doc["comparisons"]] == [
-        ("conv1d", "dense"), ("dense", "oracle"), ("conv1d", "oracle"),
+        ("conv1d", "dense"), ("trunk", "oracle"), ("dense", "oracle"), ("conv1d", "oracle"),
     ]  # fmt: skip
     assert doc["total_params"] == 224
 
@@ -92,9 +92,12 @@ def test_failure_exits_1_with_the_worst_element(runner):
     assert result.exit_code == 1
     out = result.stdout
     assert "FAIL" in out
-    assert "NOT EQUIVALENT: 1 of 3 comparisons failed; worst time-distributed vs dense at [" in out
+    assert (
+        "NOT EQUIVALENT: 1 of 4 comparisons failed (the variants disagree); "
+        "worst time-distributed vs dense at [" in out
+    )
     assert "6/6 elements mismatched (100.0%)" in out
-    assert "would pass with atol >= " in out
+    assert "over the bound rule)" in out
 
 
 def test_exact_applies_to_variant_pairs_and_the_oracle_keeps_tolerances(runner):
@@ -252,8 +255,8 @@ def test_save_arrays_keys(runner, tmp_path):
     with np.load(path, allow_pickle=False) as data:
         keys = set(data.files)
         assert keys == {
-            "input", "outputs/dense", "outputs/time-distributed", "outputs/conv1d",
-            "outputs/oracle", "weights/rnn/kernel", "weights/rnn/recurrent_kernel",
+            "input", "features", "features/oracle", "outputs/dense", "outputs/time-distributed",
+            "outputs/conv1d", "outputs/oracle", "weights/rnn/kernel", "weights/rnn/recurrent_kernel",
             "weights/rnn/bias", "weights/dense/kernel", "weights/dense/bias",
             "weights/time-distributed/kernel", "weights/time-distributed/bias",
             "weights/conv1d/kernel", "weights/conv1d/bias",

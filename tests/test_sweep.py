@@ -145,7 +145,7 @@ def test_sweep_failures_exit_1_and_are_listed(runner, tmp_path):
     assert result.exit_code == 1
     assert "FAILED: 0 passed, 2 failed, 0 errored of 2 cases" in result.stdout
     assert (
-        "lstm3-f4-u2-s3-b1-float32-dense+time-distributed: NOT EQUIVALENT: 1 of 3" in result.stdout
+        "lstm3-f4-u2-s3-b1-float32-dense+time-distributed: NOT EQUIVALENT: 1 of 4" in result.stdout
     )
     root = ET.parse(junit).getroot()
     assert root.tag == "testsuites"
@@ -157,7 +157,7 @@ def test_sweep_failures_exit_1_and_are_listed(runner, tmp_path):
     ]
     failure = cases[0].find("failure")
     assert failure.get("type") == "NotEquivalent"
-    assert failure.get("message").startswith("NOT EQUIVALENT: 1 of 3 comparisons failed")
+    assert failure.get("message").startswith("NOT EQUIVALENT: 1 of 4 comparisons failed")
     assert "FAIL output time-distributed vs dense: max_abs_diff=" in failure.text
     assert "mismatched=6/6" in failure.text
 

@@ -22,6 +22,12 @@ from tdcheck.errors import ConfigError
     metavar="PATH.npz",
     help="Save input, outputs and weights to an .npz archive.",
 )
+@click.option(
+    "--equal-nan",
+    is_flag=True,
+    help="Count NaNs in the same position (and equal infinities) as equal; by default any "
+    "NaN or inf fails its comparison.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
 def compare_command(
     input_: str, format_: str, output: str | None, save_arrays: str | None, quiet: bool,

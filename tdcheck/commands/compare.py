@@ -14,10 +14,11 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from tdcheck.core import oracle
+from tdcheck.core import bounds, oracle
 from tdcheck.core.config import CompareConfig
 from tdcheck.core.inputs import load_npy, make_input
 from tdcheck.core.stats import ArrayStats, compare_arrays
+from tdcheck.core.tolerances import compute_dtype, largest_finite, overflow_threshold
 from tdcheck.engines import gradients
 from tdcheck.engines.keras_model import TRUNK_WEIGHTS, BuiltModel, build_model
 from tdcheck.engines.tensorflow import (
@@ -28,6 +29,7 @@ from tdcheck.engines.tensorflow import (
     select_devices,
     short_device,
 )
+from tdcheck.errors import ConfigError
 from tdcheck.reports.result import ORACLE, CompareResult, Comparison
 
 T = TypeVar("T")
@@ -60,7 +62,28 @@ def prepare(config: CompareConfig | None = None, **options: Any) -> tuple[Compar
         cfg = cfg.resolve_sizes(tuple(x.shape))
         cfg.check_lengths()
         cfg.check_memory()
+    check_input_range(x, cfg.dtype)
     return cfg, x * valid_positions(cfg)[..., None]
+
+
+def check_input_range(x: np.ndarray, dtype: str) -> None:
+    """Refuse input values that round to infinity in the compute dtype (exit 2).
+
+    An input of 1e300 in float32 (or 100000 in float16) would become inf, every output NaN,
+    and nothing would be judged: say which values, and which dtype, instead.
+    """
+    limit = overflow_threshold(dtype)
+    magnitude = np.abs(np.asarray(x, np.float64))
+    over = magnitude >= limit
+    if over.any():
+        compute = compute_dtype(dtype)
+        first = tuple(int(i) for i in np.argwhere(over)[0])
+        raise ConfigError(
+            f"--input: {int(over.sum())} value(s) do not fit {compute}, the compute dtype of "
+            f"--dtype {dtype} (largest magnitude {magnitude.max():g}, first at "
+            f"{list(first)}; {compute} holds up to {largest_finite(dtype):g}): they would "
+            "become inf"
+        )
 
 
 def valid_positions(cfg: CompareConfig) -> np.ndarray:
@@ -72,36 +95,53 @@ def valid_positions(cfg: CompareConfig) -> np.ndarray:
 
 
 class _Judge:
-    """Builds :class:`Comparison` objects with one tolerance setting."""
+    """Builds :class:`Comparison` objects with one tolerance setting.
+
+    A comparison given an element-wise ``allowed`` difference (an error bound, see
+    :mod:`tdcheck.core.bounds`) is judged by it, unless the user gave ``--atol/--rtol``
+    (they override every bound) or ``--exact`` (variant pairs: bitwise).
+    """
 
     def __init__(self, cfg: CompareConfig, valid: np.ndarray) -> None:
         self.atol, self.rtol = cfg.tolerances()
+        self.user_tolerances = cfg.atol is not None
         self.exact = cfg.exact
+        self.equal_nan = cfg.equal_nan
         self.valid = valid
         self.comparisons: list[Comparison] = []
 
     def __call__(
         self, kind: str, a: str, b: str, actual: Any, expected: Any, quantity: str = "output",
-        where: Any = None,
+        where: Any = None, allowed: Any = None, rule: str = "bound",
     ) -> Comparison:  # fmt: skip
         # --exact is for pairs of variants: a float32 output is never bitwise equal to the
         # float64 oracle, so the oracle stays judged with tolerances.
         exact = self.exact and ORACLE not in (a, b)
+        use_bound = allowed is not None and not self.user_tolerances and not exact
         stats = compare_arrays(
-            actual, expected, atol=self.atol, rtol=self.rtol, exact=exact, where=where
-        )
+            actual, expected, atol=self.atol, rtol=self.rtol, exact=exact, where=where,
+            allowed=allowed if use_bound else None, equal_nan=self.equal_nan,
+        )  # fmt: skip
+        if use_bound:
+            stats.rule = rule
         comparison = Comparison(kind, a, b, stats, quantity)
         self.comparisons.append(comparison)
         return comparison
 
     def pair(
         self, kind: str, a: str, b: str, arrays: dict[str, np.ndarray], errors: dict[str, str],
-        where: Any = None,
+        where: Any = None, allowed: dict[str, Any] | None = None, rule: str = "bound",
     ) -> Comparison:  # fmt: skip
-        """Judge ``arrays[a]`` against ``arrays[b]``, or record that one of them raised."""
+        """Judge ``arrays[a]`` against ``arrays[b]``, or record that one of them raised.
+
+        ``allowed`` maps a name to its own bound; a pair is allowed the sum of both.
+        """
         failed = [name for name in (a, b) if name in errors]
         if not failed:
-            return self(kind, a, b, arrays[a], arrays[b], where=where)
+            bound = None
+            if allowed is not None:
+                bound = sum(allowed[name] for name in (a, b) if name in allowed)
+            return self(kind, a, b, arrays[a], arrays[b], where=where, allowed=bound, rule=rule)
         other = arrays.get(b if failed[0] == a else a)
         shape = tuple(other.shape) if other is not None else ()
         stats = ArrayStats(
@@ -197,18 +237,37 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
             used_device = tensors[0].device
             outputs = {v: np.asarray(t) for v, t in zip(cfg.variants, tensors, strict=True)}
 
+    with quiet(), tf.device(devices[0]):
+        head_input = _head_input(tf, built, x_model, dynamic=cfg.time_dim == "dynamic")
+    heads = {v: built.canonical_head_weights(v) for v in cfg.variants}
+    bounds_out = output_bounds(cfg, head_input, heads)
+    out_rule = bounds.output_rule(cfg.head_input_size, cfg.dtype)
+
     arrays["input"] = x_model
+    arrays["features"] = head_input
     arrays.update({f"outputs/{v}": out for v, out in outputs.items()})
     for v in cfg.variants[1:]:
-        judge.pair("output", v, reference, outputs, errors, where=where)
+        judge.pair("output", v, reference, outputs, errors, where=where, allowed=bounds_out,
+                   rule=out_rule)  # fmt: skip
 
     keras_mask = oracle.keras_mask(x_model) if cfg.lengths is not None else None
     if cfg.oracle:
+        trunk = built.trunk_weights()
+        features64 = oracle.features(x_model, cfg.rnn, trunk, mask=keras_mask)
+        arrays["features/oracle"] = features64
+        if cfg.rnn != "none":
+            # The trunk runs once and feeds every head: its error is common to all of them,
+            # so it is judged on its own, with the dtype's tolerance (no useful a-priori bound
+            # exists for a recurrence; see docs/checks.md).
+            judge("output", "trunk", ORACLE, head_input, features64, quantity="trunk",
+                  where=where)  # fmt: skip
         oracle_outputs = _oracle_outputs(cfg, built, x_model, keras_mask)
         arrays["outputs/oracle"] = oracle_outputs[reference]
+        allowed = oracle_allowances(cfg, head_input, features64, heads, bounds_out)
         for v in cfg.variants:
             expected = {ORACLE: oracle_outputs[v], **outputs}
-            judge.pair("output", v, ORACLE, expected, errors, where=where)
+            judge.pair("output", v, ORACLE, expected, errors, where=where,
+                       allowed={v: allowed[v]}, rule=out_rule)  # fmt: skip
 
     if cfg.lengths is not None:
         notes += _mask_notes(cfg, outputs, valid, keras_mask, mask_kept)
@@ -225,7 +284,9 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
 
     if cfg.grad:
         with quiet(), tf.device(devices[0]):
-            notes += _gradient_checks(cfg, tf, built, x_model, valid, keras_mask, judge, arrays)
+            notes += _gradient_checks(
+                cfg, tf, built, x_model, valid, keras_mask, judge, arrays, head_input, heads
+            )
 
     if cfg.train_steps:
         from tdcheck.engines.training import train
@@ -270,6 +331,84 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
         training=training,
         arrays=arrays,
     )
+
+
+def _head_input(tf: Any, built: BuiltModel, x: np.ndarray, dynamic: bool) -> np.ndarray:
+    """What every head read; on the dynamic path traced the same way as the heads."""
+    if not dynamic or built.features_model is None:
+        return built.head_input(x)
+    spec = tf.TensorSpec([None, None, x.shape[-1]], built.model.inputs[0].dtype)
+    model = built.features_model
+    fn = tf.function(lambda t: model(t, training=False), input_signature=[spec])
+    return np.asarray(fn(tf.constant(x)))
+
+
+def output_bounds(
+    cfg: CompareConfig, head_input: np.ndarray, heads: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """Per variant: the allowed difference of its output from the exact head on ``head_input``.
+
+    The variant's own rounding in the compute dtype plus the float64 reference's own rounding.
+    A pair of variants read the same ``head_input`` tensor, so the trunk's error is common and
+    cancels: the pair is allowed the sum of the two heads' bounds.
+    """
+    cache: dict[bytes, np.ndarray] = {}
+    result = {}
+    for v, (kernel, bias) in heads.items():
+        key = kernel.tobytes() + bias.tobytes()
+        if key not in cache:
+            cache[key] = bounds.head_output_bound(
+                head_input, kernel, bias, cfg.activation, cfg.dtype
+            ) + bounds.head_output_bound(head_input, kernel, bias, cfg.activation, "float64")
+        result[v] = cache[key]
+    return result
+
+
+def oracle_allowances(
+    cfg: CompareConfig,
+    head_input: np.ndarray,
+    features64: np.ndarray,
+    heads: dict[str, tuple[np.ndarray, np.ndarray]],
+    bounds_out: dict[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """Per variant: allowed difference from the float64 oracle of the whole model.
+
+    The head's bound (:func:`output_bounds`) plus the trunk's error carried through this head,
+    measured exactly: ``|head64(h) - head64(h64)|`` for the trunk output ``h`` the head read
+    and the oracle's ``h64``, plus twice the float64 rounding of those two evaluations. The
+    trunk's error itself is judged by the ``trunk vs oracle`` comparison.
+    """
+    result = {}
+    for v, (kernel, bias) in heads.items():
+        act = cfg.activation
+        carried = np.abs(
+            bounds.head_output_reference(head_input, kernel, bias, act)
+            - bounds.head_output_reference(features64, kernel, bias, act)
+        )
+        own64 = bounds.head_output_bound(features64, kernel, bias, act, "float64")
+        result[v] = bounds_out[v] + carried + 2.0 * own64
+    return result
+
+
+def head_gradient_bounds(
+    cfg: CompareConfig,
+    head_input: np.ndarray,
+    r: np.ndarray,
+    heads: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]]]:
+    """Per variant: exact float64 head weight gradients and their allowed differences.
+
+    Both from the head's actual input and the cotangent ``R``; the allowance is the variant's
+    rounding in the compute dtype plus the float64 recomputation's own.
+    """
+    refs, allowed = {}, {}
+    for v, (kernel, bias) in heads.items():
+        act = cfg.activation
+        refs[v] = bounds.head_gradient_reference(head_input, r, kernel, bias, act)
+        low = bounds.head_gradient_bound(head_input, r, kernel, bias, act, cfg.dtype)
+        high = bounds.head_gradient_bound(head_input, r, kernel, bias, act, "float64")
+        allowed[v] = {q: low[q] + high[q] for q in low}
+    return refs, allowed
 
 
 def _dynamic_outputs(
@@ -370,19 +509,39 @@ def _gradient_checks(
     keras_mask: np.ndarray | None,
     judge: _Judge,
     arrays: dict[str, np.ndarray],
+    head_input: np.ndarray,
+    heads: dict[str, tuple[np.ndarray, np.ndarray]],
 ) -> list[str]:
-    """Gradient comparisons: each variant against the reference and, for the input, the oracle."""
+    """Gradient comparisons: each variant against the reference and the oracle.
+
+    The head's weight gradients are sums over batch x seq positions: they are judged with
+    :func:`head_gradient_bounds` (pairs: the sum of both heads' bounds) and, with the oracle,
+    against their exact float64 value recomputed from the head's input and ``R``.
+    """
     r = gradients.cotangent((*x.shape[:2], cfg.units), cfg.seed, valid)
+    arrays["gradients/R"] = r
     grads = gradients.keras_gradients(tf, built, x, r)
     reference = cfg.variants[0]
+    refs, allowed = head_gradient_bounds(cfg, head_input, r, heads)
+    rule = bounds.gradient_rule(int(np.prod(head_input.shape[:-1])), cfg.dtype)
     for v in cfg.variants[1:]:
         for quantity, value in grads[v].items():
-            judge("gradient", v, reference, value, grads[reference][quantity], quantity=quantity)
+            bound = allowed[v].get(quantity)
+            if bound is not None:
+                bound = bound + allowed[reference][quantity]
+            judge("gradient", v, reference, value, grads[reference][quantity], quantity=quantity,
+                  allowed=bound, rule=rule)  # fmt: skip
     for v in cfg.variants:
-        arrays[f"gradients/{v}/input"] = grads[v]["input"]
+        for quantity, value in grads[v].items():
+            arrays[f"gradients/{v}/{quantity}"] = value
     notes = [f"--grad: loss {gradients.LOSS}"]
     if not cfg.oracle:
         return notes
+    for v in cfg.variants:
+        for quantity in ("head.kernel", "head.bias"):
+            arrays[f"gradients/oracle/{v}/{quantity}"] = refs[v][quantity]
+            judge("gradient", v, ORACLE, grads[v][quantity], refs[v][quantity],
+                  quantity=quantity, allowed=allowed[v][quantity], rule=rule)  # fmt: skip
     if x.size > gradients.MAX_FD_ELEMENTS:
         notes.append(
             f"--grad: no oracle input gradient: {x.size} input elements is over the "

@@ -65,6 +65,8 @@ def shape_text(shape: Any) -> str:
 
 def tolerance_text(c: Comparison) -> str:
     s = c.stats
+    if s.rule.endswith("bound"):
+        return s.rule
     return "bitwise" if s.exact else f"{fmt(s.atol)} / {fmt(s.rtol)}"
 
 
@@ -91,6 +93,7 @@ def comparison_fields(c: Comparison) -> list[tuple[str, str]]:
         ("mismatched", f"{s.mismatched}/{s.total}"),
         ("bitwise", fmt(s.bitwise_equal)),
         ("atol / rtol", tolerance_text(c)),
+        ("margin", fmt(s.margin)),
         ("result", "PASS" if s.passed else "FAIL"),
     ]
 
@@ -108,6 +111,11 @@ def _dropped_columns(result: CompareResult) -> set[str]:
 def tolerance_line(result: CompareResult) -> str:
     """The pass rule, with the numbers when every comparison shares them."""
     texts = {tolerance_text(c) for c in result.comparisons}
+    if any(t.endswith("bound") for t in texts):
+        return (
+            "pass rule: |a - b| <= allowed, an element-wise error bound (bound, prob-bound; "
+            "docs/checks.md) or atol + rtol * |b|; margin = max |a - b| / allowed <= 1"
+        )
     if texts == {"bitwise"}:
         return "pass rule: bitwise identity (--exact)"
     if len(texts) == 1:
@@ -168,6 +176,8 @@ def failure_lines(result: CompareResult) -> list[str]:
         )
         if s.exact:
             text += ", bitwise identity demanded)"
+        elif s.rule.endswith("bound"):
+            text += f", margin {fmt(s.margin)} over the {s.rule} rule)"
         else:
             allowed = s.atol + s.rtol * abs(s.worst_b or 0.0)
             text += (

@@ -1,0 +1,123 @@
+"""Issue 10: non-finite values, dtype policy on every layer, bounds in real runs, verdicts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tdcheck
+from tdcheck.cli import cli
+from tdcheck.core.config import CompareConfig
+from tdcheck.errors import ConfigError
+
+
+def run(runner, *args):
+    return runner.invoke(cli, list(args), catch_exceptions=False, env={"COLUMNS": "200"})
+
+
+@pytest.mark.parametrize(
+    ("value", "dtype", "message"),
+    [
+        (1e300, "float32", "12 value(s) do not fit float32, the compute dtype of --dtype float32"
+         " (largest magnitude 1e+300, first at [0, 0, 0]; float32 holds up to 3.40282e+38)"),
+        (100000, "float16", "do not fit float16, the compute dtype of --dtype float16 (largest "
+         "magnitude 100000, first at [0, 0, 0]; float16 holds up to 65504)"),
+        (70000.0, "mixed_float16", "do not fit float16, the compute dtype of --dtype "
+         "mixed_float16"),
+        (3.5e38, "bfloat16", "do not fit bfloat16"),
+    ],
+)  # fmt: skip
+def test_input_that_overflows_the_compute_dtype_is_refused(runner, tmp_path, value, dtype, message):
+    path = tmp_path / "x.npy"
+    np.save(path, np.full((1, 3, 4), value, dtype=np.int64 if isinstance(value, int) else None))
+    result = runner.invoke(cli, ["compare", "--input", str(path), "--dtype", dtype])
+    assert result.exit_code == 2
+    assert "tdcheck: error: --input: 12 value(s) do not fit" in result.output
+    assert message in result.output
+    assert "they would become inf" in result.output
+
+
+def test_the_largest_value_that_fits_is_accepted(tmp_path):
+    x = np.zeros((1, 2, 4))
+    x[0, 0, 0] = 65519.0  # rounds to 65504 in float16, not to inf
+    path = tmp_path / "x.npy"
+    np.save(path, x)
+    from tdcheck.commands.compare import prepare
+
+    _, got = prepare(input=str(path), dtype="float16")
+    assert got[0, 0, 0] == 65519.0
+    with pytest.raises(ConfigError, match="1 value"):
+        x[0, 1, 2] = -65520.0
+        np.save(path, x)
+        prepare(input=str(path), dtype="float16")
+
+
+def _overflowing_run(tmp_path, **options):
+    # rnn none, kernel of ones: z = 4 * 60000 = 240000, inf in float16; finite in the oracle
+    path = tmp_path / "x.npy"
+    np.save(path, np.full((1, 3, 4), 60000.0))
+    return tdcheck.compare(
+        input=str(path), rnn="none", dtype="float16", initializer="constant:1", **options
+    )
+
+
+def test_inf_produced_inside_the_model_is_never_agreement(tmp_path):
+    r = _overflowing_run(tmp_path)
+    assert not r.passed and r.exit_code == 1
+    pair, *oracle = r.comparisons
+    assert (pair.a, pair.b) == ("time-distributed", "dense")
+    assert not pair.passed and pair.stats.mismatched == 6
+    assert pair.stats.note == "non-finite values: actual 6 inf; expected 6 inf"
+    assert pair.stats.max_abs_diff == float("inf") and pair.stats.margin == float("inf")
+    assert all(not c.passed for c in oracle)
+    assert oracle[0].stats.note == "non-finite values: actual 6 inf; expected none"
+    verdict = r.verdict()
+    assert "agrees to 0" not in verdict and verdict.startswith("NOT EQUIVALENT")
+    assert "non-finite values" in verdict
+
+
+def test_equal_nan_accepts_matching_specials_between_variants_only(tmp_path):
+    r = _overflowing_run(tmp_path, equal_nan=True)
+    pair, *oracle = r.comparisons
+    assert pair.passed and pair.stats.bitwise_equal
+    assert all(not c.passed for c in oracle)  # inf against the oracle's 240000 still fails
+    assert not r.passed
+
+
+EXPECTED_COMPUTE = {
+    "float32": "float32", "float64": "float64", "float16": "float16",
+    "bfloat16": "bfloat16", "mixed_float16": "float16",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", list(EXPECTED_COMPUTE))
+@pytest.mark.parametrize(
+    "extra", [{}, {"lengths": "3,1"}, {"rnn": "none"}, {"rnn": "none", "lengths": "2,3"}]
+)
+def test_every_layer_computes_in_the_requested_dtype(tf_keras, dtype, extra):
+    from tdcheck.engines.keras_model import build_model
+
+    _, keras = tf_keras
+    cfg = CompareConfig(
+        dtype=dtype, batch=2, seq=3, variants="dense,time-distributed,conv1d,einsum", **extra
+    ).validated().resolve_sizes(None)  # fmt: skip
+    built = build_model(cfg, keras)
+    layers = [layer for layer in built.model.layers if type(layer).__name__ != "InputLayer"]
+    inner = [layer.layer for layer in layers if hasattr(layer, "layer")]
+    names = {type(layer).__name__ for layer in layers}
+    assert ("Masking" in names) == ("lengths" in extra)
+    for layer in layers + inner:
+        assert layer.compute_dtype == EXPECTED_COMPUTE[dtype], (layer.name, layer.compute_dtype)
+    assert built.model.inputs[0].dtype == ("float32" if dtype == "mixed_float16" else dtype)
+
+
+@pytest.mark.parametrize("extra", [{"lengths": "3,1"}, {"rnn": "none"}])
+def test_float64_with_a_mask_or_without_trunk_agrees_with_the_oracle(extra):
+    r = tdcheck.compare(
+        dtype="float64", batch=2, seq=3, input="random", initializer="glorot_uniform",
+        bias_initializer="random_normal:0.5", grad=True, **extra,
+    )  # fmt: skip
+    assert r.passed, r.verdict()
+    assert r.arrays["features"].dtype == np.float64
+    outputs = [c for c in r.comparisons if c.kind == "output" and c.b == "oracle"]
+    assert outputs and all(c.stats.max_abs_diff < 1e-14 for c in outputs)
