@@ -255,8 +255,10 @@ def test_save_arrays_keys(runner, tmp_path):
     with np.load(path, allow_pickle=False) as data:
         keys = set(data.files)
         assert keys == {
-            "input", "features", "features/oracle", "outputs/dense", "outputs/time-distributed",
-            "outputs/conv1d", "outputs/oracle", "weights/rnn/kernel", "weights/rnn/recurrent_kernel",
+            "input", "valid", "features", "features/oracle", "outputs/dense",
+            "outputs/time-distributed", "outputs/conv1d", "outputs/oracle/dense",
+            "outputs/oracle/time-distributed", "outputs/oracle/conv1d", "meta/report.json",
+            "weights/rnn/kernel", "weights/rnn/recurrent_kernel",
             "weights/rnn/bias", "weights/dense/kernel", "weights/dense/bias",
             "weights/time-distributed/kernel", "weights/time-distributed/bias",
             "weights/conv1d/kernel", "weights/conv1d/bias",
@@ -266,7 +268,7 @@ def test_save_arrays_keys(runner, tmp_path):
         assert data["weights/rnn/recurrent_kernel"].shape == (5, 20)
         assert data["weights/rnn/bias"].shape == (20,)
         assert data["weights/conv1d/kernel"].shape == (1, 5, 2)
-        assert data["outputs/oracle"].dtype == np.float64
+        assert data["outputs/oracle/dense"].dtype == np.float64
     assert [p.name for p in tmp_path.iterdir()] == ["arrays.npz"]  # no temp file left
 
 

@@ -50,7 +50,7 @@ def test_keras_gradients_match_finite_differences_on_a_tiny_model():
         bias_initializer="random_normal:0.5", input="random", grad=True, activation="tanh",
     )  # fmt: skip
     keras_grad = r.arrays["gradients/dense/input"]
-    fd = r.arrays["gradients/oracle/input"]
+    fd = r.arrays["gradients/oracle/dense/input"]
     assert keras_grad.shape == fd.shape == (2, 3, 2)
     assert np.abs(fd).min() > 1e-4  # a real, non-trivial gradient
     np.testing.assert_allclose(keras_grad, fd, rtol=1e-5, atol=1e-7)

@@ -121,3 +121,120 @@ def test_float64_with_a_mask_or_without_trunk_agrees_with_the_oracle(extra):
     assert r.arrays["features"].dtype == np.float64
     outputs = [c for c in r.comparisons if c.kind == "output" and c.b == "oracle"]
     assert outputs and all(c.stats.max_abs_diff < 1e-14 for c in outputs)
+
+
+# -- saved arrays: a third party re-judges every verdict with NumPy alone -----------------------
+
+U = {"float32": 2.0**-24, "float64": 2.0**-53}
+ETA = {"float32": 2.0**-150, "float64": 2.0**-1075}
+
+
+def _gamma(n, u):
+    return n * u / (1 - n * u)
+
+
+def _linear_head_bound(h, w, b, dtype):
+    # |fl(hW + b) - (hW + b)| <= gamma_{d+3} (|h||W| + |b|) + (d+3) eta
+    d = w.shape[0]
+    return _gamma(d + 3, U[dtype]) * (np.abs(h) @ np.abs(w) + np.abs(b)) + (d + 3) * ETA[dtype]
+
+
+def _linear_grad_bound(h, r, dtype):
+    # dW = h^T R, db = sum R; R rounded once: dg = u |R|
+    u, n = U[dtype], h.shape[0] * h.shape[1]
+    hd, rd = np.abs(h).reshape(n, -1), np.abs(r).reshape(n, -1)
+    dg = u * rd
+    g = _gamma(n + 2, u)
+    extra = (n + 2) * ETA[dtype]
+    return {
+        "head.kernel": g * (hd.T @ (rd + dg)) + hd.T @ dg + extra,
+        "head.bias": g * (rd + dg).sum(0) + dg.sum(0) + extra,
+    }
+
+
+def rejudge(path):
+    """Every comparison of a saved float32, linear-head run, re-judged from the archive."""
+    import json
+
+    data = np.load(path, allow_pickle=False)
+    meta = json.loads(data["meta/report.json"].tobytes())
+    report = meta["report"]
+    h, r = data["features"].astype(np.float64), data["gradients/R"]
+    h64 = data["features/oracle"]
+    weights = {}
+    for v in report["config"]["variants"]:
+        bias = data[f"weights/{v}/bias"].astype(np.float64)
+        weights[v] = (data[f"weights/{v}/kernel"].astype(np.float64).reshape(-1, bias.size), bias)
+
+    def head_bound(v):
+        w, b = weights[v]
+        return _linear_head_bound(h, w, b, "float32") + _linear_head_bound(h, w, b, "float64")
+
+    def grad_bound(v, q):
+        return _linear_grad_bound(h, r, "float32")[q] + _linear_grad_bound(h, r, "float64")[q]
+
+    verdicts = []
+    for c in report["comparisons"]:
+        a = data[c["arrays"][0]].astype(np.float64)
+        b = data[c["arrays"][1]].astype(np.float64)
+        if c["rule"] == "atol/rtol":
+            allowed = c["atol"] + c["rtol"] * np.abs(b)
+        elif c["kind"] == "output" and c["b"] == "oracle":
+            w, bias = weights[c["a"]]
+            carried = np.abs((h @ w + bias) - (h64 @ w + bias))
+            allowed = head_bound(c["a"]) + carried + 2 * _linear_head_bound(h64, w, bias, "float64")
+        elif c["kind"] == "output":
+            allowed = head_bound(c["a"]) + head_bound(c["b"])
+        elif c["b"] == "oracle":
+            allowed = grad_bound(c["a"], c["quantity"])
+        else:
+            allowed = grad_bound(c["a"], c["quantity"]) + grad_bound(c["b"], c["quantity"])
+        diff = np.abs(a - b)
+        margin = float(np.max(np.where(diff == 0, 0.0, diff / allowed)))
+        verdicts.append((c["rule"], bool(np.all(diff <= allowed)), margin))
+    return report, verdicts
+
+
+@pytest.mark.parametrize("weights", ["shared", "independent"])
+def test_a_saved_archive_is_rejudged_by_numpy_alone_with_the_same_verdicts(
+    runner, tmp_path, weights
+):
+    path = tmp_path / "a.npz"
+    result = run(
+        runner, "compare", "--quiet", "--grad", "--train-steps", "2", "--input", "random",
+        "--initializer", "glorot_uniform", "--bias-initializer", "random_normal:0.5",
+        "--variants", "dense,time-distributed,conv1d", "--batch", "2", "--seq", "4",
+        "--weights", weights, "--save-arrays", str(path),
+    )  # fmt: skip
+    assert result.exit_code == (0 if weights == "shared" else 1)
+    report, verdicts = rejudge(path)
+    rules = {rule for rule, _, _ in verdicts}
+    assert rules == {"bound", "atol/rtol"}
+    # outputs: 2 pairs, the trunk, 3 oracle; gradients: 2 pairs x 6 quantities, 3 x (head
+    # kernel, head bias, input) against the oracle; trained: 2 pairs x 5 weights, 2 outputs
+    assert len(verdicts) == len(report["comparisons"]) == 6 + 2 * 6 + 3 * 3 + 2 * 5 + 2
+    for c, (rule, passed, margin) in zip(report["comparisons"], verdicts, strict=True):
+        assert (c["rule"], c["passed"]) == (rule, passed), c["arrays"]
+        assert margin == pytest.approx(c["margin"], rel=1e-6, abs=1e-12), c["arrays"]
+    if weights == "independent":
+        failed = {tuple(c["arrays"]) for c in report["comparisons"] if not c["passed"]}
+        assert ("outputs/time-distributed", "outputs/dense") in failed
+        # every head still agrees with its own oracle: the failure names the pairs only
+        assert not any(c["b"] == "oracle" and not c["passed"] for c in report["comparisons"])
+
+
+def test_bfloat16_arrays_are_saved_as_float32_with_their_dtype(runner, tmp_path):
+    import json
+
+    path = tmp_path / "a.npz"
+    result = run(runner, "compare", "-q", "--dtype", "bfloat16", "--save-arrays", str(path))
+    assert result.exit_code == 0
+    with np.load(path, allow_pickle=False) as data:
+        assert data["outputs/dense"].dtype == np.float32
+        assert data["outputs/oracle/dense"].dtype == np.float64
+        meta = json.loads(data["meta/report.json"].tobytes())
+    assert meta["original_dtypes"]["outputs/dense"] == "bfloat16"
+    assert meta["original_dtypes"]["weights/dense/kernel"] == "bfloat16"
+    assert meta["report"]["config"]["dtype"] == "bfloat16"
+    assert meta["report"]["environment"]["tensorflow"]
+    assert "0x6772" in meta["generators"]["gradients/R"]

@@ -20,7 +20,8 @@ from tdcheck.errors import ConfigError
     type=click.Path(dir_okay=False),
     default=None,
     metavar="PATH.npz",
-    help="Save input, outputs and weights to an .npz archive.",
+    help="Save every judged array, the weights, and the report as JSON to an .npz archive "
+    "(readable with allow_pickle=False).",
 )
 @click.option(
     "--equal-nan",
@@ -50,12 +51,12 @@ def compare_command(
         if not save_arrays.endswith(".npz"):
             raise ConfigError(f"--save-arrays: {save_arrays!r} must end in .npz")
 
-    from tdcheck.commands.compare import compare
+    from tdcheck.commands.compare import archive, compare
     from tdcheck.reports.render import render, render_table
 
     result = compare(config)
     if save_arrays is not None:
-        files.save_arrays(save_arrays, result.arrays)
+        files.save_arrays(save_arrays, archive(result))
     if output is not None and output_format is not None:
         files.atomic_write_text(output, render(result, output_format))
     if quiet:

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -40,6 +41,42 @@ class CompareRun(CompareResult):
     """A :class:`CompareResult` that also holds the arrays (for ``--save-arrays``)."""
 
     arrays: dict[str, np.ndarray] = dataclasses.field(default_factory=dict, repr=False)
+
+
+#: How the generated arrays in an archive were drawn, so a third party can redraw them.
+GENERATORS = {
+    "input": "--input random: numpy.random.default_rng(seed).standard_normal((batch, seq, "
+    "features)); --input ones: numpy.ones; then zeroed after each row's --lengths",
+    "gradients/R": "numpy.random.default_rng([seed, 0x6772]).standard_normal((batch, seq, "
+    "units)) * valid[..., None]; loss L = sum(R * y)",
+    "trained/targets": "numpy.random.default_rng([seed, 0x7472]).standard_normal((batch, seq, "
+    "units)); loss sum(valid * (y - T)^2) / (count(valid) * units)",
+    "valid": "numpy.arange(seq)[None, :] < numpy.asarray(lengths)[:, None] (all True "
+    "without --lengths)",
+}
+META_KEY = "meta/report.json"
+
+
+def archive(result: CompareRun) -> dict[str, np.ndarray]:
+    """The arrays of ``--save-arrays``: every judged array, under the keys each comparison's
+    ``arrays`` field names, plus ``meta/report.json``.
+
+    bfloat16 (and other types NumPy cannot name) are stored as float32, exactly (every
+    bfloat16 is a float32), with the original dtype in ``original_dtypes``. The report, the
+    configuration, the environment and :data:`GENERATORS` are JSON in a uint8 array, so
+    ``np.load(path, allow_pickle=False)`` reads everything.
+    """
+    out: dict[str, np.ndarray] = {}
+    original: dict[str, str] = {}
+    for key, value in result.arrays.items():
+        array = np.asarray(value)
+        if array.dtype.kind not in "fiub":
+            original[key] = array.dtype.name
+            array = array.astype(np.float32)
+        out[key] = array
+    meta = {"report": result.to_dict(), "original_dtypes": original, "generators": GENERATORS}
+    out[META_KEY] = np.frombuffer(json.dumps(meta, allow_nan=False).encode(), dtype=np.uint8)
+    return out
 
 
 def prepare(config: CompareConfig | None = None, **options: Any) -> tuple[CompareConfig, Any]:
@@ -102,7 +139,10 @@ class _Judge:
     (they override every bound) or ``--exact`` (variant pairs: bitwise).
     """
 
-    def __init__(self, cfg: CompareConfig, valid: np.ndarray) -> None:
+    def __init__(
+        self, cfg: CompareConfig, valid: np.ndarray, arrays: dict[str, np.ndarray]
+    ) -> None:
+        self.arrays = arrays  # every judged array lands here, under its comparison's keys
         self.atol, self.rtol = cfg.tolerances()
         self.user_tolerances = cfg.atol is not None
         self.exact = cfg.exact
@@ -113,6 +153,7 @@ class _Judge:
     def __call__(
         self, kind: str, a: str, b: str, actual: Any, expected: Any, quantity: str = "output",
         where: Any = None, allowed: Any = None, rule: str = "bound",
+        keys: tuple[str, str] | None = None,
     ) -> Comparison:  # fmt: skip
         # --exact is for pairs of variants: a float32 output is never bitwise equal to the
         # float64 oracle, so the oracle stays judged with tolerances.
@@ -124,13 +165,17 @@ class _Judge:
         )  # fmt: skip
         if use_bound:
             stats.rule = rule
-        comparison = Comparison(kind, a, b, stats, quantity)
+        keys = keys or (f"{kind}/{quantity}/{a}", f"{kind}/{quantity}/{b}")
+        for key, value in zip(keys, (actual, expected), strict=True):
+            self.arrays.setdefault(key, np.asarray(value))
+        comparison = Comparison(kind, a, b, stats, quantity, keys=keys)
         self.comparisons.append(comparison)
         return comparison
 
     def pair(
         self, kind: str, a: str, b: str, arrays: dict[str, np.ndarray], errors: dict[str, str],
         where: Any = None, allowed: dict[str, Any] | None = None, rule: str = "bound",
+        keys: tuple[str, str] | None = None,
     ) -> Comparison:  # fmt: skip
         """Judge ``arrays[a]`` against ``arrays[b]``, or record that one of them raised.
 
@@ -141,7 +186,8 @@ class _Judge:
             bound = None
             if allowed is not None:
                 bound = sum(allowed[name] for name in (a, b) if name in allowed)
-            return self(kind, a, b, arrays[a], arrays[b], where=where, allowed=bound, rule=rule)
+            return self(kind, a, b, arrays[a], arrays[b], where=where, allowed=bound, rule=rule,
+                        keys=keys)  # fmt: skip
         other = arrays.get(b if failed[0] == a else a)
         shape = tuple(other.shape) if other is not None else ()
         stats = ArrayStats(
@@ -211,10 +257,10 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
         tf.config.experimental.enable_op_determinism()
     valid = valid_positions(cfg)
     where = valid[..., None] if cfg.lengths is not None else None
-    judge = _Judge(cfg, valid)
     reference = cfg.variants[0]
     notes: list[str] = []
     arrays: dict[str, np.ndarray] = {}
+    judge = _Judge(cfg, valid, arrays)
     training: dict[str, Any] | None = None
 
     built = session.model(cfg, devices[0])
@@ -244,30 +290,32 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
     out_rule = bounds.output_rule(cfg.head_input_size, cfg.dtype)
 
     arrays["input"] = x_model
+    arrays["valid"] = valid
     arrays["features"] = head_input
     arrays.update({f"outputs/{v}": out for v, out in outputs.items()})
     for v in cfg.variants[1:]:
         judge.pair("output", v, reference, outputs, errors, where=where, allowed=bounds_out,
-                   rule=out_rule)  # fmt: skip
+                   rule=out_rule, keys=(f"outputs/{v}", f"outputs/{reference}"))  # fmt: skip
 
     keras_mask = oracle.keras_mask(x_model) if cfg.lengths is not None else None
     if cfg.oracle:
         trunk = built.trunk_weights()
         features64 = oracle.features(x_model, cfg.rnn, trunk, mask=keras_mask)
-        arrays["features/oracle"] = features64
         if cfg.rnn != "none":
             # The trunk runs once and feeds every head: its error is common to all of them,
             # so it is judged on its own, with the dtype's tolerance (no useful a-priori bound
             # exists for a recurrence; see docs/checks.md).
             judge("output", "trunk", ORACLE, head_input, features64, quantity="trunk",
-                  where=where)  # fmt: skip
+                  where=where, keys=("features", "features/oracle"))  # fmt: skip
+        else:
+            arrays["features/oracle"] = features64
         oracle_outputs = _oracle_outputs(cfg, built, x_model, keras_mask)
-        arrays["outputs/oracle"] = oracle_outputs[reference]
         allowed = oracle_allowances(cfg, head_input, features64, heads, bounds_out)
         for v in cfg.variants:
             expected = {ORACLE: oracle_outputs[v], **outputs}
             judge.pair("output", v, ORACLE, expected, errors, where=where,
-                       allowed={v: allowed[v]}, rule=out_rule)  # fmt: skip
+                       allowed={v: allowed[v]}, rule=out_rule,
+                       keys=(f"outputs/{v}", f"outputs/oracle/{v}"))  # fmt: skip
 
     if cfg.lengths is not None:
         notes += _mask_notes(cfg, outputs, valid, keras_mask, mask_kept)
@@ -280,7 +328,8 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
         for v, t in zip(cfg.variants, other, strict=True):
             if v in outputs:  # (a head that raised on the dynamic path has no output here)
                 judge("cross-device", f"{v}@{other_name}", f"{v}@{here}", np.asarray(t),
-                      outputs[v], where=where)  # fmt: skip
+                      outputs[v], where=where,
+                      keys=(f"outputs/{v}@{other_name}", f"outputs/{v}"))  # fmt: skip
 
     if cfg.grad:
         with quiet(), tf.device(devices[0]):
@@ -295,12 +344,30 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
             run = train(cfg, tf, keras, built, x_model, valid)
         for v in cfg.variants[1:]:
             for quantity, value in run.weights[v].items():
-                judge("trained-weights", v, reference, value, run.weights[reference][quantity],
-                      quantity=quantity)  # fmt: skip
-            judge("trained-output", v, reference, run.outputs[v], run.outputs[reference],
-                  where=where)  # fmt: skip
+                judge(
+                    "trained-weights",
+                    v,
+                    reference,
+                    value,
+                    run.weights[reference][quantity],
+                    quantity=quantity,
+                    keys=(f"trained/{v}/{quantity}", f"trained/{reference}/{quantity}"),
+                )
+            judge(
+                "trained-output",
+                v,
+                reference,
+                run.outputs[v],
+                run.outputs[reference],
+                where=where,
+                keys=(f"trained/outputs/{v}", f"trained/outputs/{reference}"),
+            )
         for v, out in run.outputs.items():
             arrays[f"trained/outputs/{v}"] = out
+            for quantity, value in run.weights[v].items():
+                arrays[f"trained/{v}/{quantity}"] = value
+        if run.targets is not None:
+            arrays["trained/targets"] = run.targets
         training = run.to_dict()
 
     if cfg.weights == "independent":
@@ -529,8 +596,17 @@ def _gradient_checks(
             bound = allowed[v].get(quantity)
             if bound is not None:
                 bound = bound + allowed[reference][quantity]
-            judge("gradient", v, reference, value, grads[reference][quantity], quantity=quantity,
-                  allowed=bound, rule=rule)  # fmt: skip
+            judge(
+                "gradient",
+                v,
+                reference,
+                value,
+                grads[reference][quantity],
+                quantity=quantity,
+                allowed=bound,
+                rule=rule,
+                keys=(f"gradients/{v}/{quantity}", f"gradients/{reference}/{quantity}"),
+            )
     for v in cfg.variants:
         for quantity, value in grads[v].items():
             arrays[f"gradients/{v}/{quantity}"] = value
@@ -539,9 +615,17 @@ def _gradient_checks(
         return notes
     for v in cfg.variants:
         for quantity in ("head.kernel", "head.bias"):
-            arrays[f"gradients/oracle/{v}/{quantity}"] = refs[v][quantity]
-            judge("gradient", v, ORACLE, grads[v][quantity], refs[v][quantity],
-                  quantity=quantity, allowed=allowed[v][quantity], rule=rule)  # fmt: skip
+            judge(
+                "gradient",
+                v,
+                ORACLE,
+                grads[v][quantity],
+                refs[v][quantity],
+                quantity=quantity,
+                allowed=allowed[v][quantity],
+                rule=rule,
+                keys=(f"gradients/{v}/{quantity}", f"gradients/oracle/{v}/{quantity}"),
+            )
     if x.size > gradients.MAX_FD_ELEMENTS:
         notes.append(
             f"--grad: no oracle input gradient: {x.size} input elements is over the "
@@ -556,9 +640,9 @@ def _gradient_checks(
             activation=cfg.activation, mask=keras_mask,
         ),
     )  # fmt: skip
-    arrays["gradients/oracle/input"] = expected[reference]  # type: ignore[assignment]
     for v in cfg.variants:
-        judge("gradient", v, ORACLE, grads[v]["input"], expected[v], quantity="input")
+        judge("gradient", v, ORACLE, grads[v]["input"], expected[v], quantity="input",
+              keys=(f"gradients/{v}/input", f"gradients/oracle/{v}/input"))  # fmt: skip
     if cfg.activation in ("relu", "elu", "selu"):
         notes.append(
             f"--grad: the oracle's finite differences are not derivatives at the kink of "

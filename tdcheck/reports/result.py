@@ -33,6 +33,8 @@ class Comparison:
     b: str
     stats: ArrayStats
     quantity: str = "output"
+    #: The ``--save-arrays`` keys of ``a`` and ``b`` (None when nothing was saved).
+    keys: tuple[str, str] | None = None
 
     def __bool__(self) -> bool:
         return self.stats.passed
@@ -56,6 +58,7 @@ class Comparison:
             "quantity": self.quantity,
             "a": self.a,
             "b": self.b,
+            "arrays": list(self.keys) if self.keys else None,
             **self.stats.to_dict(),
         }
 
