@@ -29,6 +29,12 @@ from tdcheck.errors import ConfigError
     help="Count NaNs in the same position (and equal infinities) as equal; by default any "
     "NaN or inf fails its comparison.",
 )
+@click.option(
+    "--power",
+    is_flag=True,
+    help="Inject known faults into a copy of one head and report which ones this "
+    "configuration, input and rule detect.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
 def compare_command(
     input_: str, format_: str, output: str | None, save_arrays: str | None, quiet: bool,

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from tdcheck.core import bounds, oracle
+from tdcheck.core import bounds, faults, oracle
 from tdcheck.core.config import CompareConfig
 from tdcheck.core.inputs import load_npy, make_input
 from tdcheck.core.stats import ArrayStats, compare_arrays
@@ -157,6 +157,19 @@ class _Judge:
     ) -> Comparison:  # fmt: skip
         # --exact is for pairs of variants: a float32 output is never bitwise equal to the
         # float64 oracle, so the oracle stays judged with tolerances.
+        stats = self.measure(a, b, actual, expected, where, allowed, rule)
+        keys = keys or (f"{kind}/{quantity}/{a}", f"{kind}/{quantity}/{b}")
+        for key, value in zip(keys, (actual, expected), strict=True):
+            self.arrays.setdefault(key, np.asarray(value))
+        comparison = Comparison(kind, a, b, stats, quantity, keys=keys)
+        self.comparisons.append(comparison)
+        return comparison
+
+    def measure(
+        self, a: str, b: str, actual: Any, expected: Any, where: Any = None,
+        allowed: Any = None, rule: str = "bound",
+    ) -> ArrayStats:  # fmt: skip
+        """The statistics under this judge's rules, without recording a comparison."""
         exact = self.exact and ORACLE not in (a, b)
         use_bound = allowed is not None and not self.user_tolerances and not exact
         stats = compare_arrays(
@@ -165,12 +178,7 @@ class _Judge:
         )  # fmt: skip
         if use_bound:
             stats.rule = rule
-        keys = keys or (f"{kind}/{quantity}/{a}", f"{kind}/{quantity}/{b}")
-        for key, value in zip(keys, (actual, expected), strict=True):
-            self.arrays.setdefault(key, np.asarray(value))
-        comparison = Comparison(kind, a, b, stats, quantity, keys=keys)
-        self.comparisons.append(comparison)
-        return comparison
+        return stats
 
     def pair(
         self, kind: str, a: str, b: str, arrays: dict[str, np.ndarray], errors: dict[str, str],
@@ -298,6 +306,7 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
                    rule=out_rule, keys=(f"outputs/{v}", f"outputs/{reference}"))  # fmt: skip
 
     keras_mask = oracle.keras_mask(x_model) if cfg.lengths is not None else None
+    features64 = oracle_outputs = None
     if cfg.oracle:
         trunk = built.trunk_weights()
         features64 = oracle.features(x_model, cfg.rnn, trunk, mask=keras_mask)
@@ -316,6 +325,11 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
             judge.pair("output", v, ORACLE, expected, errors, where=where,
                        allowed={v: allowed[v]}, rule=out_rule,
                        keys=(f"outputs/{v}", f"outputs/oracle/{v}"))  # fmt: skip
+
+    power = None
+    if cfg.power and not errors:
+        power = power_check(cfg, judge, x_model, head_input, features64, heads, outputs,
+                            oracle_outputs, bounds_out, where)  # fmt: skip
 
     if cfg.lengths is not None:
         notes += _mask_notes(cfg, outputs, valid, keras_mask, mask_kept)
@@ -396,6 +410,7 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
         comparisons=judge.comparisons,
         notes=notes,
         training=training,
+        power=power,
         arrays=arrays,
     )
 
@@ -437,6 +452,7 @@ def oracle_allowances(
     features64: np.ndarray,
     heads: dict[str, tuple[np.ndarray, np.ndarray]],
     bounds_out: dict[str, np.ndarray],
+    activation: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Per variant: allowed difference from the float64 oracle of the whole model.
 
@@ -447,7 +463,7 @@ def oracle_allowances(
     """
     result = {}
     for v, (kernel, bias) in heads.items():
-        act = cfg.activation
+        act = activation or cfg.activation
         carried = np.abs(
             bounds.head_output_reference(head_input, kernel, bias, act)
             - bounds.head_output_reference(features64, kernel, bias, act)
@@ -455,6 +471,92 @@ def oracle_allowances(
         own64 = bounds.head_output_bound(features64, kernel, bias, act, "float64")
         result[v] = bounds_out[v] + carried + 2.0 * own64
     return result
+
+
+def power_check(
+    cfg: CompareConfig,
+    judge: _Judge,
+    x: np.ndarray,
+    head_input: np.ndarray,
+    features64: np.ndarray | None,
+    heads: dict[str, tuple[np.ndarray, np.ndarray]],
+    outputs: dict[str, np.ndarray],
+    oracle_outputs: dict[str, np.ndarray] | None,
+    bounds_out: dict[str, np.ndarray],
+    where: Any,
+) -> dict[str, Any]:
+    """``--power``: would this configuration, input and rule have caught known faults?
+
+    Each fault of :func:`tdcheck.core.faults.faults` goes into a copy of the second variant's
+    head (the first when there is one), evaluated exactly and rounded once to the compute
+    dtype, and is judged as that head would be: against the reference variant's actual output
+    (the pair rule) and against the oracle. The user's model is never touched.
+    """
+    target = cfg.variants[1] if len(cfg.variants) > 1 else cfg.variants[0]
+    reference = cfg.variants[0]
+    kernel, bias = heads[target]
+    h = np.asarray(head_input, np.float64)
+    rule = bounds.output_rule(cfg.head_input_size, cfg.dtype)
+
+    def judged(k: np.ndarray, b: np.ndarray, act: str) -> tuple[bool, str, float]:
+        y = faults.round_to(bounds.head_output_reference(h, k, b, act), cfg.dtype)
+        own = bounds.head_output_bound(h, k, b, act, cfg.dtype) + bounds.head_output_bound(
+            h, k, b, act, "float64"
+        )
+        found: list[tuple[str, float]] = []
+        if target != reference:
+            if judge.exact:  # bitwise: against the healthy head evaluated the same way
+                expected = faults.round_to(
+                    bounds.head_output_reference(h, kernel, bias, cfg.activation), cfg.dtype
+                )
+            else:
+                expected = outputs[reference]
+            s = judge.measure(target, reference, y, expected, where, own + bounds_out[reference],
+                              rule)  # fmt: skip
+            if not s.passed:
+                found.append((f"{target} vs {reference}", s.margin or 0.0))
+        if oracle_outputs is not None and features64 is not None:
+            allowed = oracle_allowances(cfg, h, features64, {target: (k, b)}, {target: own}, act)
+            s = judge.measure(target, ORACLE, y, oracle_outputs[target], where, allowed[target],
+                              rule)  # fmt: skip
+            if not s.passed:
+                found.append((f"{target} vs {ORACLE}", s.margin or 0.0))
+        margin = max((m for _, m in found), default=0.0)
+        return bool(found), ", ".join(name for name, _ in found), margin
+
+    rows: list[dict[str, Any]] = []
+    missed_rounding: list[str] = []
+    missed: list[str] = []
+    for fault in faults.faults(kernel, bias, cfg.activation, cfg.dtype):
+        detected, by, margin = judged(fault.kernel, fault.bias, fault.activation)
+        rows.append({
+            "fault": fault.name, "detected": detected, "by": by or None,
+            "margin": margin if detected else None, "note": fault.note or None,
+            "rounding_level": fault.rounding_level,
+        })  # fmt: skip
+        if not detected:
+            (missed_rounding if fault.rounding_level else missed).append(fault.name)
+    smallest = None
+    for power in range(0, 31):
+        k = 2.0**power
+        if judged(faults.scaled_kernel(kernel, k, cfg.dtype), bias, cfg.activation)[0]:
+            smallest = k
+            break
+    blind = None
+    if missed:
+        why, options = faults.blind_reasons(kernel, bias, x, missed)
+        blind = f"blind to {', '.join(missed)}: {why}"
+        blind += f"; sensitive with {' '.join(options)}" if options else ""
+    below = None
+    if missed_rounding:
+        below = (
+            f"not seen: {', '.join(missed_rounding)}: within the rounding a correct "
+            "implementation may add (the bound); --exact sees such changes between "
+            "bitwise-identical variants"
+        )
+    return {"head": target, "reference": reference, "faults": rows,
+            "smallest_scaling_detected": smallest, "blind": blind,
+            "below_rounding": below}  # fmt: skip
 
 
 def head_gradient_bounds(

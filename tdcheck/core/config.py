@@ -188,6 +188,7 @@ class CompareConfig:
     rtol: float | None = None
     exact: bool = False
     equal_nan: bool = False
+    power: bool = False
     oracle: bool = True
     max_memory: int = DEFAULT_MAX_MEMORY
     grad: bool = False

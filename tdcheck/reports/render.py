@@ -354,6 +354,8 @@ def _render_table(result: CompareResult, console: Any) -> None:
     console.print(Text(result.verdict(), style=style))
     for line in failure_lines(result):
         console.print(Text("  " + line))
+    for line in result.power_lines():
+        console.print(Text(line))
     for note in result.notes:
         console.print(Text("note: " + note, style="dim"))
 

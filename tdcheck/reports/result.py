@@ -74,9 +74,39 @@ class CompareResult:
     comparisons: list[Comparison]
     notes: list[str] = field(default_factory=list)
     training: dict[str, Any] | None = None
+    #: ``--power``: the injected faults and whether the comparisons would catch them.
+    power: dict[str, Any] | None = None
 
     def __bool__(self) -> bool:
         return self.passed
+
+    def power_lines(self) -> list[str]:
+        """The power check in a few lines (none without ``--power``)."""
+        if not self.power:
+            return []
+        p = self.power
+        rows = p["faults"]
+        found = sum(row["detected"] for row in rows)
+        lines = [
+            f"power: {found} of {len(rows)} faults injected into a copy of the "
+            f"{p['head']} head detected"
+        ]
+        for row in rows:
+            state = (
+                f"detected by {row['by']} (margin {fmt(row['margin'])})"
+                if row["detected"]
+                else "not detected"
+            )
+            lines.append(f"  {row['fault']}: {state}")
+        k = p["smallest_scaling_detected"]
+        lines.append(
+            "  smallest kernel scaling detected: "
+            + (f"1 + {fmt(k)}u" if k is not None else "none up to 1 + 2^30 u")
+        )
+        for key in ("blind", "below_rounding"):
+            if p.get(key):
+                lines.append(f"  {p[key]}")
+        return lines
 
     @property
     def passed(self) -> bool:
@@ -163,6 +193,7 @@ class CompareResult:
                 "total_params": self.total_params,
                 "comparisons": [c.to_dict() for c in self.comparisons],
                 "training": self.training,
+                "power": self.power,
                 "notes": self.notes,
             }
         )
