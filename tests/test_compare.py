@@ -208,7 +208,7 @@ def test_a_single_variant_is_checked_against_the_oracle(variant):
     r = tdcheck.compare(variants=variant, grad=True, train_steps=1, input="random")
     assert r.passed, r.verdict()
     assert [(c.kind, c.a, c.b, c.quantity) for c in r.comparisons] == [
-        ("output", "trunk", "oracle", "trunk"), ("output", variant, "oracle", "output"),
+        ("output", "trunk", "oracle", "output"), ("output", variant, "oracle", "output"),
         ("gradient", variant, "oracle", "head.kernel"), ("gradient", variant, "oracle", "head.bias"),
         ("gradient", variant, "oracle", "input"),
     ]  # fmt: skip

@@ -314,7 +314,7 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
             # The trunk runs once and feeds every head: its error is common to all of them,
             # so it is judged on its own, with the dtype's tolerance (no useful a-priori bound
             # exists for a recurrence; see docs/checks.md).
-            judge("output", "trunk", ORACLE, head_input, features64, quantity="trunk",
+            judge("output", "trunk", ORACLE, head_input, features64,
                   where=where, keys=("features", "features/oracle"))  # fmt: skip
         else:
             arrays["features/oracle"] = features64

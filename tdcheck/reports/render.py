@@ -113,8 +113,8 @@ def tolerance_line(result: CompareResult) -> str:
     texts = {tolerance_text(c) for c in result.comparisons}
     if any(t.endswith("bound") for t in texts):
         return (
-            "pass rule: |a - b| <= allowed, an element-wise error bound (bound, prob-bound; "
-            "docs/checks.md) or atol + rtol * |b|; margin = max |a - b| / allowed <= 1"
+            "pass rule: |a - b| <= allowed, an error bound (docs/checks.md) or atol + rtol * |b|;"
+            " margin = |a - b| / allowed <= 1"
         )
     if texts == {"bitwise"}:
         return "pass rule: bitwise identity (--exact)"
