@@ -132,3 +132,12 @@ def test_bounds_module_never_imports_tensorflow():
     code = "import sys, tdcheck.core.bounds; print('tensorflow' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_scaled_allowance_by_hand():
+    b = np.array([[3.0, -4.0], [0.0, np.inf]])  # rms over the finite values: sqrt(25/3)
+    got = bounds.scaled_allowance(b, 100, "float16", 1e-3, 1e-2)
+    term = 7 * 2.0**-11 * 10 * math.sqrt(25 / 3)
+    assert got[0, 0] == pytest.approx(1e-3 + 3e-2 + term)
+    assert got[0, 1] == pytest.approx(1e-3 + 4e-2 + term)
+    assert got[1, 0] == pytest.approx(1e-3 + term)

@@ -232,3 +232,29 @@ def head_gradient_bound(
         "head.kernel": error_factor(n + 2, u) * (hd.T @ (abs_g + dg2)) + hd.T @ dg2 + extra,
         "head.bias": error_factor(n + 2, u) * (abs_g + dg2).sum(axis=0) + dg2.sum(axis=0) + extra,
     }
+
+
+#: lambda of the ``scaled`` rule (the same confidence as :data:`PROB_LAMBDA`).
+SCALED_LAMBDA = 7.0
+
+
+def scaled_allowance(
+    reference: Array, n: int, dtype: str, atol: float, rtol: float, lam: float = SCALED_LAMBDA
+) -> Array:
+    """The ``scaled`` rule for gradients that run back through the trunk (no derived bound).
+
+    ``atol + rtol |b| + lam u sqrt(n) rms(b)``: the rounding of a sum of ``n`` terms of random
+    sign grows like ``u sqrt(n)`` times the size of the partial sums (the probabilistic model
+    of Higham and Mary), and tdcheck cannot see the terms of the trunk's backward pass, so the
+    reference array's root mean square stands in for their size. An empirical rule, not a
+    bound: measured ``|a - b| / (u sqrt(n) rms(b))`` was 0.58 to 1.13 for float32 trunk
+    gradients (docs/checks.md), so ``lam = 7`` leaves a margin of about 6.
+
+    >>> got = scaled_allowance(np.array([3.0, -4.0]), 4, "float32", 0.0, 0.0)
+    >>> bool(got[0] == 7 * 2.0**-24 * 2 * 12.5**0.5 == got[1])
+    True
+    """
+    b = np.asarray(reference, np.float64)
+    finite = b[np.isfinite(b)]
+    rms = float(np.sqrt(np.mean(finite * finite))) if finite.size else 0.0
+    return atol + rtol * np.abs(b) + lam * unit_roundoff(dtype) * math.sqrt(n) * rms
