@@ -98,3 +98,22 @@ def test_a_larger_scaling_than_the_smallest_detected_is_detected():
     rows = {row["fault"]: row["detected"] for row in r.power["faults"]}
     for step in (1, 16, 256):
         assert rows[f"kernel x (1+{step}u)"] == (step >= k)
+
+
+def test_power_in_every_format(runner):
+    from tdcheck.cli import cli
+
+    env = {"COLUMNS": "200"}
+    doc = json.loads(runner.invoke(cli, ["compare", "--power", "--format", "json"], env=env).stdout)
+    assert doc["passed"] is True and len(doc["power"]["faults"]) == 8
+    table = runner.invoke(cli, ["compare", "--power"], env=env)
+    assert table.exit_code == 0
+    assert "power: 3 of 8 faults injected into a copy of the time-distributed head detected" in (
+        table.stdout
+    )
+    assert "  bias dropped: not detected\n" in table.stdout
+    markdown = runner.invoke(cli, ["compare", "--power", "--format", "markdown"], env=env).stdout
+    assert "  activation tanh instead of linear: detected by time-distributed vs dense" in markdown
+    assert "power:" not in runner.invoke(cli, ["compare"], env=env).stdout
+    plain = json.loads(runner.invoke(cli, ["compare", "--format", "json"], env=env).stdout)
+    assert plain["power"] is None

@@ -232,6 +232,8 @@ def render_markdown(result: CompareResult) -> str:
     failures = failure_lines(result)
     if failures:
         out += [""] + [f"- {line}" for line in failures]
+    if result.power:
+        out += ["", "```text", *result.power_lines(), "```"]
     if result.notes:
         out += [""] + [f"> {note}" for note in result.notes]
     return "\n".join(out) + "\n"
