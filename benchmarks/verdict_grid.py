@@ -73,9 +73,11 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--limit", type=int, default=0, help="run only the first N cases")
     parser.add_argument("--long", action="store_true", help="forward: also seq 100")
+    parser.add_argument("--dtypes", default=",".join(DTYPES), help="a comma list of dtypes")
     args = parser.parse_args()
     seeds = parse_seeds(args.seeds)
     cases = grad_cases(seeds) if args.grid == "grad" else forward_cases(seeds, args.long)
+    cases = [case for case in cases if case["dtype"] in args.dtypes.split(",")]
     if args.limit:
         cases = cases[: args.limit]
     session = Session()

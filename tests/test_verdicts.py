@@ -241,3 +241,37 @@ def test_bfloat16_arrays_are_saved_as_float32_with_their_dtype(runner, tmp_path)
     assert meta["report"]["config"]["dtype"] == "bfloat16"
     assert meta["report"]["environment"]["tensorflow"]
     assert "0x6772" in meta["generators"]["gradients/R"]
+
+
+def test_verdict_separates_an_oracle_disagreement_from_disagreeing_variants():
+    # TensorFlow's float64 erf (gelu) is accurate to ~5e-9: the heads agree bit for bit with
+    # each other and both miss the oracle.
+    r = tdcheck.compare(dtype="float64", activation="gelu", input="random")
+    assert not r.passed
+    verdict = r.verdict()
+    assert verdict.startswith(
+        "ORACLE DISAGREES: the variants are bitwise identical, but 2 of 4 comparisons failed; "
+        "worst dense vs oracle at ["
+    )
+    assert "over the bound rule (at most 1 passes)" in verdict
+    worst = max(r.failures, key=lambda c: c.stats.margin)
+    s = worst.stats
+    # the values are printed in full (shortest round-trip repr), not to 3 figures
+    assert f": {s.worst_a!r} vs {s.worst_b!r};" in verdict
+    assert float(verdict.split(": ")[2].split(" vs ")[0]) == s.worst_a
+
+
+def test_verdict_prints_float32_values_with_their_shortest_round_trip_repr():
+    from tdcheck.core.stats import compare_arrays
+    from tdcheck.reports.result import CompareResult, Comparison
+
+    a = np.array([132.00002], np.float32)
+    b = np.array([132.0], np.float32)
+    c = Comparison("gradient", "time-distributed", "dense",
+                   compare_arrays(a, b, atol=0, rtol=0), "head.bias")  # fmt: skip
+    r = CompareResult({}, {}, [], 0, [c])
+    assert r.verdict() == (
+        "NOT EQUIVALENT: 1 of 1 comparison failed (the variants disagree); worst "
+        "time-distributed vs dense [head.bias] at [0]: 132.00002 vs 132.0; would pass with "
+        "atol >= 1.53e-05 (rtol 0) or rtol >= 1.16e-07 (atol 0)"
+    )

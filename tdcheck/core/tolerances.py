@@ -1,7 +1,10 @@
-"""Default tolerances per dtype.
+"""Default tolerances per dtype, and the facts of each compute dtype (u, range).
 
-An element passes when ``|a - b| <= atol + rtol * |b|`` where ``b`` is the
-reference (the first variant, or the float64 oracle). The defaults are sized for
+Head outputs and head weight gradients are judged by error bounds
+(:mod:`tdcheck.core.bounds`); these tolerances judge the rest (the trunk against the
+oracle, trained weights, cross-device pairs; the ``scaled`` rule adds to them), and every
+comparison when the user gives ``--atol/--rtol``. An element passes when
+``|a - b| <= atol + rtol * |b|`` where ``b`` is the reference. The defaults are sized for
 a whole model (trunk and head) against the float64 oracle, not for one
 operation: rounding accumulates over the timesteps of the recurrent trunk.
 They are a few machine epsilons for the reduced-precision types, measured with
