@@ -117,3 +117,15 @@ def test_power_in_every_format(runner):
     assert "power:" not in runner.invoke(cli, ["compare"], env=env).stdout
     plain = json.loads(runner.invoke(cli, ["compare", "--format", "json"], env=env).stdout)
     assert plain["power"] is None
+
+
+def test_sweep_reports_power_per_case(runner):
+    from tdcheck.cli import cli
+
+    result = runner.invoke(cli, ["sweep", "--hidden", "3,5", "--power", "--format", "json"])
+    assert result.exit_code == 0
+    cases = json.loads(result.stdout)["cases"]
+    assert [len(c["power"]["faults"]) for c in cases] == [8, 8]
+    assert all(c["power"]["blind"].startswith("blind to bias dropped") for c in cases)
+    plain = runner.invoke(cli, ["sweep", "--hidden", "3", "--format", "json"])
+    assert json.loads(plain.stdout)["cases"][0]["power"] is None

@@ -7,9 +7,31 @@ from typing import Any
 
 import click
 
-from tdcheck.cli.options import COMMON_OPTIONS, apply_options, check_output, model_options
+from tdcheck.cli.options import (
+    COMMON_OPTIONS,
+    Decorator,
+    apply_options,
+    check_output,
+    model_options,
+)
 from tdcheck.core.config import CompareConfig
 from tdcheck.errors import ConfigError
+
+#: Judging options shared with sweep.
+NUMERICS_OPTIONS: list[Decorator] = [
+    click.option(
+        "--equal-nan",
+        is_flag=True,
+        help="Count NaNs in the same position (and equal infinities) as equal; by default any "
+        "NaN or inf fails its comparison.",
+    ),
+    click.option(
+        "--power",
+        is_flag=True,
+        help="Inject known faults into a copy of one head and report which ones this "
+        "configuration, input and rule detect.",
+    ),
+]
 
 
 @click.command("compare")
@@ -23,18 +45,7 @@ from tdcheck.errors import ConfigError
     help="Save every judged array, the weights, and the report as JSON to an .npz archive "
     "(readable with allow_pickle=False).",
 )
-@click.option(
-    "--equal-nan",
-    is_flag=True,
-    help="Count NaNs in the same position (and equal infinities) as equal; by default any "
-    "NaN or inf fails its comparison.",
-)
-@click.option(
-    "--power",
-    is_flag=True,
-    help="Inject known faults into a copy of one head and report which ones this "
-    "configuration, input and rule detect.",
-)
+@apply_options(NUMERICS_OPTIONS)
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
 def compare_command(
     input_: str, format_: str, output: str | None, save_arrays: str | None, quiet: bool,

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from tdcheck.cli.compare import NUMERICS_OPTIONS
 from tdcheck.cli.options import (
     COMMON_OPTIONS,
     apply_options,
@@ -22,6 +23,7 @@ from tdcheck.errors import ConfigError
 @click.command("sweep")
 @apply_options(model_options(grid=True))
 @apply_options(COMMON_OPTIONS)
+@apply_options(NUMERICS_OPTIONS)
 @click.option(
     "--junit",
     type=click.Path(dir_okay=False),

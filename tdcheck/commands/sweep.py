@@ -37,6 +37,7 @@ class CaseResult:
     comparisons: list[dict[str, Any]] = field(default_factory=list)
     verdict: str = ""
     error: str | None = None
+    power: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -53,6 +54,7 @@ class CaseResult:
             "verdict": self.verdict,
             "error": self.error,
             "comparisons": self.comparisons,
+            "power": self.power,
         }
 
 
@@ -142,6 +144,7 @@ def run_sweep(
                     index, case_name(resolved), run.config,
                     "passed" if run.passed else "failed", time.perf_counter() - start,
                     comparisons=[c.to_dict() for c in run.comparisons], verdict=run.verdict(),
+                    power=run.power,
                 )  # fmt: skip
             result.cases.append(case)
             if on_case is not None:
