@@ -290,8 +290,6 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
             tensors = built(x_model)
             used_device = tensors[0].device
             outputs = {v: np.asarray(t) for v, t in zip(cfg.variants, tensors, strict=True)}
-
-    with quiet(), tf.device(devices[0]):
         head_input = _head_input(tf, built, x_model, dynamic=cfg.time_dim == "dynamic")
     heads = {v: built.canonical_head_weights(v) for v in cfg.variants}
     bounds_out = output_bounds(cfg, head_input, heads)
@@ -327,7 +325,9 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
                        keys=(f"outputs/{v}", f"outputs/oracle/{v}"))  # fmt: skip
 
     power = None
-    if cfg.power and not errors:
+    if cfg.power and errors:
+        notes.append(f"--power: not run, {', '.join(errors)} raised instead of an output")
+    elif cfg.power:
         power = power_check(cfg, judge, x_model, head_input, features64, heads, outputs,
                             oracle_outputs, bounds_out, where)  # fmt: skip
 
