@@ -128,8 +128,10 @@ def test_overflow_thresholds():
     assert unit_roundoff("mixed_float16") == 2.0**-11
 
 
-def test_bounds_module_never_imports_tensorflow():
-    code = "import sys, tdcheck.core.bounds; print('tensorflow' in sys.modules)"
+def test_bounds_and_faults_modules_never_import_tensorflow():
+    code = (
+        "import sys, tdcheck.core.bounds, tdcheck.core.faults; print('tensorflow' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
