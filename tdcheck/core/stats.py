@@ -72,6 +72,11 @@ class ArrayStats:
         return self.passed
 
     @property
+    def element_rule(self) -> bool:
+        """True when an element-wise ``allowed`` array judged (bound, prob-bound, scaled)."""
+        return self.rule not in ("atol/rtol", "exact")
+
+    @property
     def mismatch_percent(self) -> float:
         return 100.0 * self.mismatched / self.total if self.total else 0.0
 

@@ -65,7 +65,7 @@ def shape_text(shape: Any) -> str:
 
 def tolerance_text(c: Comparison) -> str:
     s = c.stats
-    if s.rule.endswith("bound"):
+    if s.element_rule:
         return s.rule
     return "bitwise" if s.exact else f"{fmt(s.atol)} / {fmt(s.rtol)}"
 
@@ -111,7 +111,7 @@ def _dropped_columns(result: CompareResult) -> set[str]:
 def tolerance_line(result: CompareResult) -> str:
     """The pass rule, with the numbers when every comparison shares them."""
     texts = {tolerance_text(c) for c in result.comparisons}
-    if any(t.endswith("bound") for t in texts):
+    if any(c.stats.element_rule for c in result.comparisons):
         return (
             "pass rule: |a - b| <= allowed, an error bound (docs/checks.md) or atol + rtol * |b|;"
             " margin = |a - b| / allowed <= 1"
@@ -176,7 +176,7 @@ def failure_lines(result: CompareResult) -> list[str]:
         )
         if s.exact:
             text += ", bitwise identity demanded)"
-        elif s.rule.endswith("bound"):
+        elif s.element_rule:
             text += f", margin {fmt(s.margin)} over the {s.rule} rule)"
         else:
             allowed = s.atol + s.rtol * abs(s.worst_b or 0.0)

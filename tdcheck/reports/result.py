@@ -142,7 +142,7 @@ class CompareResult:
                 )
             if s.note:
                 need = f"; {s.note}"
-            elif s.rule.endswith("bound"):
+            elif s.element_rule:
                 need = f"; margin {fmt(s.margin)} over the {s.rule} rule (at most 1 passes)"
             elif s.min_atol is not None and not s.exact:
                 need = (
