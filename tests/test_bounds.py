@@ -143,3 +143,23 @@ def test_scaled_allowance_by_hand():
     assert got[0, 0] == pytest.approx(1e-3 + 3e-2 + term)
     assert got[0, 1] == pytest.approx(1e-3 + 4e-2 + term)
     assert got[1, 0] == pytest.approx(1e-3 + term)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "device", "enabled", "expected"),
+    [
+        ("float32", "/job:localhost/replica:0/task:0/device:GPU:0", True, "tf32"),
+        ("float32", "/job:localhost/replica:0/task:0/device:GPU:0", False, "float32"),
+        ("float32", "/job:localhost/replica:0/task:0/device:CPU:0", True, "float32"),
+        ("float16", "/job:localhost/replica:0/task:0/device:GPU:0", True, "float16"),
+    ],
+)
+def test_tensorfloat32_on_a_gpu_widens_the_float32_bounds(dtype, device, enabled, expected):
+    from types import SimpleNamespace
+
+    from tdcheck.commands.compare import _bound_precision
+
+    experimental = SimpleNamespace(tensor_float_32_execution_enabled=lambda: enabled)
+    fake_tf = SimpleNamespace(config=SimpleNamespace(experimental=experimental))
+    assert _bound_precision(fake_tf, dtype, device) == expected
+    assert unit_roundoff("tf32") == 2.0**-11 and bounds.eta("tf32") == 2.0**-150

@@ -144,6 +144,8 @@ class _Judge:
     ) -> None:
         self.arrays = arrays  # every judged array lands here, under its comparison's keys
         self.atol, self.rtol = cfg.tolerances()
+        #: The precision the bounds assume: the dtype, or "tf32" (see _bound_precision).
+        self.precision = cfg.dtype
         self.user_tolerances = cfg.atol is not None
         self.exact = cfg.exact
         self.equal_nan = cfg.equal_nan
@@ -291,9 +293,15 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
             used_device = tensors[0].device
             outputs = {v: np.asarray(t) for v, t in zip(cfg.variants, tensors, strict=True)}
         head_input = _head_input(tf, built, x_model, dynamic=cfg.time_dim == "dynamic")
+    judge.precision = _bound_precision(tf, cfg.dtype, used_device)
+    if judge.precision == "tf32":
+        notes.append(
+            "TensorFloat-32 is enabled on this GPU: float32 matrix products round their inputs "
+            "to 10 fraction bits, so the bounds use u = 2^-11 for them"
+        )
     heads = {v: built.canonical_head_weights(v) for v in cfg.variants}
-    bounds_out = output_bounds(cfg, head_input, heads)
-    out_rule = bounds.output_rule(cfg.head_input_size, cfg.dtype)
+    bounds_out = output_bounds(cfg, head_input, heads, judge.precision)
+    out_rule = bounds.output_rule(cfg.head_input_size, judge.precision)
 
     arrays["input"] = x_model
     arrays["valid"] = valid
@@ -425,8 +433,18 @@ def _head_input(tf: Any, built: BuiltModel, x: np.ndarray, dynamic: bool) -> np.
     return np.asarray(fn(tf.constant(x)))
 
 
+def _bound_precision(tf: Any, dtype: str, device: str) -> str:
+    """``"tf32"`` when float32 runs on a GPU with TensorFloat-32 enabled, else ``dtype``."""
+    if dtype != "float32" or "GPU" not in str(device).upper():
+        return dtype
+    return "tf32" if tf.config.experimental.tensor_float_32_execution_enabled() else dtype
+
+
 def output_bounds(
-    cfg: CompareConfig, head_input: np.ndarray, heads: dict[str, tuple[np.ndarray, np.ndarray]]
+    cfg: CompareConfig,
+    head_input: np.ndarray,
+    heads: dict[str, tuple[np.ndarray, np.ndarray]],
+    precision: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Per variant: the allowed difference of its output from the exact head on ``head_input``.
 
@@ -440,7 +458,7 @@ def output_bounds(
         key = kernel.tobytes() + bias.tobytes()
         if key not in cache:
             cache[key] = bounds.head_output_bound(
-                head_input, kernel, bias, cfg.activation, cfg.dtype
+                head_input, kernel, bias, cfg.activation, precision or cfg.dtype
             ) + bounds.head_output_bound(head_input, kernel, bias, cfg.activation, "float64")
         result[v] = cache[key]
     return result
@@ -496,11 +514,11 @@ def power_check(
     reference = cfg.variants[0]
     kernel, bias = heads[target]
     h = np.asarray(head_input, np.float64)
-    rule = bounds.output_rule(cfg.head_input_size, cfg.dtype)
+    rule = bounds.output_rule(cfg.head_input_size, judge.precision)
 
     def judged(k: np.ndarray, b: np.ndarray, act: str) -> tuple[bool, str, float]:
         y = faults.round_to(bounds.head_output_reference(h, k, b, act), cfg.dtype)
-        own = bounds.head_output_bound(h, k, b, act, cfg.dtype) + bounds.head_output_bound(
+        own = bounds.head_output_bound(h, k, b, act, judge.precision) + bounds.head_output_bound(
             h, k, b, act, "float64"
         )
         found: list[tuple[str, float]] = []
@@ -564,6 +582,7 @@ def head_gradient_bounds(
     head_input: np.ndarray,
     r: np.ndarray,
     heads: dict[str, tuple[np.ndarray, np.ndarray]],
+    precision: str | None = None,
 ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]]]:
     """Per variant: exact float64 head weight gradients and their allowed differences.
 
@@ -574,7 +593,7 @@ def head_gradient_bounds(
     for v, (kernel, bias) in heads.items():
         act = cfg.activation
         refs[v] = bounds.head_gradient_reference(head_input, r, kernel, bias, act)
-        low = bounds.head_gradient_bound(head_input, r, kernel, bias, act, cfg.dtype)
+        low = bounds.head_gradient_bound(head_input, r, kernel, bias, act, precision or cfg.dtype)
         high = bounds.head_gradient_bound(head_input, r, kernel, bias, act, "float64")
         allowed[v] = {q: low[q] + high[q] for q in low}
     return refs, allowed
@@ -691,12 +710,12 @@ def _gradient_checks(
     arrays["gradients/R"] = r
     grads = gradients.keras_gradients(tf, built, x, r)
     reference = cfg.variants[0]
-    refs, allowed = head_gradient_bounds(cfg, head_input, r, heads)
-    rule = bounds.gradient_rule(int(np.prod(head_input.shape[:-1])), cfg.dtype)
+    refs, allowed = head_gradient_bounds(cfg, head_input, r, heads, judge.precision)
+    rule = bounds.gradient_rule(int(np.prod(head_input.shape[:-1])), judge.precision)
     positions = int(np.prod(head_input.shape[:-1]))
 
     def scaled(expected: np.ndarray, n: int) -> np.ndarray:
-        return bounds.scaled_allowance(expected, n, cfg.dtype, judge.atol, judge.rtol)
+        return bounds.scaled_allowance(expected, n, judge.precision, judge.atol, judge.rtol)
 
     for v in cfg.variants[1:]:
         for quantity, value in grads[v].items():

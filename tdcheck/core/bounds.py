@@ -59,7 +59,13 @@ Array = np.ndarray
 ACTIVATION_ULPS: dict[str, int] = {"linear": 0, "relu": 0}
 _DEFAULT_ACTIVATION_ULPS = 8
 #: Half the smallest subnormal per compute dtype (absolute error of an underflow).
-_ETA = {"float64": 2.0**-1075, "float32": 2.0**-150, "float16": 2.0**-25, "bfloat16": 2.0**-134}
+_ETA = {
+    "float64": 2.0**-1075,
+    "float32": 2.0**-150,
+    "tf32": 2.0**-150,
+    "float16": 2.0**-25,
+    "bfloat16": 2.0**-134,
+}
 
 
 #: lambda of the probabilistic bound (used only where ``n u > 1/2``).

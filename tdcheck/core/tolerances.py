@@ -52,6 +52,9 @@ COMPUTE_DTYPES: dict[str, str] = {
     "float16": "float16",
     "mixed_float16": "float16",
     "bfloat16": "bfloat16",
+    # Not a --dtype: float32 whose matrix products round their inputs to TensorFloat-32
+    # (10 fraction bits), what TensorFlow does on recent NVIDIA GPUs unless disabled.
+    "tf32": "tf32",
 }
 
 #: ``(precision p in bits incl. the implicit one, largest exponent emax)`` per compute dtype.
@@ -60,6 +63,7 @@ _FORMATS: dict[str, tuple[int, int]] = {
     "float32": (24, 127),
     "float16": (11, 15),
     "bfloat16": (8, 127),
+    "tf32": (11, 127),
 }
 
 
