@@ -13,6 +13,7 @@ from tdcheck.cli.options import (
     apply_options,
     check_output,
     model_options,
+    wide_option,
 )
 from tdcheck.core.config import CompareConfig
 from tdcheck.errors import ConfigError
@@ -46,10 +47,18 @@ NUMERICS_OPTIONS: list[Decorator] = [
     "(readable with allow_pickle=False).",
 )
 @apply_options(NUMERICS_OPTIONS)
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="PATH",
+    help="Also write JUnit XML: one testcase per judged pair, failures with the statistics.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
+@wide_option
 def compare_command(
-    input_: str, format_: str, output: str | None, save_arrays: str | None, quiet: bool,
-    **options: Any,
+    input_: str, format_: str, output: str | None, save_arrays: str | None, junit: str | None,
+    quiet: bool, wide: bool, **options: Any,
 ) -> int:  # fmt: skip
     """Build the variants with the same weights, run them and compare the outputs.
 
@@ -62,11 +71,9 @@ def compare_command(
 
     # Validate before anything heavy is imported: a bad option costs milliseconds.
     config = CompareConfig(input=input_, **options).validated()
-    output_format = check_output(output)
-    if save_arrays is not None:
-        files.check_output_path(save_arrays, "--save-arrays")
-        if not save_arrays.endswith(".npz"):
-            raise ConfigError(f"--save-arrays: {save_arrays!r} must end in .npz")
+    output_format = check_output(output, save_arrays=save_arrays, junit=junit)
+    if save_arrays is not None and not save_arrays.endswith(".npz"):
+        raise ConfigError(f"--save-arrays: {save_arrays!r} must end in .npz")
 
     from tdcheck.commands.compare import archive, compare
     from tdcheck.reports.render import render, render_table
@@ -76,10 +83,16 @@ def compare_command(
         files.save_arrays(save_arrays, archive(result))
     if output is not None and output_format is not None:
         files.atomic_write_text(output, render(result, output_format))
+    if junit is not None:
+        from tdcheck.reports.junit import compare_to_junit, result_name
+
+        files.atomic_write_text(
+            junit, compare_to_junit(result.to_dict(), result_name(result.config))
+        )
     if quiet:
         click.echo(result.verdict())
     elif format_ == "table":
-        render_table(result, sys.stdout)
+        render_table(result, sys.stdout, wide=wide)
     else:
         click.echo(render(result, format_), nl=False)
     return result.exit_code
