@@ -275,3 +275,15 @@ def test_verdict_prints_float32_values_with_their_shortest_round_trip_repr():
         "time-distributed vs dense [head.bias] at [0]: 132.00002 vs 132.0; would pass with "
         "atol >= 1.53e-05 (rtol 0) or rtol >= 1.16e-07 (atol 0)"
     )
+
+
+def test_elu_near_zero_is_judged_with_its_cancellation():
+    # Found by the property test: TensorFlow evaluates elu(z) as exp(z) - 1 for z < 0, an
+    # absolute error of about u when z is near 0, where |elu(z)| = 1.26e-4 is tiny.
+    r = tdcheck.compare(
+        features=4, hidden=1, units=1, seq=1, batch=1, rnn="simple-rnn", initializer="he_normal",
+        activation="elu", input="ones", seed=104,
+    )  # fmt: skip
+    assert r.passed, r.verdict()
+    oracle = r.comparisons[-1]
+    assert abs(oracle.stats.worst_b) < 2e-4 and 0.001 < oracle.stats.margin < 0.1

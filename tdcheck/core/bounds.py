@@ -130,6 +130,28 @@ DERIVATIVES: dict[str, Callable[[Array], Array]] = {
 }
 
 
+_ZERO: Callable[[Array], Array] = np.zeros_like
+#: The size of the terms an activation's evaluation may cancel, beyond ``|f(z)|``: elu and selu
+#: as ``exp(z) - 1`` for z < 0 (absolute error ``u exp(z)`` near 0, where ``|f|`` is tiny),
+#: gelu as ``z (1 + erf(z/sqrt 2)) / 2`` (``1 + erf`` cancels for z < 0), softplus as
+#: ``log(1 + exp(z))``.
+_CANCELLING: dict[str, Callable[[Array], Array]] = {
+    **{name: _ZERO for name in oracle.ACTIVATIONS},
+    "elu": lambda z: np.exp(np.minimum(z, 0.0)),
+    "selu": lambda z: _SELU[1] * _SELU[0] * np.exp(np.minimum(z, 0.0)),
+    "gelu": lambda z: np.abs(z),
+    "softplus": lambda z: np.ones_like(z),
+}
+
+
+#: The same for the derivatives: gelu's ``Phi(z) + z phi(z)`` and swish's
+#: ``s + z s (1 - s)`` cancel for z < 0.
+_CANCELLING_D: dict[str, Callable[[Array], Array]] = {
+    "gelu": lambda z: 0.5 * (1.0 + oracle._erf(z / math.sqrt(2.0))) + np.abs(z) * _phi(z),
+    "swish": lambda z: _sigmoid_d(z) * np.abs(z) + oracle.ACTIVATIONS["sigmoid"](z),
+}
+
+
 def _secant(f: Callable[[Array], Array], z: Array, e: Array) -> Array:
     """``max(|f(z+e) - f(z)|, |f(z-e) - f(z)|)``: how far ``f`` moves when ``z`` moves by e."""
     with np.errstate(over="ignore", invalid="ignore"):
@@ -156,7 +178,7 @@ def activation_error(z: Array, ez: Array, activation: str, u: float) -> Array:
         spread = np.expm1(2.0 * ez.max(axis=-1, keepdims=True))
         return s * spread + k * u * s
     with np.errstate(over="ignore", invalid="ignore"):
-        own = k * u * np.abs(f(z))
+        own = k * u * (np.abs(f(z)) + _CANCELLING[activation](z))
     return _secant(f, z, ez) + own
 
 
@@ -226,7 +248,9 @@ def head_gradient_bound(
         dg = np.zeros_like(z)
     else:
         dg = r64 * _secant(DERIVATIVES[activation], z, ez)
-    dg = dg + (k + 1) * u * np.abs(g)  # R rounded to the dtype, f' evaluated in it
+    # R rounded to the dtype, f' evaluated in it (with what that evaluation may cancel)
+    cancel = _CANCELLING_D.get(activation)
+    dg = dg + (k + 1) * u * (np.abs(g) + (r64 * cancel(z) if cancel is not None else 0.0))
     h64 = np.abs(np.asarray(h, np.float64))
     hd = h64.reshape(-1, d)
     units = g.shape[-1]
