@@ -97,7 +97,8 @@ def _exit(code: int) -> None:
 
 
 from tdcheck.cli import bench, compare, sweep  # noqa: E402  (each module adds its commands)
+from tdcheck.cli import models as _models  # noqa: E402
 
-for _module in (compare, sweep, bench):
+for _module in (compare, sweep, bench, _models):
     for _command in _module.COMMANDS:
         cli.add_command(_command)
