@@ -219,9 +219,9 @@ def load_inputs(paths: Sequence[str], specs: Sequence[Spec]) -> list[tuple[str, 
                 f"--input {path}: holds {len(arrays)} array(s), the model takes {len(specs)} "
                 "input(s); use an .npz with one array per input name"
             )
-        for x, (name, shape, _) in zip(arrays, specs):
+        for x, (name, shape, _) in zip(arrays, specs, strict=True):
             if x.ndim != len(shape) or any(
-                d is not None and d != s for d, s in zip(shape, x.shape)
+                d is not None and d != s for d, s in zip(shape, x.shape, strict=True)
             ):
                 raise ConfigError(
                     f"--input {path}: array for {name!r} has shape {x.shape}, the model "
@@ -258,7 +258,8 @@ def judge_outputs(
     expected: Sequence[np.ndarray], tolerance: Tolerance,
 ) -> list[Check]:  # fmt: skip
     return [
-        Check(label, name, judge(b, a, tolerance)) for name, b, a in zip(names, actual, expected)
+        Check(label, name, judge(b, a, tolerance))
+        for name, b, a in zip(names, actual, expected, strict=True)
     ]
 
 
@@ -298,8 +299,8 @@ def check_same_inputs(a: Any, b: Any) -> None:
     sb = [(s, d) for _, s, d in kr.input_specs(b)]
     if len(sa) != len(sb) or any(
         len(x[0]) != len(y[0]) or any(p is not None and q is not None and p != q
-                                      for p, q in zip(x[0], y[0]))
-        for x, y in zip(sa, sb)
+                                      for p, q in zip(x[0], y[0], strict=True))
+        for x, y in zip(sa, sb, strict=True)
     ):  # fmt: skip
         raise ConfigError(f"the models take different inputs: {sa} vs {sb}")
     if len(a.outputs) != len(b.outputs):

@@ -143,7 +143,7 @@ def predict_findings(
     checks: list[Check] = []
     picked = _one_per_length(sets)
     results = kr.predict_series(model, [xs for _, xs in picked])
-    for n, ((label, xs), got) in enumerate(zip(picked, results)):
+    for n, ((label, xs), got) in enumerate(zip(picked, results, strict=True)):
         when = "on its first call" if n == 0 else "on a new sequence length"
         length = xs[0].shape[1] if xs[0].ndim > 1 else "?"
         if isinstance(got, str):
@@ -152,7 +152,7 @@ def predict_findings(
             )
             continue
         expected = kr.call(model, xs)
-        for name, y, want in zip(names, got, expected):
+        for name, y, want in zip(names, got, expected, strict=True):
             if y.shape != want.shape:
                 findings.append(
                     f"model.predict gives the WRONG SHAPE {when}: {_shape_text(y.shape)} instead "

@@ -95,7 +95,7 @@ def copy_weights(old: Any, new: Any) -> None:
 
 def input_specs(model: Any) -> list[tuple[str, tuple[int | None, ...], str]]:
     """``(name, shape, dtype)`` of each model input; unknown sizes are None."""
-    specs = []
+    specs: list[tuple[str, tuple[int | None, ...], str]] = []
     for tensor in model.inputs:
         shape = tuple(None if d is None else int(d) for d in tensor.shape)
         name = str(getattr(tensor, "name", "") or f"input_{len(specs)}")

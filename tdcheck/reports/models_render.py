@@ -247,10 +247,13 @@ def models_markdown(doc: dict[str, Any]) -> str:
 
 
 def _speed_rows(doc: dict[str, Any]) -> list[list[str]]:
-    rows = [["TimeDistributed layers", str(doc["before"]["time_distributed"]),
-             str(doc["after"]["time_distributed"]), ""],
-            ["parameters", f"{doc['before']['params']:,}", f"{doc['after']['params']:,}",
-             "equal" if doc["before"]["params"] == doc["after"]["params"] else "DIFFERENT"]]  # fmt: skip
+    before, after = doc["before"], doc["after"]
+    same = "equal" if before["params"] == after["params"] else "DIFFERENT"
+    rows = [
+        ["TimeDistributed layers", str(before["time_distributed"]),
+         str(after["time_distributed"]), ""],
+        ["parameters", f"{before['params']:,}", f"{after['params']:,}", same],
+    ]  # fmt: skip
     for key, label in (("call_s", "eager call"), ("predict_first_s", "predict, first call"),
                        ("predict_steady_s", "predict, steady state")):  # fmt: skip
         b, a = doc["before"]["timing"].get(key), doc["after"]["timing"].get(key)
