@@ -115,11 +115,13 @@ def read_model_file(path: str) -> ModelFile:
 def _read_member(archive: zipfile.ZipFile, name: str, limit: int, path: str) -> bytes:
     info = archive.getinfo(name)
     if info.file_size > limit:
-        raise _refuse(path, f"{name} is {info.file_size:,} bytes, more than the {limit:,} read")
+        raise _refuse(
+            path, f"{name} is {info.file_size:,} bytes, more than the {limit:,} tdcheck reads"
+        )
     with archive.open(info) as member:
         data = member.read(limit + 1)  # the header's size may lie
     if len(data) > limit:
-        raise _refuse(path, f"{name} is more than the {limit:,} bytes read")
+        raise _refuse(path, f"{name} holds more than the {limit:,} bytes tdcheck reads")
     return data
 
 
@@ -171,7 +173,7 @@ def _read_h5(path: str) -> ModelFile:
             attr = handle.attrs.get_id("model_config")
             if attr.get_storage_size() > MAX_CONFIG_BYTES:
                 raise _refuse(
-                    path, f"model_config is more than the {MAX_CONFIG_BYTES:,} bytes read"
+                    path, f"model_config holds more than the {MAX_CONFIG_BYTES:,} bytes tdcheck reads"
                 )
             raw = handle.attrs["model_config"]
             version = handle.attrs.get("keras_version")

@@ -21,7 +21,7 @@ Pure Python: no Keras needed, so ``tdcheck scan`` uses it on a file's config alo
 'rewritable'
 >>> judge("EinsumDense", {"name": "e", "equation": "ab,bc->ac", "output_shape": 3}).config[
 ...     "equation"]
-'aAb,bc->aAc'
+'adb,bc->adc'
 >>> judge("Conv2D", {"name": "c"}).reason
 'convolves the spatial axes after the batch axis: the time axis would become one of them'
 """
@@ -118,7 +118,7 @@ def _no_noise_shape(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def _einsum(config: dict[str, Any]) -> dict[str, Any]:
-    """``ab,bc->ac`` becomes ``aTb,bc->aTc``: a new letter for the time axis after the
+    """``ab,bc->ac`` becomes ``adb,bc->adc``: a new letter for the time axis after the
     batch letter, in the input and the output; ``output_shape`` gains that axis."""
     equation = str(config.get("equation", ""))
     try:
