@@ -264,7 +264,7 @@ NOT_REWRITABLE_CASES = {
         "ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "UpSampling1D", "UpSampling2D",
         "UpSampling3D", "LSTM", "GRU", "SimpleRNN", "RNN", "Bidirectional", "ConvLSTM1D",
         "ConvLSTM2D", "ConvLSTM3D", "TimeDistributed", "Functional", "Sequential", "Model",
-        "Lambda")},
+        "Lambda", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D")},
 }  # fmt: skip
 
 
@@ -285,7 +285,9 @@ def test_every_entry_has_its_test():
 
 
 def test_unknown_layers_are_left_alone():
-    assert judge("MyAttention", {"units": 3}) == rules.Verdict(NOT_REWRITABLE, "unknown layer, left alone")
+    assert judge("MyAttention", {"units": 3}) == rules.Verdict(
+        NOT_REWRITABLE, "unknown layer, left alone"
+    )
 
 
 def test_a_custom_class_named_like_a_builtin_is_unknown():

@@ -119,7 +119,7 @@ def _apply(options: list[Any]) -> Any:
 @click.option("--force", is_flag=True, help="Write OUT even when verification fails.")
 @click.option("--inference-only", is_flag=True,
               help="Also rewrite layers that are equal in inference only (BatchNormalization, "
-                   "SpatialDropout, Dropout with noise_shape).")  # fmt: skip
+                   "Dropout with noise_shape).")  # fmt: skip
 @click.option("--no-timing", is_flag=True, help="Skip the before/after timings.")
 @FORMAT
 @OUTPUT

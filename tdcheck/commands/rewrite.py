@@ -133,10 +133,11 @@ def _shape_text(shape: Sequence[int]) -> str:
 
 def predict_findings(
     model: Any, sets: Sequence[tuple[str, list[np.ndarray]]], names: Sequence[str],
-    tolerance: Tolerance,
+    tolerance: Tolerance, reference: Any = None,
 ) -> tuple[list[str], list[Check]]:  # fmt: skip
-    """``predict`` from a fresh trace on one set per sequence length, against the model's
-    own eager call: wrong shapes and errors as findings, the values as checks."""
+    """``predict`` from a fresh trace on one set per sequence length, against the eager
+    call of ``reference`` (default: the model itself): wrong shapes and errors as
+    findings, the values as checks."""
     from tdcheck.engines import keras_rewrite as kr
 
     findings: list[str] = []
@@ -151,7 +152,7 @@ def predict_findings(
                 f"model.predict raises {when} (batch {xs[0].shape[0]}, length {length}): {got}"
             )
             continue
-        expected = kr.call(model, xs)
+        expected = kr.call(model if reference is None else reference, xs)
         for name, y, want in zip(names, got, expected, strict=True):
             if y.shape != want.shape:
                 findings.append(
@@ -211,7 +212,9 @@ def rewrite(
             comparisons += judge_outputs(
                 f"call {label}", names, kr.call(rewritten, xs), kr.call(original, xs), tolerance
             )
-        after_findings, predict_checks = predict_findings(rewritten, sets, names, tolerance)
+        after_findings, predict_checks = predict_findings(
+            rewritten, sets, names, tolerance, reference=original
+        )
         comparisons += predict_checks
         if after_findings:
             notes += [f"rewritten model: {f}" for f in after_findings]

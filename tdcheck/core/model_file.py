@@ -173,7 +173,8 @@ def _read_h5(path: str) -> ModelFile:
             attr = handle.attrs.get_id("model_config")
             if attr.get_storage_size() > MAX_CONFIG_BYTES:
                 raise _refuse(
-                    path, f"model_config holds more than the {MAX_CONFIG_BYTES:,} bytes tdcheck reads"
+                    path,
+                    f"model_config holds more than the {MAX_CONFIG_BYTES:,} bytes tdcheck reads",
                 )
             raw = handle.attrs["model_config"]
             version = handle.attrs.get("keras_version")
@@ -338,9 +339,10 @@ def rewrite_config(
                 wrapped = _inner(entry)["layer"]
                 new_config = dict(found.verdict.config)
                 new_config["name"] = found.name
-                new_config["trainable"] = found.trainable and bool(
-                    new_config.get("trainable", True)
-                )
+                if "trainable" in new_config or not found.trainable:  # some layers take no
+                    new_config["trainable"] = found.trainable and bool(  # trainable argument
+                        new_config.get("trainable", True)
+                    )
                 for key in ("class_name", "module", "registered_name"):
                     if key in wrapped:
                         entry[key] = wrapped[key]

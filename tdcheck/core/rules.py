@@ -161,9 +161,9 @@ RULES_LIST: tuple[Rule, ...] = (
          "element-wise noise in training, the identity in inference", _no_noise_shape),
     Rule(("GaussianNoise", "GaussianDropout"), REWRITABLE,
          "element-wise noise in training, the identity in inference", _same),
-    Rule(("SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D"), INFERENCE_ONLY,
-         "drops whole channels per timestep in training; the identity in inference",
-         _same),
+    Rule(("SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D"), NOT_REWRITABLE,
+         "drops whole channels per timestep and accepts only its own input rank: the "
+         "time axis cannot be added"),
     Rule(("BatchNormalization",), INFERENCE_ONLY,
          "uses its moving statistics per feature in inference (equal); in training "
          "TimeDistributed normalises each timestep over the batch, the layer alone over "

@@ -222,8 +222,5 @@ def keras_version() -> str:
 
 
 def is_keras_model(value: Any) -> bool:
-    return (
-        hasattr(value, "layers")
-        and hasattr(value, "inputs")
-        and not isinstance(value, (str, bytes, os.PathLike))
-    )
+    """True for a model object, false for a path (str, bytes, os.PathLike)."""
+    return not isinstance(value, (str, bytes, os.PathLike))

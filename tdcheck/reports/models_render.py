@@ -9,7 +9,13 @@ from __future__ import annotations
 import io
 from typing import IO, Any
 
-from tdcheck.reports.render import PIPE_WIDTH, render_document, report_console, shape_text
+from tdcheck.reports.render import (
+    PIPE_WIDTH,
+    exact_value,
+    render_document,
+    report_console,
+    shape_text,
+)
 from tdcheck.reports.result import fmt
 
 
@@ -152,7 +158,8 @@ def _failure_lines(doc: dict[str, Any]) -> list[str]:
         elif c["worst_index"] is not None:
             lines.append(
                 f"{c['check']} {c['output']}: {c['mismatched']}/{c['total']} mismatched; worst at "
-                f"{c['worst_index']}: {fmt(c['worst_a'])} vs {fmt(c['worst_b'])} "
+                f"{c['worst_index']}: {exact_value(c['worst_a'], c['dtype_a'])} vs "
+                f"{exact_value(c['worst_b'], c['dtype_b'])} "
                 f"(|diff| {fmt(c['max_abs_diff'])}, atol {fmt(c['atol'])}, rtol {fmt(c['rtol'])})"
             )
     return lines
