@@ -175,7 +175,7 @@ def test_cli_report_leads_with_the_finding(runner, saved_models, tmp_path):
     assert (
         "1 TimeDistributed layer rewritten. EQUIVALENT: rewritten and original are bitwise "
         f"identical on all 5 checks; written to {out}"
-    ) in text
+    ) in " ".join(text.split())  # a long temp path wraps the line
     assert result.stderr == ""
     assert out.is_file()
 

@@ -214,21 +214,25 @@ def load_inputs(paths: Sequence[str], specs: Sequence[Spec]) -> list[tuple[str, 
                     raise ConfigError(f"--input {path}: cannot read its arrays ({exc})") from None
         else:
             arrays = [np.asarray(data)]
-        if len(arrays) != len(specs):
-            raise ConfigError(
-                f"--input {path}: holds {len(arrays)} array(s), the model takes {len(specs)} "
-                "input(s); use an .npz with one array per input name"
-            )
-        for x, (name, shape, _) in zip(arrays, specs, strict=True):
-            if x.ndim != len(shape) or any(
-                d is not None and d != s for d, s in zip(shape, x.shape, strict=True)
-            ):
-                raise ConfigError(
-                    f"--input {path}: array for {name!r} has shape {x.shape}, the model "
-                    f"expects {tuple(shape)}"
-                )
+        check_shapes(f"--input {path}", arrays, specs)
         sets.append((f"input {os.path.basename(path)}", arrays))
     return sets
+
+
+def check_shapes(what: str, arrays: Sequence[np.ndarray], specs: Sequence[Spec]) -> None:
+    """One array per model input, each of the input's rank and known sizes."""
+    if len(arrays) != len(specs):
+        raise ConfigError(
+            f"{what}: holds {len(arrays)} array(s), the model takes {len(specs)} "
+            "input(s); use an .npz with one array per input name"
+        )
+    for x, (name, shape, _) in zip(arrays, specs, strict=True):
+        if x.ndim != len(shape) or any(
+            d is not None and d != s for d, s in zip(shape, x.shape, strict=True)
+        ):
+            raise ConfigError(
+                f"{what}: array for {name!r} has shape {x.shape}, the model expects {tuple(shape)}"
+            )
 
 
 def _npz_inputs(data: Any, specs: Sequence[Spec], path: str) -> list[np.ndarray]:
@@ -320,14 +324,16 @@ def input_sets(
     specs = kr.input_specs(model)
     sets = random_sets(specs, checks=checks, seq=seq, batch=batch, seed=seed,
                        mask_value=kr.mask_value(model))  # fmt: skip
-    if inputs is None:
-        return sets
-    items = [inputs] if isinstance(inputs, (str, os.PathLike, np.ndarray)) else list(inputs)
+    items: list[Any] = []
+    if inputs is not None:
+        single = isinstance(inputs, (str, os.PathLike, np.ndarray))
+        items = [inputs] if single else list(inputs)
     paths = [os.fspath(i) for i in items if isinstance(i, (str, os.PathLike))]
     sets += load_inputs(paths, specs)
     arrays = [i for i in items if not isinstance(i, (str, os.PathLike))]
     for n, item in enumerate(arrays):
         xs = [np.asarray(item)] if isinstance(item, np.ndarray) else [np.asarray(x) for x in item]
+        check_shapes(f"inputs[{n}]", xs, specs)
         sets.append((f"given #{n + 1}", xs))
     if not sets:
         raise ConfigError("no inputs to compare on: give --checks >= 1 or --input")
