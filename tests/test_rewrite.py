@@ -58,14 +58,14 @@ def test_rule_entry_rewrites_to_the_same_outputs(tf_keras, name):
     make, features = REWRITE_CASES[name]
     x = keras.Input((None, *features))
     model = keras.Model(x, keras.layers.TimeDistributed(make(keras), name="td")(x), name="m")
-    result = tdcheck.rewrite(model, checks=2, seq=(3, 4), batch=2, timing=False,
+    result = tdcheck.rewrite(model, checks=1, seq=(3,), batch=2, timing=False,
                              inference_only=True)  # fmt: skip
     assert result.passed, result.verdict()
     assert [t.wrapped_class for t in result.replaced] == [name]
     assert result.replaced[0].verdict.verdict == RULES[name].verdict
     layer = result.model.get_layer("td")
     assert type(layer).__name__ == name  # the wrapper is gone, the name is kept
-    assert len(result.comparisons) == 4  # 2 calls + predict on 2 lengths
+    assert len(result.comparisons) == 2  # the eager call and predict
     assert all(c.stats.total > 0 for c in result.comparisons)
 
 
