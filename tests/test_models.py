@@ -60,8 +60,8 @@ def test_different_weights_fail_with_the_worst_element(runner, saved_models, oth
     result = run(runner, "models", saved_models["functional"], other_weights, "--checks", "1")
     assert result.exit_code == 1
     out = result.stdout
-    assert "NOT EQUIVALENT: 1 of 1 checks failed; worst random #1 (2x5x4) td at [" in out
-    assert "random #1 (2x5x4) td: 30/30 mismatched; worst at [" in out
+    assert "NOT EQUIVALENT: 1 of 1 checks failed; worst #1 2x5x4 td at [" in out
+    assert "#1 2x5x4 td: 30/30 mismatched; worst at [" in out
     assert "FAIL" in out
 
 

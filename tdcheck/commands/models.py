@@ -189,12 +189,12 @@ def random_sets(
     for i in range(checks):
         length = seq[i % len(seq)]
         xs = random_inputs(specs, batch=batch, seq=length, seed=seed + i, mask_value=mask_value)
-        sets.append((f"random #{i + 1} {_shape_label(xs)}", xs))
+        sets.append((f"#{i + 1} {_shape_label(xs)}", xs))
     return sets
 
 
 def _shape_label(xs: InputSet) -> str:
-    return "(" + ", ".join("x".join(str(d) for d in x.shape) for x in xs) + ")"
+    return ",".join("x".join(str(d) for d in x.shape) for x in xs)
 
 
 def load_inputs(paths: Sequence[str], specs: Sequence[Spec]) -> list[tuple[str, InputSet]]:

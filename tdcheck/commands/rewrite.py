@@ -222,14 +222,15 @@ def rewrite(
             notes.append("the rewritten model's predict gives the right shapes on every length")
 
     first = sets[0][1]
-    shape = ", ".join(_shape_text(x.shape) for x in first)
+    longest = max((xs for _, xs in sets), key=lambda xs: xs[0].size)  # timed at the largest
+    shape = ", ".join(_shape_text(x.shape) for x in longest)
     before = {"params": kr.count_params(original),
               "time_distributed": kr.count_time_distributed(original), "timing": {}}  # fmt: skip
     after = {"params": kr.count_params(rewritten),
              "time_distributed": kr.count_time_distributed(rewritten), "timing": {}}  # fmt: skip
     if timing and done.replaced:
-        before["timing"] = kr.timings(original, first)
-        after["timing"] = kr.timings(rewritten, first)
+        before["timing"] = kr.timings(original, longest)
+        after["timing"] = kr.timings(rewritten, longest)
 
     result = RewriteResult(
         source=source, out=out, replaced=done.replaced, kept=done.kept,

@@ -84,9 +84,13 @@ def scan_table(doc: dict[str, Any], file: IO[str], *, width: int | None = None) 
                          Text(t["verdict"], style=styles.get(t["verdict"], ""))]  # fmt: skip
                 table.add_row(*cells, *([t["reason"]] if wide else []))
             console.print(table)
-            if not wide:
+            if not wide:  # reasons below, wrapped under their own column
+                reasons = Table.grid(padding=(0, 1), pad_edge=True)
+                reasons.add_column(no_wrap=True)
+                reasons.add_column(overflow="fold")
                 for t in f["time_distributed"]:
-                    console.print(Text(f"  {t['path']}: {t['reason']}"))
+                    reasons.add_row(f" {t['path']}:", t["reason"])
+                console.print(reasons)
                 console.print()
         console.print(Text(doc["verdict"], style="bold"))
 
@@ -141,7 +145,8 @@ def _checks_table(doc: dict[str, Any]) -> Any:
     table = Table(title="Checks", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     for h in CHECK_HEADERS:
         table.add_column(h, justify="left" if h in ("check", "output", "shape") else "right",
-                         overflow="fold")  # fmt: skip
+                         overflow="fold", no_wrap=h in ("check", "shape"),
+                         min_width=len(h))  # fmt: skip
     for row in _check_rows(doc):
         passed = row[-1] == "PASS"
         table.add_row(*row[:-1], Text(row[-1], style="bold green" if passed else "bold red"))
