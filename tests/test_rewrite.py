@@ -312,3 +312,28 @@ def test_subclassed_model_is_a_clear_error(tf_keras):
     with pytest.raises(ConfigError) as info:
         tdcheck.rewrite(model, checks=1, timing=False)
     assert "a subclassed model (Custom) has no layer graph tdcheck can rebuild" in str(info.value)
+
+
+def test_kept_layers_keep_the_bug_without_failing_the_rewrite(tf_keras):
+    """TD(Conv2D) and TD(Flatten) stay wrapped, so predict stays wrong on a new length;
+    that is the original's problem, not the rewrite's."""
+    import tdcheck
+
+    keras = tf_keras[1]
+    v = keras.Input((None, 4, 4, 1))
+    f = keras.layers.TimeDistributed(keras.layers.Conv2D(2, 3), name="conv")(v)
+    f = keras.layers.TimeDistributed(keras.layers.Flatten(), name="flat")(f)
+    model = keras.Model(v, keras.layers.TimeDistributed(keras.layers.Dense(3), name="td")(f))
+    result = tdcheck.rewrite(model, checks=2, seq=(3, 5), timing=False)
+    assert [t.name for t in result.replaced] == ["td"]
+    assert [t.name for t in result.kept] == ["conv", "flat"]
+    assert result.passed and result.regressions == []
+    assert result.findings == [
+        "model.predict gives the WRONG SHAPE on a new sequence length: (2, 2, 3) instead of "
+        "(2, 5, 3) for output 'td' (batch 2, length 5)"
+    ]
+    assert result.notes == [
+        "the rewritten model still has the original's problem: " + result.findings[0]
+    ]
+    assert [c.check for c in result.comparisons] == ["call #1 2x3x4x4x1", "call #2 2x5x4x4x1",
+                                                     "predict #1 2x3x4x4x1"]  # fmt: skip

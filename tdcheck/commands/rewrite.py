@@ -59,6 +59,7 @@ class RewriteResult:
     before: dict[str, Any]
     after: dict[str, Any]
     timing_shape: str
+    regressions: list[str] = field(default_factory=list)
     written: bool = False
     dry_run: bool = False
     model: Any = field(default=None, repr=False)  # the rewritten Keras model
@@ -69,8 +70,10 @@ class RewriteResult:
 
     @property
     def passed(self) -> bool:
-        return all(c.passed for c in self.comparisons) and (
-            self.before["params"] == self.after["params"]
+        return (
+            all(c.passed for c in self.comparisons)
+            and not self.regressions
+            and self.before["params"] == self.after["params"]
         )
 
     @property
@@ -90,6 +93,8 @@ class RewriteResult:
                 f"{self.after['params']:,} after); not written"
             )
         text = verdict_text(self.comparisons, self.tolerance, "rewritten and original are")
+        if self.regressions and text.startswith("EQUIVALENT"):
+            text = f"NOT EQUIVALENT: {self.regressions[0]}"
         n = len(self.replaced)
         head = f"{n} TimeDistributed {'layer' if n == 1 else 'layers'} rewritten. "
         if self.written:
@@ -115,6 +120,7 @@ class RewriteResult:
                 "written": self.written,
                 "dry_run": self.dry_run,
                 "findings": self.findings,
+                "regressions": self.regressions,
                 "replaced": [t.to_dict() for t in self.replaced],
                 "kept": [t.to_dict() for t in self.kept],
                 "tolerance": self.tolerance.to_dict(),
@@ -134,13 +140,13 @@ def _shape_text(shape: Sequence[int]) -> str:
 def predict_findings(
     model: Any, sets: Sequence[tuple[str, list[np.ndarray]]], names: Sequence[str],
     tolerance: Tolerance, reference: Any = None,
-) -> tuple[list[str], list[Check]]:  # fmt: skip
+) -> tuple[list[tuple[str, str]], list[Check]]:  # fmt: skip
     """``predict`` from a fresh trace on one set per sequence length, against the eager
     call of ``reference`` (default: the model itself): wrong shapes and errors as
-    findings, the values as checks."""
+    findings (with the input set's label), the values as checks."""
     from tdcheck.engines import keras_rewrite as kr
 
-    findings: list[str] = []
+    findings: list[tuple[str, str]] = []
     checks: list[Check] = []
     picked = _one_per_length(sets)
     results = kr.predict_series(model, [xs for _, xs in picked])
@@ -149,17 +155,18 @@ def predict_findings(
         length = xs[0].shape[1] if xs[0].ndim > 1 else "?"
         if isinstance(got, str):
             findings.append(
-                f"model.predict raises {when} (batch {xs[0].shape[0]}, length {length}): {got}"
-            )
+                (label, f"model.predict raises {when} (batch {xs[0].shape[0]}, length {length}): "
+                 f"{got}")
+            )  # fmt: skip
             continue
         expected = kr.call(model if reference is None else reference, xs)
         for name, y, want in zip(names, got, expected, strict=True):
             if y.shape != want.shape:
-                findings.append(
+                findings.append((label,
                     f"model.predict gives the WRONG SHAPE {when}: {_shape_text(y.shape)} instead "
                     f"of {_shape_text(want.shape)} for output {name!r} (batch {xs[0].shape[0]}, "
                     f"length {length})"
-                )
+                ))  # fmt: skip
         checks += judge_outputs(f"predict {label}", names, got, expected, tolerance)
     return findings, checks
 
@@ -204,9 +211,11 @@ def rewrite(
     sets = input_sets(original, inputs, checks=checks, seq=seq, batch=batch, seed=seed)
     names = kr.output_names(original)
     tolerance = output_tolerance(original, atol, rtol)
-    findings, _ = predict_findings(original, sets, names, tolerance)
+    labelled, _ = predict_findings(original, sets, names, tolerance)
+    findings = [text for _, text in labelled]
     comparisons: list[Check] = []
     notes: list[str] = []
+    regressions: list[str] = []
     if done.replaced:
         for label, xs in sets:
             comparisons += judge_outputs(
@@ -215,9 +224,15 @@ def rewrite(
         after_findings, predict_checks = predict_findings(
             rewritten, sets, names, tolerance, reference=original
         )
-        comparisons += predict_checks
-        if after_findings:
-            notes += [f"rewritten model: {f}" for f in after_findings]
+        # Where the original's predict already went wrong, the rewritten model is not judged
+        # on it (layers kept as TimeDistributed can keep the bug); anywhere else it must agree.
+        broken = {label for label, _ in labelled}
+        comparisons += [c for c in predict_checks if c.check[len("predict ") :] not in broken]
+        for label, text in after_findings:
+            if label in broken:
+                notes.append(f"the rewritten model still has the original's problem: {text}")
+            else:
+                regressions.append(f"the rewritten model fails where the original did not: {text}")
         if findings and not after_findings:
             notes.append("the rewritten model's predict gives the right shapes on every length")
 
@@ -235,6 +250,7 @@ def rewrite(
     result = RewriteResult(
         source=source, out=out, replaced=done.replaced, kept=done.kept,
         comparisons=comparisons, tolerance=tolerance, findings=findings, before=before,
+        regressions=regressions,
         after=after, timing_shape=f"input {shape}", dry_run=dry_run, model=rewritten,
         notes=notes,
     )  # fmt: skip

@@ -315,7 +315,7 @@ def rewrite_table(doc: dict[str, Any], file: IO[str], *, width: int | None = Non
             speed.add_row(*row)
         console.print(speed)
         console.print(Text(doc["verdict"], style="bold green" if doc["passed"] else "bold red"))
-        for line in _failure_lines(doc):
+        for line in _failure_lines(doc) + doc["regressions"]:
             console.print(Text("  " + line))
         for note in doc["notes"]:
             console.print(Text("note: " + note, style="dim"))
@@ -336,7 +336,7 @@ def rewrite_markdown(doc: dict[str, Any]) -> str:
     out += ["", f"### Before / after ({doc['timing_shape']})", ""]
     out += _md_table(["", "before", "after", "speed-up"], _speed_rows(doc))
     out += ["", f"**{doc['verdict']}**"]
-    out += [f"- {line}" for line in _failure_lines(doc)]
+    out += [f"- {line}" for line in _failure_lines(doc) + doc["regressions"]]
     out += [f"> {note}" for note in doc["notes"]]
     return "\n".join(out) + "\n"
 
