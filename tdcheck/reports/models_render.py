@@ -142,14 +142,19 @@ def _checks_table(doc: dict[str, Any]) -> Any:
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title="Checks", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for h in CHECK_HEADERS:
-        table.add_column(h, justify="left" if h in ("check", "output", "shape") else "right",
-                         overflow="fold", no_wrap=h in ("check", "shape"),
-                         min_width=len(h))  # fmt: skip
+    outputs = {c["output"] for c in doc["comparisons"]}
+    title = "Checks" if len(outputs) != 1 else f"Checks (output {next(iter(outputs))!r})"
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    keep = [h != "output" or len(outputs) != 1 for h in CHECK_HEADERS]
+    for h, kept in zip(CHECK_HEADERS, keep, strict=True):
+        if kept:
+            table.add_column(h, justify="left" if h in ("check", "output", "shape") else "right",
+                             overflow="fold", no_wrap=h in ("check", "shape"),
+                             min_width=len(h))  # fmt: skip
     for row in _check_rows(doc):
+        cells = [cell for cell, kept in zip(row, keep, strict=True) if kept]
         passed = row[-1] == "PASS"
-        table.add_row(*row[:-1], Text(row[-1], style="bold green" if passed else "bold red"))
+        table.add_row(*cells[:-1], Text(row[-1], style="bold green" if passed else "bold red"))
     return table
 
 
