@@ -337,3 +337,21 @@ def test_kept_layers_keep_the_bug_without_failing_the_rewrite(tf_keras):
     ]
     assert [c.check for c in result.comparisons] == ["call #1 2x3x4x4x1", "call #2 2x5x4x4x1",
                                                      "predict #1 2x3x4x4x1"]  # fmt: skip
+
+
+def test_compile_settings_are_carried_over(tf_keras, tmp_path):
+    import tdcheck
+
+    keras = tf_keras[1]
+    x = keras.Input((None, 4))
+    model = keras.Model(x, model_files.td_dense(keras)(x))
+    model.compile(optimizer=keras.optimizers.Adam(0.003), loss="mse", metrics=["mae"])
+    out = str(tmp_path / "compiled.keras")
+    result = tdcheck.rewrite(model, out, checks=1, timing=False)
+    assert result.notes[-1] == (
+        "compile settings carried over (optimizer settings, loss, metrics); optimizer state not"
+    )
+    reloaded = keras.models.load_model(out)
+    config = reloaded.get_compile_config()
+    assert (config["loss"], config["metrics"]) == ("mse", ["mae"])
+    assert config["optimizer"]["config"]["learning_rate"] == pytest.approx(0.003)

@@ -201,9 +201,11 @@ def rewrite(
         check_model_output(out)
     if kr.is_keras_model(model):
         original, source = model, model.name
+        compile_config = kr.compile_config_of(model)
     else:
         source = os.fspath(model)
-        read_model_file(source)  # one clear line for a file that is not a model at all
+        saved = read_model_file(source)  # one clear line for a file that is not a model at all
+        compile_config = saved.config.get("compile_config")
         original = kr.load_model(source, unsafe=unsafe)
     kr.check_graph_model(original, source)
     rewritten, done = kr.rebuild(original, inference_only=inference_only, unsafe=unsafe)
@@ -256,6 +258,7 @@ def rewrite(
         notes=notes,
     )  # fmt: skip
     if done.replaced and out is not None and not dry_run and (result.passed or force):
+        compile_note = kr.carry_compile(rewritten, compile_config)
         try:
             with files.atomic_path(out, suffix=".keras") as tmp:
                 kr.save(rewritten, tmp)
@@ -271,7 +274,7 @@ def rewrite(
             return result
         result.written = True
         result.notes.append(
-            "OUT has no optimizer state or compile settings: compile it before training"
+            compile_note or "OUT has no compile settings (IN had none): compile it before training"
         )
     return result
 

@@ -93,6 +93,31 @@ def copy_weights(old: Any, new: Any) -> None:
             layer.set_weights(source.get_weights())
 
 
+def carry_compile(model: Any, compile_config: dict[str, Any] | None) -> str | None:
+    """Compile ``model`` like the original (optimizer settings, loss, metrics; not the
+    optimizer's state). Returns a note for the report."""
+    if not compile_config:
+        return None
+    try:
+        with quiet():
+            model.compile_from_config(compile_config)
+    except Exception as exc:
+        return (
+            f"the original's compile settings could not be carried over ({error_text(exc)}); "
+            "compile OUT before training"
+        )
+    return "compile settings carried over (optimizer settings, loss, metrics); optimizer state not"
+
+
+def compile_config_of(model: Any) -> dict[str, Any] | None:
+    """An in-memory model's compile settings, if it was compiled."""
+    try:
+        config = model.get_compile_config() if getattr(model, "compiled", False) else None
+    except Exception:  # a model compiled with objects Keras cannot serialise
+        return None
+    return config if isinstance(config, dict) else None
+
+
 def input_specs(model: Any) -> list[tuple[str, tuple[int | None, ...], str]]:
     """``(name, shape, dtype)`` of each model input; unknown sizes are None."""
     specs: list[tuple[str, tuple[int | None, ...], str]] = []
