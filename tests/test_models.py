@@ -170,3 +170,13 @@ def test_no_inputs_at_all_is_refused(saved_models):
 
     with pytest.raises(ConfigError, match="no inputs to compare on"):
         tdcheck.compare_models(saved_models["functional"], saved_models["functional"], checks=0)
+
+
+def test_80_columns_drops_columns_and_says_so(runner, saved_models, rewritten):
+    result = run(runner, "models", saved_models["two"], saved_models["two"], "--checks", "1",
+                 columns="80")  # fmt: skip
+    assert result.exit_code == 0
+    lines = result.stdout.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    assert "(max rel, max ULP: too narrow here; see --format json)" in lines
+    assert any(line.split()[-2:] == ["yes", "PASS"] for line in lines)

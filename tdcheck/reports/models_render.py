@@ -137,7 +137,25 @@ CHECK_HEADERS = ["check", "output", "shape", "max abs", "max rel", "max ULP", "m
                  "bitwise", "result"]  # fmt: skip
 
 
-def _checks_table(doc: dict[str, Any]) -> Any:
+NARROW_DROPS = ("max rel", "max ULP", "mismatched")
+
+
+def _print_checks(doc: dict[str, Any], console: Any) -> None:
+    """The checks table; on a narrow terminal without the columns that do not fit."""
+    from rich.text import Text
+
+    wide = console.options.update(width=10_000)
+    for n in range(len(NARROW_DROPS) + 1):
+        table = _checks_table(doc, set(NARROW_DROPS[:n]))
+        if console.measure(table, options=wide).maximum <= console.width:
+            break
+    console.print(table)
+    if n:
+        left_out = ", ".join(NARROW_DROPS[:n])
+        console.print(Text(f"({left_out}: too narrow here; see --format json)", style="dim"))
+
+
+def _checks_table(doc: dict[str, Any], drop: set[str] | frozenset[str] = frozenset()) -> Any:
     from rich import box
     from rich.table import Table
     from rich.text import Text
@@ -145,7 +163,7 @@ def _checks_table(doc: dict[str, Any]) -> Any:
     outputs = {c["output"] for c in doc["comparisons"]}
     title = "Checks" if len(outputs) != 1 else f"Checks (output {next(iter(outputs))!r})"
     table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    keep = [h != "output" or len(outputs) != 1 for h in CHECK_HEADERS]
+    keep = [(h != "output" or len(outputs) != 1) and h not in drop for h in CHECK_HEADERS]
     for h, kept in zip(CHECK_HEADERS, keep, strict=True):
         if kept:
             table.add_column(h, justify="left" if h in ("check", "output", "shape") else "right",
@@ -228,7 +246,7 @@ def _print_models_body(doc: dict[str, Any], console: Any, Table: Any, box: Any, 
     params.add_row("total", "", "", f"{doc['a']['params']:,}", f"{doc['b']['params']:,}",
                    "yes" if doc["a"]["params"] == doc["b"]["params"] else "NO")  # fmt: skip
     console.print(params)
-    console.print(_checks_table(doc))
+    _print_checks(doc, console)
     console.print(Text(_rule_line(doc), style="dim"))
     console.print(Text(doc["verdict"], style="bold green" if doc["passed"] else "bold red"))
     for line in _failure_lines(doc):
@@ -310,7 +328,7 @@ def rewrite_table(doc: dict[str, Any], file: IO[str], *, width: int | None = Non
                            f"kept: {t['reason']}", _shape(t["input_shape"]))  # fmt: skip
         console.print(layers)
         if doc["comparisons"]:
-            console.print(_checks_table(doc))
+            _print_checks(doc, console)
             console.print(Text(_rule_line(doc), style="dim"))
         speed = Table(title=f"Before / after ({doc['timing_shape']})", title_justify="left",
                       box=box.SIMPLE_HEAD, pad_edge=False)  # fmt: skip
