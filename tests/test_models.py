@@ -129,6 +129,14 @@ def test_npz_by_input_name_and_markdown(runner, saved_models, rewritten, tmp_pat
     lines = result.stdout.splitlines()
     assert lines[0] == f"## tdcheck models: {saved_models['functional']} vs {rewritten}"
     assert "| td | TimeDistributed(Dense) | Dense | 15 | 15 | yes |" in lines
+    assert (
+        "| A | outer | Functional | x (None, None, 4) float32 | td (None, None, 3) float32 | 159 | 1 |"
+        in lines
+    )
+    assert (
+        "| B | outer | Functional | x (None, None, 4) float32 | td (None, None, 3) float32 | 159 | 0 |"
+        in lines
+    )
     assert any(line.startswith("| input batch.npz | td | (3, 4, 3) | 0 | 0 | 0 | 0/36 | yes |")
                for line in lines)  # fmt: skip
 

@@ -205,15 +205,30 @@ def test_keras2_style_h5_config(runner, tmp_path):
     assert f["time_distributed"][0]["path"] == "sequential/time_distributed"
 
 
-def test_tf_keras_h5_file(runner, tmp_path):
+def test_tf_keras_files(runner, tmp_path):
+    """A tf.keras (Keras 2) model: both of its formats scan; Keras 3 loads and rewrites the
+    .h5, and refuses tf.keras' own .keras format, which rewrite reports in one line."""
     tf_keras = pytest.importorskip("tf_keras")
     model = tf_keras.Sequential([tf_keras.layers.TimeDistributed(
         tf_keras.layers.Dense(3), input_shape=(None, 4))])  # fmt: skip
-    path = str(tmp_path / "tfk.h5")
-    model.save(path)
-    result, doc = scan_json(runner, path)
+    h5, native = str(tmp_path / "tfk.h5"), str(tmp_path / "tfk.keras")
+    model.save(h5)
+    model.save(native)
+    result, doc = scan_json(runner, h5, native)
     assert result.exit_code == 1
-    assert doc["files"][0]["counts"]["rewritable"] == 1
+    assert [(f["format"], f["keras_version"], f["counts"]["rewritable"]) for f in doc["files"]] == [
+        ("h5", tf_keras.__version__, 1), ("keras", tf_keras.__version__, 1),
+    ]  # fmt: skip
+    rewrite = run(runner, "rewrite", h5, str(tmp_path / "fast.keras"), "--checks", "2",
+                  "--no-timing", "--format", "json")  # fmt: skip
+    assert rewrite.exit_code == 0, rewrite.output
+    assert json.loads(rewrite.stdout)["findings"][0].startswith(
+        "model.predict gives the WRONG SHAPE on a new sequence length: (2, 2, 3) instead of "
+        "(2, 7, 3)"
+    )
+    refused = run(runner, "rewrite", native, "--dry-run")
+    assert refused.exit_code == 2
+    assert refused.stderr.startswith(f"tdcheck: error: {native}: Keras cannot load it (")
 
 
 def test_markdown(runner, saved_models):

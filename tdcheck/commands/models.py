@@ -276,7 +276,14 @@ def describe(model: Any, path: str | None) -> dict[str, Any]:
         "class": type(model).__name__,
         "params": kr.count_params(model),
         "inputs": [{"name": n, "shape": list(s), "dtype": d} for n, s, d in kr.input_specs(model)],
-        "outputs": kr.output_names(model),
+        "outputs": [
+            {
+                "name": n,
+                "shape": [None if d is None else int(d) for d in t.shape],
+                "dtype": str(t.dtype),
+            }
+            for n, t in zip(kr.output_names(model), model.outputs, strict=True)
+        ],
         "time_distributed": kr.count_time_distributed(model),
     }
 

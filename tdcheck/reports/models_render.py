@@ -228,7 +228,29 @@ def models_table(doc: dict[str, Any], file: IO[str], *, width: int | None = None
         _print_models_body(doc, console, Table, box, Text)
 
 
+def _tensors(items: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{t['name']} {_shape(t['shape'])} {t['dtype']}" for t in items)
+
+
+def _model_rows(doc: dict[str, Any]) -> list[list[str]]:
+    return [
+        [side, m["name"], m["class"], _tensors(m["inputs"]), _tensors(m["outputs"]),
+         f"{m['params']:,}", str(m["time_distributed"])]
+        for side, m in (("A", doc["a"]), ("B", doc["b"]))
+    ]  # fmt: skip
+
+
+MODEL_HEADERS = ["", "model", "class", "inputs", "outputs", "params", "TD layers"]
+
+
 def _print_models_body(doc: dict[str, Any], console: Any, Table: Any, box: Any, Text: Any) -> None:
+    models = Table(title="Models", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    for h in MODEL_HEADERS:
+        models.add_column(h, justify="right" if h in ("params", "TD layers") else "left",
+                          overflow="fold", min_width=len(h))  # fmt: skip
+    for row in _model_rows(doc):
+        models.add_row(*row)
+    console.print(models)
     params = Table(title="Parameters by layer", title_justify="left", box=box.SIMPLE_HEAD,
                    pad_edge=False)  # fmt: skip
     for h, short in (
@@ -262,7 +284,8 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def _models_markdown_body(doc: dict[str, Any]) -> list[str]:
-    out = ["### Parameters by layer", ""]
+    out = ["### Models", "", *_md_table(MODEL_HEADERS, _model_rows(doc)), ""]
+    out += ["### Parameters by layer", ""]
     out += _md_table(["layer", "class A", "class B", "params A", "params B", "equal"],
                      _params_rows(doc))  # fmt: skip
     out += [f"| **total** | | | **{doc['a']['params']:,}** | **{doc['b']['params']:,}** | |", ""]
