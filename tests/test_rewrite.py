@@ -355,3 +355,26 @@ def test_compile_settings_are_carried_over(tf_keras, tmp_path):
     config = reloaded.get_compile_config()
     assert (config["loss"], config["metrics"]) == ("mse", ["mae"])
     assert config["optimizer"]["config"]["learning_rate"] == pytest.approx(0.003)
+
+
+def test_real_process_has_clean_streams_and_writes_out(saved_models, tmp_path):
+    """The console path: pure JSON on stdout, nothing on stderr (no TensorFlow log noise),
+    OUT complete even though the process skips the interpreter's teardown."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "fast.keras"
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TDCHECK_DEBUG")
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "tdcheck", "rewrite", saved_models["nested"], str(out),
+         "--checks", "1", "--no-timing", "--format", "json"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert json.loads(proc.stdout)["written"] is True
+    from tdcheck.core.model_file import read_model_file, time_distributed_layers
+
+    assert time_distributed_layers(read_model_file(str(out)).config) == []
