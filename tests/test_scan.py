@@ -336,10 +336,18 @@ def test_einsum_that_moves_the_batch_axis_is_refused():
     assert v.reason == "equation 'ab,bc->ca' does not keep the batch axis first"
 
 
-def test_einsum_drops_masks_so_masked_models_keep_the_wrapper():
-    v = judge("EinsumDense", {"equation": "ab,bc->ac", "output_shape": 3}, masked=True)
-    assert v.verdict == NOT_REWRITABLE
-    assert "drops the Keras mask" in v.reason
+@pytest.mark.parametrize(
+    ("name", "config", "reason"),
+    [("EinsumDense", {"equation": "ab,bc->ac", "output_shape": 3},
+      "EinsumDense drops the Keras mask that TimeDistributed passes on; this model uses masks"),
+     ("Softmax", {"axis": -1},
+      "Softmax applies a Keras mask itself, and TimeDistributed hands it one timestep's mask at "
+      "a time; this model uses masks")],
+)  # fmt: skip
+def test_mask_sensitive_layers_keep_the_wrapper_in_masked_models(name, config, reason):
+    assert judge(name, config).verdict == REWRITABLE
+    assert judge(name, config, masked=True) == rules.Verdict(NOT_REWRITABLE, reason)
+    assert judge("Dense", {"units": 3}, masked=True).verdict == REWRITABLE
 
 
 @pytest.mark.parametrize(

@@ -63,7 +63,8 @@ class Rule:
     verdict: str
     reason: str
     adapt: Adapter | None = None  # config inside TimeDistributed -> config outside it
-    keeps_mask: bool = True  # the layer passes a Keras mask on, as TimeDistributed does
+    # Why it cannot replace the wrapper in a model that uses Keras masks (None: it can).
+    masked: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,11 +150,13 @@ RULES_LIST: tuple[Rule, ...] = (
     Rule(("Dense",), REWRITABLE, _LAST_AXIS, _same),
     Rule(("EinsumDense",), REWRITABLE,
          "an einsum over the feature axes: the equation gains the time axis", _einsum,
-         keeps_mask=False),
+         masked="EinsumDense drops the Keras mask that TimeDistributed passes on"),
     Rule(("Activation", "ReLU", "LeakyReLU", "ELU", "Identity", "Rescaling"), REWRITABLE,
          _ELEMENTWISE, _same),
     Rule(("Softmax",), REWRITABLE, "normalises over feature axes (positive axes shift by one)",
-         _shift_axes("axis")),
+         _shift_axes("axis"),
+         masked="Softmax applies a Keras mask itself, and TimeDistributed hands it one "
+                "timestep's mask at a time"),
     Rule(("LayerNormalization", "UnitNormalization"), REWRITABLE,
          "normalises each position over its feature axes (positive axes shift by one)",
          _shift_axes("axis")),
@@ -196,19 +199,15 @@ def judge(class_name: str, config: dict[str, Any], *, masked: bool = False) -> V
     """The verdict for ``TimeDistributed(class_name(**config))``.
 
     ``masked``: the model carries Keras masks (a Masking layer, an Embedding with
-    ``mask_zero``), so a layer that would drop the mask cannot replace the wrapper.
+    ``mask_zero``), so a layer that treats masks differently alone cannot replace the wrapper.
     """
     rule = RULES.get(class_name)
     if rule is None:
         return Verdict(NOT_REWRITABLE, UNKNOWN_REASON)
     if rule.adapt is None:
         return Verdict(rule.verdict, rule.reason)
-    if masked and not rule.keeps_mask:
-        return Verdict(
-            NOT_REWRITABLE,
-            f"{class_name} drops the Keras mask that TimeDistributed passes on, and this "
-            "model uses masks",
-        )
+    if masked and rule.masked:
+        return Verdict(NOT_REWRITABLE, f"{rule.masked}; this model uses masks")
     try:
         adapted = rule.adapt(copy.deepcopy(config))
     except Refused as refused:
