@@ -6,6 +6,9 @@ The package imports nothing heavy: TensorFlow is loaded only when a comparison r
 >>> result = tdcheck.compare(hidden=5, seq=3)        # doctest: +SKIP
 >>> bool(result)                                     # doctest: +SKIP
 True
+
+For your own saved models (docs/models.md): :func:`scan` (no TensorFlow), :func:`rewrite`,
+:func:`compare_models` and, for test suites, :func:`assert_equivalent`.
 """
 
 from __future__ import annotations

@@ -378,3 +378,28 @@ def test_real_process_has_clean_streams_and_writes_out(saved_models, tmp_path):
     from tdcheck.core.model_file import read_model_file, time_distributed_layers
 
     assert time_distributed_layers(read_model_file(str(out)).config) == []
+
+
+def test_one_sequence_length_warns_that_the_predict_bug_cannot_show(runner, tmp_path):
+    missing = str(tmp_path / "missing.keras")
+    result = run(runner, "rewrite", missing, "--dry-run", "--seq", "5")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "tdcheck: warning: one --seq length cannot show the predict-on-a-new-length bug; give "
+        "two, e.g. --seq 5,7",
+        f"tdcheck: error: {missing}: no such file",
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["rewrite", "in.keras", "out.h5"], ["rewrite", "missing.keras", "--dry-run"],
+     ["models", "a.keras", "b.keras", "--seq", "x"], ["models", "missing.keras", "b.keras"],
+     ["rewrite", "--help"]],
+)  # fmt: skip
+def test_usage_errors_never_import_tensorflow(argv):
+    from test_subprocess import modules_after
+
+    modules = modules_after(argv)
+    assert "click" in modules
+    assert "tensorflow" not in modules and "keras" not in modules

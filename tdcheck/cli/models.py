@@ -66,9 +66,9 @@ def scan_command(models: tuple[str, ...], format_: str, output: str | None) -> i
 
 
 def _check_options(checks: int, seq: str, batch: int, atol: float | None,
-                   rtol: float | None) -> list[int]:  # fmt: skip
+                   rtol: float | None, *, predict: bool = False) -> list[int]:  # fmt: skip
     lengths = _ints(seq, "--seq")
-    if len(set(lengths)) < 2 and checks > 1:
+    if predict and len(set(lengths)) < 2:
         click.echo("tdcheck: warning: one --seq length cannot show the predict-on-a-new-length "
                    "bug; give two, e.g. --seq 5,7", err=True)  # fmt: skip
     if checks < 0:
@@ -144,7 +144,7 @@ def rewrite_command(
     """
     from tdcheck.commands.rewrite import check_model_output
 
-    lengths = _check_options(checks, seq, batch, atol, rtol)
+    lengths = _check_options(checks, seq, batch, atol, rtol, predict=True)
     output_format = check_output(output)
     if out is None and not dry_run:
         raise ConfigError("give OUT (a .keras path) or --dry-run")
