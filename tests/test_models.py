@@ -91,7 +91,8 @@ def test_assert_equivalent_message(saved_models, other_weights, tf_keras):
     assert message[3] == "  Mismatched elements: 18 / 18 (100.0%)"
     assert message[4].startswith("  Greatest absolute difference: ")
     assert message[4].endswith(f" at index {tuple(int(i) for i in worst)} (up to 1e-06 allowed)")
-    assert float(message[4].split()[3]) == pytest.approx(float(diff.max()), rel=1e-2)
+    assert float(message[4].split()[3]) == float(diff.max())  # full precision, never rounded
+    assert message[5].endswith(" (up to 0.0 allowed)")
 
 
 def test_assert_equivalent_passes_on_the_rewrite(saved_models, rewritten):

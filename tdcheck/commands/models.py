@@ -404,9 +404,9 @@ def assertion_message(result: ModelsResult) -> str:
             continue
         lines += [
             f"  Mismatched elements: {s.mismatched} / {s.total} ({s.mismatch_percent:.1f}%)",
-            f"  Greatest absolute difference: {fmt(s.max_abs_diff)} at index "
-            f"{tuple(s.worst_index or ())} (up to {fmt(s.atol)} allowed)",
-            f"  Greatest relative difference: {fmt(s.max_rel_diff)} (up to {fmt(s.rtol)} allowed)",
+            f"  Greatest absolute difference: {s.max_abs_diff!r} at index "
+            f"{tuple(s.worst_index or ())} (up to {s.atol!r} allowed)",
+            f"  Greatest relative difference: {s.max_rel_diff!r} (up to {s.rtol!r} allowed)",
         ]
     return "\n".join(lines)
 
