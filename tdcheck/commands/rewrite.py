@@ -41,6 +41,7 @@ from tdcheck.commands.models import (
 )
 from tdcheck.core.model_file import WrappedLayer, read_model_file
 from tdcheck.errors import EXIT_FAIL, EXIT_PASS, ConfigError
+from tdcheck.reports.render import shape_text
 from tdcheck.reports.result import SCHEMA_VERSION, to_jsonable
 
 
@@ -133,10 +134,6 @@ class RewriteResult:
         )
 
 
-def _shape_text(shape: Sequence[int]) -> str:
-    return "(" + ", ".join(str(d) for d in shape) + ")"
-
-
 def predict_findings(
     model: Any, sets: Sequence[tuple[str, list[np.ndarray]]], names: Sequence[str],
     tolerance: Tolerance, reference: Any = None,
@@ -163,8 +160,8 @@ def predict_findings(
         for name, y, want in zip(names, got, expected, strict=True):
             if y.shape != want.shape:
                 findings.append((label,
-                    f"model.predict gives the WRONG SHAPE {when}: {_shape_text(y.shape)} instead "
-                    f"of {_shape_text(want.shape)} for output {name!r} (batch {xs[0].shape[0]}, "
+                    f"model.predict gives the WRONG SHAPE {when}: {shape_text(y.shape)} instead "
+                    f"of {shape_text(want.shape)} for output {name!r} (batch {xs[0].shape[0]}, "
                     f"length {length})"
                 ))  # fmt: skip
         checks += judge_outputs(f"predict {label}", names, got, expected, tolerance)
@@ -241,7 +238,7 @@ def rewrite(
 
     first = sets[0][1]
     longest = max((xs for _, xs in sets), key=lambda xs: xs[0].size)  # timed at the largest
-    shape = ", ".join(_shape_text(x.shape) for x in longest)
+    shape = ", ".join(shape_text(x.shape) for x in longest)
     before = {"params": kr.count_params(original),
               "time_distributed": kr.count_time_distributed(original), "timing": {}}  # fmt: skip
     after = {"params": kr.count_params(rewritten),

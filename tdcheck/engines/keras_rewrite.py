@@ -241,11 +241,6 @@ def mask_value(model: Any) -> float | None:
     return None
 
 
-def keras_version() -> str:
-    _, keras = load_tensorflow()
-    return str(keras.__version__)
-
-
 def is_keras_model(value: Any) -> bool:
     """True for a model object, false for a path (str, bytes, os.PathLike)."""
     return not isinstance(value, (str, bytes, os.PathLike))

@@ -6,11 +6,9 @@ formats always say the same thing.
 
 from __future__ import annotations
 
-import io
 from typing import IO, Any
 
 from tdcheck.reports.render import (
-    PIPE_WIDTH,
     exact_value,
     render_document,
     report_console,
@@ -385,13 +383,3 @@ def rewrite_markdown(doc: dict[str, Any]) -> str:
     out += [f"- {line}" for line in _failure_lines(doc) + doc["regressions"]]
     out += [f"> {note}" for note in doc["notes"]]
     return "\n".join(out) + "\n"
-
-
-def text(doc: dict[str, Any]) -> str:
-    """The table report as plain text (for ``--output x.txt``)."""
-    buffer = io.StringIO()
-    write(doc, "table", buffer)
-    return buffer.getvalue()
-
-
-__all__ = ["PIPE_WIDTH", "render", "write"]
