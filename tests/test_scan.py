@@ -83,6 +83,7 @@ def test_sequential_two_layers_and_h5(runner, saved_models):
     assert seq["model_class"] == "Sequential"
     assert (h5["format"], h5["counts"]["rewritable"]) == ("h5", 1)
     assert h5["time_distributed"][0]["path"] == "outer/td"
+    assert h5["time_distributed"][0]["input_shape"] == [None, None, 4]  # from the inbound node
 
 
 def test_conv_is_left_alone_and_exits_0(runner, saved_models):

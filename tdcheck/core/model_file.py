@@ -254,6 +254,12 @@ def _input_shape(entry: dict[str, Any], wrapped: dict[str, Any]) -> list[Any] | 
         for key in ("batch_input_shape", "batch_shape"):
             if isinstance(source.get(key), list):
                 return list(source[key])
+    nodes = entry.get("inbound_nodes")  # Keras 3 records the first call's input tensor
+    if isinstance(nodes, list) and nodes and isinstance(nodes[0], dict):
+        args = nodes[0].get("args")
+        first = args[0] if isinstance(args, list) and args else None
+        if isinstance(first, dict) and isinstance(_inner(first).get("shape"), list):
+            return list(_inner(first)["shape"])
     return None
 
 
