@@ -403,3 +403,18 @@ def test_usage_errors_never_import_tensorflow(argv):
     modules = modules_after(argv)
     assert "click" in modules
     assert "tensorflow" not in modules and "keras" not in modules
+
+
+def test_progress_steps(saved_models, tmp_path):
+    import tdcheck
+
+    steps = []
+    out = str(tmp_path / "fast.keras")
+    tdcheck.rewrite(saved_models["functional"], out, checks=2, on_step=steps.append)
+    assert steps == [
+        f"loading {saved_models['functional']}", "rebuilding without TimeDistributed",
+        "the original's predict on each sequence length", "checking #1 2x5x4", "checking #2 2x7x4",
+        "the rewritten model's predict on each sequence length",
+        "timing the original at (2, 7, 4)", "timing the rewritten model at (2, 7, 4)",
+        f"writing and reloading {out}",
+    ]  # fmt: skip

@@ -152,11 +152,16 @@ def rewrite_command(
         check_model_output(out)
     from tdcheck.commands.rewrite import rewrite
 
+    status = sys.stderr.isatty()  # a one-line status on a terminal, nothing when piped
     result = rewrite(
         source, out, inputs=list(inputs) or None, checks=checks, seq=lengths, batch=batch,
         atol=atol, rtol=rtol, seed=seed, unsafe=unsafe, force=force, dry_run=dry_run,
         inference_only=inference_only, timing=not no_timing,
+        on_step=(lambda text: click.echo(f"\r{text}...\033[K", err=True, nl=False))
+        if status else None,
     )  # fmt: skip
+    if status:
+        click.echo("\r\033[K", err=True, nl=False)  # clear the status line
     _emit(result.to_dict(), format_, output, output_format)
     return result.exit_code
 

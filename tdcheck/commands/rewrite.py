@@ -22,7 +22,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,11 +186,14 @@ def rewrite(
     seq: Sequence[int] = DEFAULT_SEQ, batch: int = DEFAULT_BATCH, atol: float | None = None,
     rtol: float | None = None, seed: int = 0, unsafe: bool = False, force: bool = False,
     dry_run: bool = False, inference_only: bool = False, timing: bool = True,
+    on_step: Callable[[str], None] | None = None,
 ) -> RewriteResult:  # fmt: skip
     """Rewrite ``model`` (a Keras model or a saved-model path); write ``out`` if given.
 
     See the module docstring for the steps; ``result.model`` is the rewritten model.
+    ``on_step`` is called with a short text before each slow step (a progress line).
     """
+    step = on_step or (lambda text: None)
     from tdcheck import files
     from tdcheck.engines import keras_rewrite as kr
 
@@ -203,13 +206,16 @@ def rewrite(
         source = os.fspath(model)
         saved = read_model_file(source)  # one clear line for a file that is not a model at all
         compile_config = saved.config.get("compile_config")
+        step(f"loading {source}")
         original = kr.load_model(source, unsafe=unsafe)
     kr.check_graph_model(original, source)
+    step("rebuilding without TimeDistributed")
     rewritten, done = kr.rebuild(original, inference_only=inference_only, unsafe=unsafe)
 
     sets = input_sets(original, inputs, checks=checks, seq=seq, batch=batch, seed=seed)
     names = kr.output_names(original)
     tolerance = output_tolerance(original, atol, rtol)
+    step("the original's predict on each sequence length")
     labelled, _ = predict_findings(original, sets, names, tolerance)
     findings = [text for _, text in labelled]
     comparisons: list[Check] = []
@@ -217,9 +223,11 @@ def rewrite(
     regressions: list[str] = []
     if done.replaced:
         for label, xs in sets:
+            step(f"checking {label}")
             comparisons += judge_outputs(
                 f"call {label}", names, kr.call(rewritten, xs), kr.call(original, xs), tolerance
             )
+        step("the rewritten model's predict on each sequence length")
         after_findings, predict_checks = predict_findings(
             rewritten, sets, names, tolerance, reference=original
         )
@@ -244,7 +252,9 @@ def rewrite(
     after = {"params": kr.count_params(rewritten),
              "time_distributed": kr.count_time_distributed(rewritten), "timing": {}}  # fmt: skip
     if timing and done.replaced:
+        step(f"timing the original at {shape}")
         before["timing"] = kr.timings(original, longest)
+        step(f"timing the rewritten model at {shape}")
         after["timing"] = kr.timings(rewritten, longest)
 
     result = RewriteResult(
@@ -257,6 +267,7 @@ def rewrite(
     if done.replaced and out is not None and not dry_run and (result.passed or force):
         compile_note = kr.carry_compile(rewritten, compile_config)
         try:
+            step(f"writing and reloading {out}")
             with files.atomic_path(out, suffix=".keras") as tmp:
                 kr.save(rewritten, tmp)
                 reloaded = kr.load_model(tmp, unsafe=unsafe)
