@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import xml.etree.ElementTree as ET
 
 import pytest
 
@@ -29,6 +30,29 @@ def runner():
     from click.testing import CliRunner
 
     return CliRunner()
+
+
+def junit_counts_of(path) -> tuple[int, int, int]:
+    """Parse JUnit XML back: (tests, failures, errors) counted from the testcases, after
+    checking that the attributes of ``testsuites`` and every ``testsuite`` say the same."""
+    root = ET.parse(path).getroot()
+    assert root.tag == "testsuites"
+    cases = root.findall("./testsuite/testcase")
+    counts = (
+        len(cases),
+        sum(c.find("failure") is not None for c in cases),
+        sum(c.find("error") is not None for c in cases),
+    )
+    for node in (root, *root.findall("testsuite")):
+        assert (int(node.get("tests")), int(node.get("failures")), int(node.get("errors"))) == (
+            counts
+        )
+    return counts
+
+
+@pytest.fixture
+def junit_counts():
+    return junit_counts_of
 
 
 @pytest.fixture(scope="session")

@@ -129,8 +129,10 @@ def test_sweep_json_document(runner):
     result = run(runner, "sweep", "--rnn", "lstm,none", "--batch", "1,2", "--format", "json")
     doc = json.loads(result.stdout)
     assert doc["passed"] is True
-    assert doc["summary"] == {"total": 4, "passed": 4, "failed": 0, "errored": 0}
+    assert doc["summary"] == {"total": 4, "passed": 4, "failed": 0, "errored": 0, "not_run": 0}
     assert [c["index"] for c in doc["cases"]] == [0, 1, 2, 3]
+    assert doc["not_run"] == [] and doc["plan"]["indices"] == [0, 1, 2, 3]
+    assert all(c["reproduce"] is None for c in doc["cases"])  # only failing cases carry one
     case = doc["cases"][0]
     assert case["config"]["rnn"] == "lstm" and case["config"]["batch"] == 1
     assert case["passed"] is True and case["status"] == "passed"
@@ -138,52 +140,102 @@ def test_sweep_json_document(runner):
     assert doc["environment"]["tensorflow"]
 
 
-def test_sweep_failures_exit_1_and_are_listed(runner, tmp_path):
+def test_sweep_failures_exit_1_and_are_listed(runner, tmp_path, junit_counts):
     junit = tmp_path / "report.xml"
     result = run(runner, "sweep", "--hidden", "3,5", "--weights", "independent",
                  "--initializer", "he_normal", "--junit", str(junit))  # fmt: skip
     assert result.exit_code == 1
-    assert "FAILED: 0 passed, 2 failed, 0 errored of 2 cases" in result.stdout
-    assert (
-        "lstm3-f4-u2-s3-b1-float32-dense+time-distributed: NOT EQUIVALENT: 1 of 3" in result.stdout
-    )
-    root = ET.parse(junit).getroot()
-    assert root.tag == "testsuites"
-    assert (root.get("tests"), root.get("failures"), root.get("errors")) == ("2", "2", "0")
-    cases = root.findall("./testsuite/testcase")
-    assert [c.get("name") for c in cases] == [
-        "lstm3-f4-u2-s3-b1-float32-dense+time-distributed",
-        "lstm5-f4-u2-s3-b1-float32-dense+time-distributed",
-    ]
+    name3 = "lstm3-f4-u2-s3-b1-float32-dense+time-distributed-init=he_normal-weights=independent"
+    name5 = name3.replace("lstm3", "lstm5")
+    assert f"{name3}: NOT EQUIVALENT: 1 of 3" in result.stdout
+    again = "tdcheck compare {}--initializer he_normal --weights independent --input ones --seed 0"
+    lines = result.stdout.splitlines()
+    assert lines[-4:] == [  # --hidden 5 is compare's default
+        "Reproduce:", "  " + again.format("--hidden 3 "), "  " + again.format(""),
+        "FAILED: 0 passed, 2 failed, 0 errored of 2 cases",
+    ]  # fmt: skip
+    assert junit_counts(junit) == (2, 2, 0)
+    cases = ET.parse(junit).getroot().findall("./testsuite/testcase")
+    assert [c.get("name") for c in cases] == [name3, name5]
+    assert {c.get("classname") for c in cases} == {"tdcheck.sweep"}
     failure = cases[0].find("failure")
     assert failure.get("type") == "NotEquivalent"
     assert failure.get("message").startswith("NOT EQUIVALENT: 1 of 3 comparisons failed")
     assert "FAIL output time-distributed vs dense: max_abs_diff=" in failure.text
     assert "mismatched=6/6" in failure.text
+    assert failure.text.endswith("\nReproduce: " + again.format("--hidden 3 "))
 
 
-def test_errored_case_is_recorded_and_the_sweep_goes_on(runner, tmp_path):
+def test_markdown_report_has_the_reproduce_section(runner):
+    result = run(runner, "sweep", "--seed", "0,1", "--weights", "independent",
+                 "--initializer", "he_normal", "--format", "markdown")  # fmt: skip
+    assert result.exit_code == 1
+    tail = result.stdout.split("### Reproduce\n\n")[1]
+    assert tail == (
+        "- `tdcheck compare --initializer he_normal --weights independent --input ones --seed 0`\n"
+        "- `tdcheck compare --initializer he_normal --weights independent --input ones --seed 1`\n"
+    )
+
+
+def test_a_value_compare_rejects_is_rejected_up_front(runner, tmp_path):
     junit = tmp_path / "r.xml"
-    # --lengths 3 fits batch 1 but not batch 2: that case errors, the others run.
-    result = run(runner, "sweep", "--batch", "1,2", "--lengths", "3", "--format", "json",
-                 "--junit", str(junit))  # fmt: skip
+    # --lengths 3 fits batch 1 but not batch 2: compare refuses that before TensorFlow loads,
+    # so sweep refuses the grid (exit 2), writing nothing.
+    result = run(runner, "sweep", "--batch", "1,2", "--lengths", "3", "--junit", str(junit))
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "tdcheck: error: case lstm5-f4-u2-s3-b2-float32-dense+time-distributed-len=3: "
+        "--lengths: 1 length(s) for a batch of 2; give one per batch row\n"
+    )
+    assert result.stdout == "" and not junit.exists()
+
+
+def test_errored_case_is_recorded_and_the_sweep_goes_on(runner, tmp_path, monkeypatch):
+    import tdcheck.commands.compare
+
+    real_run = tdcheck.commands.compare.Session.run
+
+    def fail_on_seq_3(self, cfg, x):
+        if cfg.seq == 3:
+            raise ValueError("{{function_node f}} boom at seq 3")
+        return real_run(self, cfg, x)
+
+    monkeypatch.setattr(tdcheck.commands.compare.Session, "run", fail_on_seq_3)
+    junit = tmp_path / "r.xml"
+    result = run(runner, "sweep", "--seq", "2,3", "--format", "json", "--junit", str(junit))
     assert result.exit_code == 1
     doc = json.loads(result.stdout)
-    assert doc["summary"] == {"total": 2, "passed": 1, "failed": 0, "errored": 1}
+    assert doc["summary"] == {"total": 2, "passed": 1, "failed": 0, "errored": 1, "not_run": 0}
     errored = doc["cases"][1]
     assert errored["status"] == "errored"
-    assert errored["error"] == "--lengths: 1 length(s) for a batch of 2; give one per batch row"
+    assert errored["error"] == "ValueError: boom at seq 3"
+    assert errored["reproduce"] == "tdcheck compare --seq 3 --input ones --seed 0"
     error = ET.parse(junit).getroot().find("./testsuite/testcase[2]/error")
     assert error.get("message") == errored["error"]
+    assert error.text == (
+        "ValueError: boom at seq 3\nReproduce: tdcheck compare --seq 3 --input ones --seed 0"
+    )
 
 
-def test_fail_fast_stops_at_the_first_failure(runner):
+def test_fail_fast_stops_at_the_first_failure(runner, tmp_path, junit_counts):
+    junit = tmp_path / "ff.xml"
     result = run(runner, "sweep", "--hidden", "3,4,5", "--weights", "independent",
-                 "--initializer", "he_normal", "--fail-fast", "--format", "json")  # fmt: skip
+                 "--initializer", "he_normal", "--fail-fast", "--format", "json",
+                 "--junit", str(junit))  # fmt: skip
     doc = json.loads(result.stdout)
     assert result.exit_code == 1
-    assert doc["summary"]["total"] == 1 and doc["stopped_early"] is True
-    assert doc["grid_size"] == 3
+    assert doc["summary"] == {"total": 1, "passed": 0, "failed": 1, "errored": 0, "not_run": 2}
+    assert doc["stopped_early"] is True and doc["grid_size"] == 3
+    reason = "not run: the sweep stopped at the first failure (--fail-fast)"
+    assert doc["not_run"] == [
+        {"index": 1, "name": "lstm4-f4-u2-s3-b1-float32-dense+time-distributed-init=he_normal-"
+                             "weights=independent", "shard": 1, "reason": reason},
+        {"index": 2, "name": "lstm5-f4-u2-s3-b1-float32-dense+time-distributed-init=he_normal-"
+                             "weights=independent", "shard": 1, "reason": reason},
+    ]  # fmt: skip
+    assert junit_counts(junit) == (3, 1, 2)
+    errors = ET.parse(junit).getroot().findall("./testsuite/testcase/error")
+    assert [(e.get("type"), e.get("message")) for e in errors] == [("NotRun", reason)] * 2
 
 
 def test_usage_errors_exit_2(runner):
@@ -225,7 +277,7 @@ def test_shards_then_merge(runner, tmp_path):
     merged = run(runner, "merge", *paths, "--format", "json", "--junit", str(junit))
     assert merged.exit_code == 0
     doc = json.loads(merged.stdout)
-    assert doc["summary"] == {"total": 6, "passed": 6, "failed": 0, "errored": 0}
+    assert doc["summary"] == {"total": 6, "passed": 6, "failed": 0, "errored": 0, "not_run": 0}
     assert [c["index"] for c in doc["cases"]] == [0, 1, 2, 3, 4, 5]
     assert doc["complete"] is True and doc["merged_from"] == 4
     assert len(ET.parse(junit).getroot().findall("./testsuite/testcase")) == 6
@@ -234,12 +286,17 @@ def test_shards_then_merge(runner, tmp_path):
     assert partial.exit_code == 1
     assert partial.stdout == (
         "FAILED: 5 passed, 0 failed, 0 errored of 5 cases (merged from 3 reports); "
-        "incomplete: 5 of 6 grid cases present\n"
+        "incomplete: 5 of 6 planned cases present\n"
+    )
+    assert partial.stderr == (
+        "tdcheck: merge: shard 4/4 is missing (1 case: lstm4-f4-u2-s3-b1-float32-dense+time-distributed)\n"
     )
     # the same shard twice is an error
     twice = run(runner, "merge", paths[0], paths[0])
     assert twice.exit_code == 2
-    assert "case 0 (" in twice.stderr and "is in both" in twice.stderr
+    assert twice.stderr == (
+        f"tdcheck: error: merge: shard 1/4 is given twice ({paths[0]!r} and {paths[0]!r})\n"
+    )
 
 
 def test_merge_refuses_other_files(runner, tmp_path):
@@ -265,7 +322,9 @@ def test_github_step_summary_is_appended(runner, tmp_path):
     assert "| 2 | 2 | 0 | 0 |" in text
 
 
-def test_interrupt_writes_the_partial_report_and_exits_130(runner, tmp_path, monkeypatch):
+def test_interrupt_writes_the_partial_report_and_exits_130(
+    runner, tmp_path, monkeypatch, junit_counts
+):
     import tdcheck.commands.compare
 
     calls = {"n": 0}
@@ -279,12 +338,20 @@ def test_interrupt_writes_the_partial_report_and_exits_130(runner, tmp_path, mon
 
     monkeypatch.setattr(tdcheck.commands.compare.Session, "run", run_then_interrupt)
     out = tmp_path / "partial.json"
-    result = run(runner, "sweep", "--seq", "2,3,4", "--output", str(out), "--quiet")
+    junit = tmp_path / "partial.xml"
+    result = run(runner, "sweep", "--seq", "2,3,4", "--output", str(out), "--quiet",
+                 "--junit", str(junit))  # fmt: skip
     assert result.exit_code == 130
     doc = json.loads(out.read_text())
     assert doc["interrupted"] is True and doc["passed"] is False
     assert doc["summary"]["total"] == 1
-    assert result.stdout.endswith("; interrupted, partial report\n")
+    assert result.stdout.endswith("; interrupted, partial report; 2 not run\n")
+    assert [e["name"] for e in doc["not_run"]] == [
+        "lstm5-f4-u2-s3-b1-float32-dense+time-distributed",
+        "lstm5-f4-u2-s4-b1-float32-dense+time-distributed",
+    ]
+    assert {e["reason"] for e in doc["not_run"]} == {"not run: the sweep was interrupted"}
+    assert junit_counts(junit) == (3, 0, 2)  # red for a JUnit-only reader
     assert result.stderr == "tdcheck: interrupted; the report covers the cases that finished\n"
 
 

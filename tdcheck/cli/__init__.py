@@ -96,9 +96,9 @@ def _exit(code: int) -> None:
     os._exit(code)
 
 
-from tdcheck.cli import bench, compare, sweep  # noqa: E402  (each module adds its commands)
+from tdcheck.cli import bench, compare, env, sweep  # noqa: E402  (each module adds its commands)
 from tdcheck.cli import models as _models  # noqa: E402
 
-for _module in (compare, sweep, bench, _models):
+for _module in (compare, sweep, bench, env, _models):
     for _command in _module.COMMANDS:
         cli.add_command(_command)

@@ -22,10 +22,17 @@ from tdcheck.errors import ConfigError
     metavar="PATH.npz",
     help="Save input, outputs and weights to an .npz archive.",
 )
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="PATH",
+    help="Also write JUnit XML: one testcase per judged pair, failures with the statistics.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
 def compare_command(
-    input_: str, format_: str, output: str | None, save_arrays: str | None, quiet: bool,
-    **options: Any,
+    input_: str, format_: str, output: str | None, save_arrays: str | None, junit: str | None,
+    quiet: bool, **options: Any,
 ) -> int:  # fmt: skip
     """Build the variants with the same weights, run them and compare the outputs.
 
@@ -43,6 +50,8 @@ def compare_command(
         files.check_output_path(save_arrays, "--save-arrays")
         if not save_arrays.endswith(".npz"):
             raise ConfigError(f"--save-arrays: {save_arrays!r} must end in .npz")
+    if junit is not None:
+        files.check_output_path(junit, "--junit")
 
     from tdcheck.commands.compare import compare
     from tdcheck.reports.render import render, render_table
@@ -52,6 +61,12 @@ def compare_command(
         files.save_arrays(save_arrays, result.arrays)
     if output is not None and output_format is not None:
         files.atomic_write_text(output, render(result, output_format))
+    if junit is not None:
+        from tdcheck.reports.junit import compare_to_junit, result_name
+
+        files.atomic_write_text(
+            junit, compare_to_junit(result.to_dict(), result_name(result.config))
+        )
     if quiet:
         click.echo(result.verdict())
     elif format_ == "table":

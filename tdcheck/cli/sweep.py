@@ -2,38 +2,104 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
 
 from tdcheck.cli.options import (
-    COMMON_OPTIONS,
+    OPTIONS,
+    Decorator,
     apply_options,
     check_output,
     model_options,
     write_sweep_files,
 )
-from tdcheck.core.config import FORMAT_CHOICES, CompareConfig
+from tdcheck.core.config import ACTIVATIONS, FORMAT_CHOICES, TIME_DIMS, WEIGHT_MODES, CompareConfig
 from tdcheck.core.grid import DEFAULT_MAX_CASES
 from tdcheck.errors import ConfigError
 
 
+def _list_option(name: str, default: str, metavar: str, text: str) -> Decorator:
+    return click.option(f"--{name}", default=None, metavar=metavar,
+                        help=f"{text}  [default: {default}]")  # fmt: skip
+
+
+#: compare's options that shape a case, as comma-list axes of the grid.
+_AXIS_OPTIONS: dict[str, Decorator] = {
+    "initializer": _list_option("initializer", "constant:0.1", "LIST",
+                                "Head kernel initializers (SPEC as for compare), a comma list."),
+    "bias-initializer": _list_option("bias-initializer", "zeros", "LIST",
+                                     "Head bias initializers, a comma list."),
+    "activation": _list_option("activation", "linear", "LIST",
+                               "Head activations, a comma list from " + ", ".join(ACTIVATIONS)
+                               + "."),
+    "weights": _list_option("weights", "shared", "LIST",
+                            "Weight modes, a comma list from " + ", ".join(WEIGHT_MODES) + "."),
+    "seed": _list_option("seed", "0", "INT[,INT...]", "Seeds, a comma list."),
+    "time-dim": _list_option("time-dim", "static", "LIST",
+                             "Time dimensions, a comma list from " + ", ".join(TIME_DIMS) + "."),
+    "lengths": _list_option("lengths", "none", "L1:L2[,...]",
+                            "Valid-length vectors, a comma list; the rows of one vector are "
+                            "joined by ':' (3:2,2:2 is two cases for a batch of 2)."),
+}  # fmt: skip
+SWEEP_OPTIONS = [_AXIS_OPTIONS.get(name, option) for name, option in OPTIONS.items()]
+
+
+@contextlib.contextmanager
+def _interrupt_after() -> Iterator[None]:
+    """Hold Ctrl-C until the block ends, then raise it: an import cut short (NumPy cannot be
+    imported twice in a process) would leave nothing able to write the partial report."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 @click.command("sweep")
 @apply_options(model_options(grid=True))
-@apply_options(COMMON_OPTIONS)
+@apply_options(SWEEP_OPTIONS)
 @click.option(
     "--junit",
     type=click.Path(dir_okay=False),
     default=None,
     metavar="PATH",
-    help="Also write JUnit XML: one testcase per case.",
+    help="Also write JUnit XML: one testcase per case; cases that did not run are errors.",
 )
 @click.option(
     "--shard",
     default=None,
     metavar="K/N",
-    help="Run only shard K of N (1 <= K <= N): case i goes to shard i % N + 1.",
+    help="Run only shard K of N (1 <= K <= N): the i-th selected case (from 0) goes to shard "
+    "i % N + 1.",
+)
+@click.option(
+    "-k",
+    "select",
+    default=None,
+    metavar="EXPR",
+    help="Run only the cases whose names match EXPR: words (substrings, any case) combined "
+    "with and, or, not and parentheses, as pytest -k. Shards split the selected cases.",
+)
+@click.option(
+    "--list",
+    "list_only",
+    is_flag=True,
+    help="Print the names of the cases (after -k and --shard) and exit, running nothing; "
+    "with --format json, a list of objects: index, name, shard, reproduce.",
 )
 @click.option("--fail-fast", is_flag=True, help="Stop at the first case that fails or errors.")
 @click.option(
@@ -47,7 +113,8 @@ from tdcheck.errors import ConfigError
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary line.")
 def sweep_command(
     input_: str, format_: str, output: str | None, junit: str | None, shard: str | None,
-    fail_fast: bool, max_cases: int, quiet: bool, **options: Any,
+    select: str | None, list_only: bool, fail_fast: bool, max_cases: int, quiet: bool,
+    **options: Any,
 ) -> int:  # fmt: skip
     """Run the cartesian product of comma-listed options in one process.
 
@@ -55,32 +122,51 @@ def sweep_command(
     Example:
       tdcheck sweep --hidden 4,8,16 --seq 3,10 --rnn lstm,gru --junit report.xml
       tdcheck sweep --variants dense,time-distributed --variants dense,conv1d --shard 1/4
-    Exit codes: 0 every case passed, 1 a case failed or errored, 2 usage, 130 interrupted.
+      tdcheck sweep --seed 0,1,2 --activation linear,gelu -k "gelu and not seed=0" --list
+    Every failed or errored case prints the tdcheck compare command that reproduces it.
+    Exit codes: 0 every case passed, 1 a case failed, errored or did not run, 2 usage,
+    3 environment, 130 interrupted.
     If $GITHUB_STEP_SUMMARY is set, the Markdown report is appended to it.
     """
     from tdcheck import files
+    from tdcheck.commands.sweep import plan_sweep
     from tdcheck.core import grid
 
     lists = {axis: options.pop(axis) for axis in grid.AXES}
     base = CompareConfig(input=input_, **options)
     if max_cases < 1:
         raise ConfigError(f"--max-cases: must be >= 1 (got {max_cases})")
-    cases = grid.expand(lists, base, max_cases=max_cases)
-    indexed = list(enumerate(cases))
     shard_spec = grid.parse_shard(shard) if shard else None
-    if shard_spec:
-        indexed = grid.shard(indexed, *shard_spec)
+    plan = plan_sweep(lists, base, select=select, shard=shard_spec, max_cases=max_cases)
+    if list_only:
+        if format_ == "json":
+            listed = [{"index": c.index, "name": c.name, "shard": c.shard,
+                       "reproduce": c.reproduce} for c in plan.cases]  # fmt: skip
+            click.echo(json.dumps(listed, indent=2))
+        else:
+            for case in plan.cases:
+                click.echo(case.name)
+        return 0
     output_format = check_output(output)
     if junit is not None:
         files.check_output_path(junit, "--junit")
 
-    from tdcheck.commands.sweep import run_sweep
-    from tdcheck.reports.progress import progress_reporter
+    from tdcheck.commands.sweep import SweepResult, run_sweep
+
+    try:  # Ctrl-C at any moment from here on: the report, interrupted, every case not run
+        with _interrupt_after():  # what writes the report (NumPy, Rich) must load whole
+            import tdcheck.reports.junit
+            import tdcheck.reports.sweep_render  # noqa: F401
+        from tdcheck.reports.progress import progress_reporter
+
+        with progress_reporter(len(plan.cases), enabled=not quiet) as on_case:
+            result = run_sweep(plan, fail_fast=fail_fast, on_case=on_case)
+    except KeyboardInterrupt:
+        result = SweepResult.start(plan)
+        result.interrupted = True
+        result.mark_not_run(plan.cases)
     from tdcheck.reports.sweep_render import headline, render, render_table
 
-    with progress_reporter(len(indexed), enabled=not quiet) as on_case:
-        result = run_sweep(indexed, grid_size=len(cases), shard=shard_spec, fail_fast=fail_fast,
-                           on_case=on_case)  # fmt: skip
     doc = result.to_dict()
     write_sweep_files(doc, output, output_format, junit)
     if quiet:
@@ -117,7 +203,7 @@ def sweep_command(
     type=click.Path(dir_okay=False),
     default=None,
     metavar="PATH",
-    help="Also write JUnit XML for the merged report.",
+    help="Also write JUnit XML for the merged report; missing cases are errors.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary line.")
 def merge_command(
@@ -125,18 +211,24 @@ def merge_command(
 ) -> int:  # fmt: skip
     """Merge the JSON reports of sweep shards into one report.
 
+    Refuses (exit 2) reports of different sweeps (their grid fingerprints differ), the same
+    shard or case twice, and files that are not sweep reports. Missing shards and cases that
+    did not run are named on stderr and shown in the report and JUnit as not run (errors).
+
     \b
     Example:
       tdcheck merge shard-*.json --junit all.xml
     Exit codes: 0 every case passed and no case is missing, 1 otherwise, 2 bad input.
     """
     from tdcheck import files as files_module
-    from tdcheck.commands.merge import load_report, merge
+    from tdcheck.commands.merge import load_report, merge, missing_lines
 
     output_format = check_output(output)
     if junit is not None:
         files_module.check_output_path(junit, "--junit")
     doc = merge([load_report(path) for path in files], list(files))
+    for line in missing_lines(doc):
+        click.echo(f"tdcheck: {line}", err=True)
 
     from tdcheck.reports.sweep_render import headline, render, render_table
 

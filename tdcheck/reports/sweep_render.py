@@ -62,11 +62,14 @@ def headline(doc: dict[str, Any]) -> str:
     verdict = "PASSED" if doc["passed"] else "FAILED"
     tail = ""
     if doc.get("complete") is False:
-        tail += f"; incomplete: {s['total']} of {doc.get('grid_size') or '?'} grid cases present"
+        planned = s["total"] + s.get("not_run", 0)
+        tail += f"; incomplete: {s['total']} of {planned} planned cases present"
     if doc.get("interrupted"):
         tail += "; interrupted, partial report"
     elif doc.get("stopped_early"):
         tail += "; stopped at the first failure (--fail-fast)"
+    if s.get("not_run") and doc.get("complete") is not False:
+        tail += f"; {s['not_run']} not run"
     return (
         f"{verdict}: {s['passed']} passed, {s['failed']} failed, {s['errored']} errored "
         f"of {s['total']} cases{where}{tail}"
@@ -83,6 +86,22 @@ def failure_lines(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def reproduce_sections(doc: dict[str, Any], limit: int = MAX_LISTED) -> list[tuple[str, list[str]]]:
+    """The "Not run" and "Reproduce" sections appended to the sweep reports: titles and items.
+
+    Not run: every case of the plan that has no result, with why. Reproduce: the
+    ``tdcheck compare`` command of every failed or errored case. At most ``limit`` items each.
+    """
+    sections = []
+    not_run = [f"{e['name']}: {e['reason']}" for e in doc.get("not_run") or []]
+    again = [c["reproduce"] for c in doc["cases"] if c.get("reproduce")]
+    for title, items in ((f"Not run ({len(not_run)})", not_run), ("Reproduce", again)):
+        if items:
+            more = [f"... and {len(items) - limit} more (see the JSON report)"]
+            sections.append((title, items[:limit] + (more if len(items) > limit else [])))
+    return sections
+
+
 def render_markdown(doc: dict[str, Any]) -> str:
     s = doc["summary"]
     out = ["## tdcheck sweep", "", f"**{headline(doc)}**", ""]
@@ -95,6 +114,9 @@ def render_markdown(doc: dict[str, Any]) -> str:
     failures = failure_lines(doc)
     if failures:
         out += ["", "### Failures", ""] + [f"- {line}" for line in failures]
+    for title, items in reproduce_sections(doc):
+        out += ["", f"### {title}", ""]
+        out += [f"- `{item}`" if item.startswith("tdcheck ") else f"- {item}" for item in items]
     return "\n".join(out) + "\n"
 
 
@@ -129,6 +151,10 @@ def _render_table(doc: dict[str, Any], console: Any) -> None:
         console.print(table)
     for line in failure_lines(doc):
         console.print(Text("  " + line))
+    for title, items in reproduce_sections(doc):
+        console.print(Text(f"{title}:"))
+        for item in items:
+            console.print(Text("  " + item), soft_wrap=True)
     console.print(Text(headline(doc), style="bold green" if doc["passed"] else "bold red"))
 
 
