@@ -396,3 +396,21 @@ def test_docs_rule_table_lists_every_entry():
     for rule in rules.RULES_LIST:
         names = ", ".join(f"`{c}`" for c in rule.classes)
         assert f"| {names} | {rule.verdict} | {rule.reason} |" in doc, rule.classes
+
+
+@pytest.mark.parametrize("depth", [900, 5000])
+def test_deeply_nested_config(runner, tmp_path, depth):
+    path = tmp_path / "deep.keras"
+    deep = '{"class_name": "Functional", "config": {"layers": ' + "[" * depth + "]" * depth + "}}"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", deep)
+    result = run(runner, "scan", str(path))
+    if depth == 900:
+        assert (result.exit_code, result.stderr) == (0, "")
+        assert "0 of 0 TimeDistributed layers rewritable in 1 file" in result.stdout
+    else:
+        assert result.exit_code == 2
+        assert result.stderr == (
+            f"tdcheck: error: {path}: config.json cannot be read as JSON (maximum recursion "
+            "depth exceeded while decoding a JSON array from a unicode string)\n"
+        )

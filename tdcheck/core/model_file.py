@@ -194,7 +194,7 @@ def _parse_config(raw: bytes, path: str, what: str) -> dict[str, Any]:
     try:
         config = json.loads(raw)
     except (ValueError, RecursionError) as exc:
-        raise _refuse(path, f"{what} is not valid JSON ({exc})") from None
+        raise _refuse(path, f"{what} cannot be read as JSON ({exc})") from None
     if not (isinstance(config, dict) and isinstance(config.get("class_name"), str)):
         raise _refuse(path, f"{what} does not describe a Keras model")
     return config
