@@ -410,7 +410,6 @@ def test_deeply_nested_config(runner, tmp_path, depth):
         assert "0 of 0 TimeDistributed layers rewritable in 1 file" in result.stdout
     else:
         assert result.exit_code == 2
-        assert result.stderr == (
-            f"tdcheck: error: {path}: config.json cannot be read as JSON (maximum recursion "
-            "depth exceeded while decoding a JSON array from a unicode string)\n"
-        )
+        (line,) = result.stderr.splitlines()  # CPython's wording varies by version
+        assert line.startswith(f"tdcheck: error: {path}: config.json cannot be read as JSON (")
+        assert "recursion" in line
