@@ -413,3 +413,12 @@ def test_deeply_nested_config(runner, tmp_path, depth):
         (line,) = result.stderr.splitlines()  # CPython's wording varies by version
         assert line.startswith(f"tdcheck: error: {path}: config.json cannot be read as JSON (")
         assert "recursion" in line
+
+
+def test_quiet_prints_only_the_verdict(runner, saved_models):
+    result = run(runner, "scan", "-q", saved_models["conv"], saved_models["functional"])
+    assert result.exit_code == 1
+    assert result.stdout == (
+        "1 of 2 TimeDistributed layers rewritable in 2 files (tdcheck rewrite IN OUT replaces "
+        "them)\n"
+    )

@@ -12,13 +12,19 @@ from tdcheck.core.config import FORMAT_CHOICES
 from tdcheck.errors import ConfigError
 
 
-def _emit(doc: dict[str, Any], format_: str, output: str | None, output_format: str | None) -> None:
+def _emit(
+    doc: dict[str, Any], format_: str, output: str | None, output_format: str | None,
+    quiet: bool = False,
+) -> None:  # fmt: skip
     from tdcheck import files
     from tdcheck.reports import models_render
 
     if output is not None and output_format is not None:
         files.atomic_write_text(output, models_render.render(doc, output_format))
-    models_render.write(doc, format_, sys.stdout)
+    if quiet:
+        click.echo(doc["verdict"])
+    else:
+        models_render.write(doc, format_, sys.stdout)
 
 
 def _ints(text: str, option: str, minimum: int = 1) -> list[int]:
@@ -36,13 +42,15 @@ def _ints(text: str, option: str, minimum: int = 1) -> list[int]:
 FORMAT = click.option("--format", "format_", type=click.Choice(FORMAT_CHOICES), default="table",
                       show_default=True, help="Report format on stdout.")  # fmt: skip
 OUTPUT = OPTIONS["output"]
+QUIET = click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
 
 
 @click.command("scan")
 @click.argument("models", nargs=-1, required=True, metavar="MODEL...")
 @FORMAT
 @OUTPUT
-def scan_command(models: tuple[str, ...], format_: str, output: str | None) -> int:
+@QUIET
+def scan_command(models: tuple[str, ...], format_: str, output: str | None, quiet: bool) -> int:
     """List every TimeDistributed layer in saved models and whether it can be rewritten.
 
     Reads .keras archives and .h5 files without loading TensorFlow. Exit 0 when nothing
@@ -61,7 +69,7 @@ def scan_command(models: tuple[str, ...], format_: str, output: str | None) -> i
     for f in report.files:
         if f.error:
             click.echo(f"tdcheck: error: {f.error}", err=True)
-    _emit(report.to_dict(), format_, output, output_format)
+    _emit(report.to_dict(), format_, output, output_format, quiet)
     return report.exit_code
 
 
@@ -123,10 +131,12 @@ def _apply(options: list[Any]) -> Any:
 @click.option("--no-timing", is_flag=True, help="Skip the before/after timings.")
 @FORMAT
 @OUTPUT
+@QUIET
 def rewrite_command(
     source: str, out: str | None, checks: int, seq: str, batch: int, inputs: tuple[str, ...],
     seed: int, atol: float | None, rtol: float | None, unsafe: bool, dry_run: bool,
     force: bool, inference_only: bool, no_timing: bool, format_: str, output: str | None,
+    quiet: bool,
 ) -> int:  # fmt: skip
     """Replace each rewritable TimeDistributed(layer) in IN by the layer, verify, write OUT.
 
@@ -162,7 +172,7 @@ def rewrite_command(
     )  # fmt: skip
     if status:
         click.echo("\r\033[K", err=True, nl=False)  # clear the status line
-    _emit(result.to_dict(), format_, output, output_format)
+    _emit(result.to_dict(), format_, output, output_format, quiet)
     return result.exit_code
 
 
@@ -172,9 +182,11 @@ def rewrite_command(
 @_apply(CHECK_OPTIONS)
 @FORMAT
 @OUTPUT
+@QUIET
 def models_command(
     a: str, b: str, checks: int, seq: str, batch: int, inputs: tuple[str, ...], seed: int,
     atol: float | None, rtol: float | None, unsafe: bool, format_: str, output: str | None,
+    quiet: bool,
 ) -> int:  # fmt: skip
     """Compare two saved models that take the same inputs: parameters and outputs.
 
@@ -195,7 +207,7 @@ def models_command(
         a, b, list(inputs) or None, checks=checks, seq=lengths, batch=batch, atol=atol,
         rtol=rtol, seed=seed, unsafe=unsafe,
     )  # fmt: skip
-    _emit(result.to_dict(), format_, output, output_format)
+    _emit(result.to_dict(), format_, output, output_format, quiet)
     return result.exit_code
 
 
