@@ -418,3 +418,27 @@ def test_progress_steps(saved_models, tmp_path):
         "timing the original at (2, 7, 4)", "timing the rewritten model at (2, 7, 4)",
         f"writing and reloading {out}",
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "alone"),
+    [("Conv1D", lambda k: k.layers.Conv1D(2, 2), "raises"),
+     ("Flatten", lambda k: k.layers.Flatten(), (2, 60)),
+     ("LSTM", lambda k: k.layers.LSTM(2), "raises"),
+     ("GlobalAveragePooling1D", lambda k: k.layers.GlobalAveragePooling1D(), "raises"),
+     ("Reshape", lambda k: k.layers.Reshape((12,)), "raises")],
+)  # fmt: skip
+def test_not_rewritable_layers_really_differ_alone(tf_keras, name, make, alone):
+    """Evidence for some 'not rewritable' entries: on (batch, time, 3, 4) the layer alone
+    refuses the extra axis or computes another shape than under TimeDistributed."""
+    from tdcheck.core.rules import NOT_REWRITABLE, RULES
+
+    assert RULES[name].verdict == NOT_REWRITABLE
+    keras = tf_keras[1]
+    x = np.random.default_rng(0).standard_normal((2, 5, 3, 4)).astype("float32")
+    assert keras.layers.TimeDistributed(make(keras))(x).shape[:2] == (2, 5)
+    if alone == "raises":
+        with pytest.raises(ValueError):
+            make(keras)(x)
+    else:
+        assert tuple(make(keras)(x).shape) == alone
