@@ -4,6 +4,10 @@ Both run as fresh processes, alternately, ROUNDS times; the ratio of medians is 
 merit (issue 2 asks for <= 1.0). Prints a Markdown table for docs/performance.md.
 
     python benchmarks/compare_vs_seed.py --rounds 7 [--seed-script PATH]
+
+The seed script is not part of this repository. It is looked up as --seed-script, then
+$TDCHECK_SEED_SCRIPT, then ../shared/reference/seed_keras3.py beside the clone; when none
+exists the script says so in one line and exits 2 before timing anything.
 """
 
 from __future__ import annotations
@@ -19,17 +23,32 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _timing import alternate, summary
 
 ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_SEED_SCRIPT = ROOT.parent / "shared" / "reference" / "seed_keras3.py"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=7, help="alternating rounds (1..100)")
     parser.add_argument(
-        "--seed-script", default=str(ROOT.parent / "shared/reference/seed_keras3.py")
+        "--seed-script",
+        default=None,
+        metavar="PATH",
+        help="the seed experiment to time against (default: $TDCHECK_SEED_SCRIPT, then "
+        "../shared/reference/seed_keras3.py)",
     )
     args = parser.parse_args()
-    if not os.path.exists(args.seed_script):
-        sys.exit(f"seed script not found: {args.seed_script}")
+    if not 1 <= args.rounds <= 100:
+        parser.error(f"--rounds must be 1..100 (got {args.rounds})")
+    candidates = [args.seed_script] if args.seed_script else [
+        os.environ.get("TDCHECK_SEED_SCRIPT", ""), str(DEFAULT_SEED_SCRIPT)
+    ]  # fmt: skip
+    found = next((path for path in candidates if path and os.path.isfile(path)), None)
+    if found is None:
+        tried = ", ".join(repr(path) for path in candidates if path)
+        print(f"compare_vs_seed: error: no seed script at {tried}; give its path with "
+              "--seed-script PATH (or set $TDCHECK_SEED_SCRIPT)", file=sys.stderr)  # fmt: skip
+        return 2
+    args.seed_script = found
     tdcheck = shutil.which("tdcheck") or str(Path(sys.executable).with_name("tdcheck"))
     commands = {
         "seed_keras3.py": [sys.executable, args.seed_script],

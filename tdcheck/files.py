@@ -1,12 +1,29 @@
-"""Writing files safely: check the folder first, write to a temp file, then rename.
+"""Writing files safely: check the target first, write to a temp file, then rename.
 
 A failed or interrupted run never leaves a half-written report or archive.
+
+What an output path may name (checked before any work, see :func:`check_output_path`):
+
+* a new or existing **regular file**: written to a temp file in the same folder, then renamed
+  over it (an existing file keeps no half-written state);
+* a **symbolic link**: followed; the file it points to is replaced the same way and the link
+  stays a link (a dangling link creates its target);
+* a **character device or a pipe** (``/dev/null``, a FIFO, a shell process substitution
+  such as ``>(gzip > r.gz)``) or any name under ``/dev`` or ``/proc`` (``/dev/stdout`` may be
+  the file the shell redirected stdout to): written straight through in append mode, never
+  renamed over nor truncated, so even as root ``--junit /dev/null`` leaves ``/dev/null`` a
+  device and ``--junit /dev/stdout > log`` adds to ``log``;
+* refused (exit 2): an empty path, a folder, a missing folder, a read-only file, a block
+  device or socket, and the same file given to two output options.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import stat
+import sys
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import IO, Any
@@ -16,15 +33,68 @@ from tdcheck.errors import ConfigError
 REPORT_SUFFIXES = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
 
 
+def is_stream_target(path: str) -> bool:
+    """True for a character device, a pipe, or a name under /dev or /proc (``/dev/stdout``
+    may stand for the very file the shell redirected stdout to): written through, in append
+    mode, never replaced."""
+    if os.path.abspath(path).startswith(("/dev/", "/proc/")):
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return stat.S_ISCHR(mode) or stat.S_ISFIFO(mode)
+
+
+_STANDARD = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+
+
+def _descriptor_of(path: str) -> int | None:
+    """The open descriptor a name such as ``/dev/stdout`` or ``/dev/fd/3`` stands for."""
+    name = os.path.abspath(path)
+    if name in _STANDARD:
+        return _STANDARD[name]
+    match = re.fullmatch(r"/(?:dev/fd|proc/self/fd)/([0-9]+)", name)
+    return int(match.group(1)) if match else None
+
+
 def check_output_path(path: str, option: str) -> None:
-    """Refuse (exit 2) a path whose folder is missing or that names a folder."""
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise ConfigError(f"{option}: the folder {os.path.dirname(path) or '.'!r} does not exist")
+    """Refuse (exit 2) a path that cannot take a report; see the module docstring."""
+    if not path or not path.strip():
+        raise ConfigError(f"{option}: the path is empty")
+    if "\x00" in path:
+        raise ConfigError(f"{option}: the path contains a NUL byte")
     if os.path.isdir(path):
         raise ConfigError(f"{option}: {path!r} is a folder, not a file")
+    if os.path.exists(path):
+        mode = os.stat(path).st_mode
+        if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode) or is_stream_target(path):
+            if not os.access(path, os.W_OK):
+                raise ConfigError(f"{option}: cannot write to {path!r}")
+            return
+        if not stat.S_ISREG(mode):
+            raise ConfigError(f"{option}: {path!r} is not a regular file, a device or a pipe")
+        if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+            raise ConfigError(f"{option}: {path!r} is read-only; remove it or choose another path")
+    real = os.path.realpath(path)
+    folder = os.path.dirname(real)
+    if not os.path.isdir(folder):
+        shown = os.path.dirname(path) or "."
+        raise ConfigError(f"{option}: the folder {shown!r} does not exist")
     if not os.access(folder, os.W_OK):
         raise ConfigError(f"{option}: cannot write into {folder!r}")
+
+
+def check_distinct(paths: dict[str, str | None]) -> None:
+    """Refuse (exit 2) two output options that name the same file (devices may repeat)."""
+    seen: dict[str, str] = {}
+    for option, path in paths.items():
+        if path is None or is_stream_target(path):
+            continue
+        key = os.path.normcase(os.path.realpath(path))
+        if key in seen:
+            raise ConfigError(f"{seen[key]} and {option} name the same file {path!r}")
+        seen[key] = option
 
 
 def report_format_for(path: str) -> str:
@@ -41,16 +111,30 @@ def report_format_for(path: str) -> str:
 
 @contextlib.contextmanager
 def _atomic(path: str, mode: str) -> Iterator[IO[Any]]:
-    folder = os.path.dirname(os.path.abspath(path))
+    encoding = None if "b" in mode else "utf-8"
+    if is_stream_target(path):  # a device or pipe: write through, never rename over it
+        fd = _descriptor_of(path)
+        if fd is not None:  # /dev/stdout: through the process's own descriptor and offset
+            for stream in (sys.stdout, sys.stderr):
+                with contextlib.suppress(AttributeError, OSError, ValueError):
+                    stream.flush()
+            handle = os.fdopen(os.dup(fd), mode, encoding=encoding)
+        else:
+            handle = open(path, mode.replace("w", "a"), encoding=encoding)  # noqa: SIM115
+        with handle:
+            yield handle
+        return
+    real = os.path.realpath(path)  # a symlink is followed: its target is replaced
+    folder = os.path.dirname(real)
     fd, tmp = tempfile.mkstemp(prefix=".tdcheck-", suffix=".tmp", dir=folder)
     try:
         # mkstemp makes the file private (0600); a report gets the usual umask-based mode.
         os.chmod(tmp, 0o666 & ~_umask())
-        with os.fdopen(fd, mode) as handle:
+        with os.fdopen(fd, mode, encoding=encoding) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        os.replace(tmp, real)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -84,7 +168,7 @@ def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
 
 
 def atomic_write_text(path: str, text: str) -> None:
-    """Write text to ``path`` all at once or not at all."""
+    """Write text to ``path`` all at once or not at all (UTF-8, whatever the locale)."""
     with _atomic(path, "w") as handle:
         handle.write(text)
 

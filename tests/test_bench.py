@@ -143,7 +143,9 @@ def test_plot_without_matplotlib_exits_3(runner, tmp_path, monkeypatch):
     [
         (["--mode", "jit"], "--mode: unknown value 'jit'; choose from eager, graph, xla"),
         (["--time-dim", "both"], "--time-dim: unknown value 'both'; choose from static, dynamic"),
-        (["--repeats", "0"], "--repeats: must be >= 1 (got 0)"),
+        (["--repeats", "0"], "--repeats: must be 1..10000 (got 0)"),
+        (["--repeats", "10001"], "--repeats: must be 1..10000 (got 10001)"),
+        (["--warmup", "1001"], "--warmup: must be 0..1000 (got 1001)"),
         (["--seq", "10,0"], "--seq: sizes must be > 0 (got [10, 0])"),
         (["--variants", "conv1d,einsum"], "--variants: bench needs 'dense' among the variants"),
         (["--plot", "x.svg"], "--plot: 'x.svg' must end in .png"),

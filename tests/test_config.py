@@ -99,7 +99,10 @@ def test_format_bytes():
         ({"seq": 0}, "--seq: must be > 0 (got 0)"),
         ({"batch": -1}, "--batch: must be > 0 (got -1)"),
         ({"features": 0}, "--features: must be > 0 (got 0)"),
-        ({"rnn": "lstm2"}, "--rnn: unknown value 'lstm2'; choose from lstm, gru, simple-rnn, none"),
+        (
+            {"rnn": "lstm2"},
+            "--rnn: unknown value 'lstm2' (did you mean 'lstm'?); choose from lstm, gru, simple-rnn, none",
+        ),
         ({"atol": 1e-3}, "--atol and --rtol go together: give both or neither"),
         ({"rtol": 1e-3}, "--atol and --rtol go together: give both or neither"),
         ({"atol": -1.0, "rtol": 0.0}, "--atol: must be a finite number >= 0 (got -1.0)"),
@@ -107,7 +110,7 @@ def test_format_bytes():
         ({"variants": ("dense",), "oracle": False}, "nothing to compare: one variant and"),
         ({"input": "/no/such/file.npy"}, "--input: no such file '/no/such/file.npy'"),
         ({"activation": "mish"}, "--activation: unknown value 'mish'"),
-        ({"seed": -1}, "--seed: must be a whole number >= 0 (got -1)"),
+        ({"seed": -1}, "--seed: must be a whole number 0..4294967295 (got -1)"),
     ],
 )
 def test_validation_messages(options, message):

@@ -70,9 +70,11 @@ def test_python_dash_m_with_no_color_and_narrow_pipe():
     assert proc.stderr == ""
     assert "\x1b[" not in proc.stdout
     lines = proc.stdout.splitlines()
-    assert max(len(line) for line in lines) <= 60
-    assert "time-distributed vs dense" in proc.stdout
-    assert any(line.startswith("EQUIVALENT") for line in lines)
+    # Tables (indented) fit $COLUMNS; prose is never hard-wrapped when piped (grep-able).
+    assert max(len(line) for line in lines if line.startswith(" ")) <= 60
+    assert " time-distributed vs dense" in lines  # stacked: the pair on its own line
+    verdict = [line for line in lines if line.startswith("EQUIVALENT")]
+    assert len(verdict) == 1 and verdict[0].endswith("(3 comparisons passed)")
 
 
 def test_python_dash_m_usage_error_exit_code():

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from tdcheck.cli.options import OPTIONS, apply_options, check_output
+from tdcheck.cli.options import OPTIONS, apply_options, check_output, wide_option
 from tdcheck.core.config import DEFAULT_FEATURES, DTYPE_CHOICES, RNN_CHOICES, CompareConfig
 from tdcheck.errors import ConfigError
 
@@ -89,7 +89,7 @@ _BENCH_SHARED = ("initializer", "bias-initializer", "activation", "weights", "se
     default=20,
     show_default=True,
     metavar="N",
-    help="Timed calls per measurement.",
+    help="Timed calls per measurement (at most 10000).",
 )
 @click.option(
     "--warmup",
@@ -97,7 +97,7 @@ _BENCH_SHARED = ("initializer", "bias-initializer", "activation", "weights", "se
     default=3,
     show_default=True,
     metavar="N",
-    help="Untimed calls after the first (tracing) call.",
+    help="Untimed calls after the first (tracing) call (at most 1000).",
 )
 @click.option("--backward", is_flag=True, help="Time forward + backward (gradients).")
 @click.option("--with-trunk", is_flag=True, help="Time the whole model, not only the heads.")
@@ -109,18 +109,21 @@ _BENCH_SHARED = ("initializer", "bias-initializer", "activation", "weights", "se
     help="Write a PNG of time against sequence length (needs tdcheck[plot]).",
 )
 @apply_options([OPTIONS[name] for name in _BENCH_SHARED])
+@wide_option
 def bench_command(
     seq: str, batch: str, mode: str, time_dim: str, repeats: int, warmup: int, backward: bool,
-    with_trunk: bool, plot: str | None, format_: str, output: str | None, **options: Any,
+    with_trunk: bool, plot: str | None, format_: str, output: str | None, wide: bool,
+    **options: Any,
 ) -> int:  # fmt: skip
     """Time each variant: medians, ratios to dense, throughput, efficiency against a matmul.
 
     \b
     Example:
       tdcheck bench --seq 10,100,1000 --mode eager,graph --plot bench.png
-      tdcheck bench --hidden 64 --units 16 --mode graph,xla --time-dim static,dynamic
-    Exit codes: 0 timed, 1 the variants are not equivalent (timings flagged), 2 usage,
-    3 environment (e.g. --plot without matplotlib).
+      tdcheck bench --hidden 64 --units 16 --mode graph,xla \\
+        --time-dim static,dynamic
+    Exit codes: 0 timed, 1 the variants are not equivalent (timings flagged),
+    2 usage, 3 environment (e.g. --plot without matplotlib), 130 interrupted.
     """
     from tdcheck.commands.bench import BenchPlan
     from tdcheck.core.grid import parse_list
@@ -134,23 +137,27 @@ def bench_command(
         time_dims=tuple(parse_list("time-dim", time_dim)),
         repeats=repeats, warmup=warmup, backward=backward, with_trunk=with_trunk,
     ).validated()  # fmt: skip
-    output_format = check_output(output)
+    output_format = check_output(output, plot=plot)
     if plot is not None:
-        from tdcheck import files
         from tdcheck.reports.bench_render import check_plot_available
 
-        files.check_output_path(plot, "--plot")
         if not plot.lower().endswith(".png"):
             raise ConfigError(f"--plot: {plot!r} must end in .png")
         check_plot_available()
 
     from tdcheck.commands.bench import run_bench
     from tdcheck.reports.bench_render import render, render_table, write_plot
+    from tdcheck.reports.color import is_terminal
+    from tdcheck.reports.progress import BenchStatus
 
-    progress = _bench_progress()
-    doc = run_bench(plan, on_cell=progress).to_dict()
-    if progress is not None:
-        click.echo("\r\033[K", err=True, nl=False)  # clear the status line
+    status = BenchStatus(len(plan.cells())) if is_terminal(sys.stderr) else None
+    if status is not None:
+        status.loading()
+    try:
+        doc = run_bench(plan, on_cell=status).to_dict()
+    finally:
+        if status is not None:
+            status.clear()
     if output is not None and output_format is not None:
         from tdcheck import files
 
@@ -158,17 +165,10 @@ def bench_command(
     if plot is not None:
         write_plot(doc, plot)
     if format_ == "table":
-        render_table(doc, sys.stdout)
+        render_table(doc, sys.stdout, wide=wide)
     else:
         click.echo(render(doc, format_), nl=False)
     return 0 if doc["equivalent"] else 1
-
-
-def _bench_progress() -> Any:
-    """A one-line status on stderr per timed cell, only when stderr is a terminal."""
-    if not sys.stderr.isatty():
-        return None
-    return lambda text: click.echo(f"\rtiming {text}\033[K", err=True, nl=False)
 
 
 COMMANDS = [bench_command]

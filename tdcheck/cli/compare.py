@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from tdcheck.cli.options import COMMON_OPTIONS, apply_options, check_output, model_options
+from tdcheck.cli.options import (
+    COMMON_OPTIONS,
+    apply_options,
+    check_output,
+    model_options,
+    wide_option,
+)
 from tdcheck.core.config import CompareConfig
 from tdcheck.errors import ConfigError
 
@@ -30,9 +36,10 @@ from tdcheck.errors import ConfigError
     help="Also write JUnit XML: one testcase per judged pair, failures with the statistics.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
+@wide_option
 def compare_command(
     input_: str, format_: str, output: str | None, save_arrays: str | None, junit: str | None,
-    quiet: bool, **options: Any,
+    quiet: bool, wide: bool, **options: Any,
 ) -> int:  # fmt: skip
     """Build the variants with the same weights, run them and compare the outputs.
 
@@ -45,13 +52,9 @@ def compare_command(
 
     # Validate before anything heavy is imported: a bad option costs milliseconds.
     config = CompareConfig(input=input_, **options).validated()
-    output_format = check_output(output)
-    if save_arrays is not None:
-        files.check_output_path(save_arrays, "--save-arrays")
-        if not save_arrays.endswith(".npz"):
-            raise ConfigError(f"--save-arrays: {save_arrays!r} must end in .npz")
-    if junit is not None:
-        files.check_output_path(junit, "--junit")
+    output_format = check_output(output, save_arrays=save_arrays, junit=junit)
+    if save_arrays is not None and not save_arrays.endswith(".npz"):
+        raise ConfigError(f"--save-arrays: {save_arrays!r} must end in .npz")
 
     from tdcheck.commands.compare import compare
     from tdcheck.reports.render import render, render_table
@@ -70,7 +73,7 @@ def compare_command(
     if quiet:
         click.echo(result.verdict())
     elif format_ == "table":
-        render_table(result, sys.stdout)
+        render_table(result, sys.stdout, wide=wide)
     else:
         click.echo(render(result, format_), nl=False)
     return result.exit_code

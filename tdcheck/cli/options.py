@@ -111,7 +111,8 @@ OPTIONS: dict[str, Decorator] = {
         type=click.Choice(ACTIVATIONS),
         default="linear",
         show_default=True,
-        help="Head activation.",
+        metavar="NAME",
+        help="Head activation: " + ", ".join(ACTIVATIONS) + ".",
     ),
     "weights": click.option(
         "--weights",
@@ -181,7 +182,8 @@ OPTIONS: dict[str, Decorator] = {
         default=0,
         show_default=True,
         metavar="N",
-        help="Train a copy of the model per variant for N steps; compare weights, outputs, drift.",
+        help="Train a copy of the model per variant for N steps (at most 100000); compare "
+        "weights, outputs, drift.",
     ),
     "optimizer": click.option(
         "--optimizer",
@@ -243,14 +245,32 @@ OPTIONS: dict[str, Decorator] = {
 }
 COMMON_OPTIONS = list(OPTIONS.values())
 
+#: ``--wide`` on every command with a table: show every column.
+wide_option = click.option(
+    "--wide",
+    is_flag=True,
+    help="Table format: show every column (the default keeps the key ones, to fit 80 columns).",
+)
 
-def check_output(output: str | None) -> str | None:
-    """Check --output before any work; return the report format its suffix implies."""
+
+def check_output(output: str | None, **others: str | None) -> str | None:
+    """Check --output and the other output options (``junit=PATH``...) before any work:
+    each path can take a file, no two name the same file. Return the report format
+    --output's suffix implies (a device or pipe without a known suffix gets JSON)."""
     from tdcheck import files
 
+    named = {"--" + name.replace("_", "-"): path for name, path in others.items()}
+    for option, path in named.items():
+        if path is not None:
+            files.check_output_path(path, option)
+    files.check_distinct({"--output": output, **named})
     if output is None:
         return None
     files.check_output_path(output, "--output")
+    if files.is_stream_target(output) and os.path.splitext(output)[1].lower() not in (
+        files.REPORT_SUFFIXES
+    ):
+        return "json"
     return files.report_format_for(output)
 
 

@@ -16,11 +16,15 @@ from tdcheck.cli.options import (
     apply_options,
     check_output,
     model_options,
+    wide_option,
     write_sweep_files,
 )
 from tdcheck.core.config import ACTIVATIONS, FORMAT_CHOICES, TIME_DIMS, WEIGHT_MODES, CompareConfig
 from tdcheck.core.grid import DEFAULT_MAX_CASES
 from tdcheck.errors import ConfigError
+
+#: The largest --max-cases accepted: a sweep runs in one process, one case at a time.
+MAX_CASES_CAP = 1_000_000
 
 
 def _list_option(name: str, default: str, metavar: str, text: str) -> Decorator:
@@ -60,11 +64,13 @@ def _interrupt_after() -> Iterator[None]:
         yield
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    held = (signal.SIGINT, signal.SIGTERM)  # SIGTERM stops tdcheck as Ctrl-C does
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in held}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     if caught:
         raise KeyboardInterrupt
 
@@ -108,13 +114,14 @@ def _interrupt_after() -> Iterator[None]:
     default=DEFAULT_MAX_CASES,
     show_default=True,
     metavar="N",
-    help="Refuse grids of more cases than this (before running any).",
+    help=f"Refuse grids of more cases than this (before running any); at most {MAX_CASES_CAP}.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary line.")
+@wide_option
 def sweep_command(
     input_: str, format_: str, output: str | None, junit: str | None, shard: str | None,
     select: str | None, list_only: bool, fail_fast: bool, max_cases: int, quiet: bool,
-    **options: Any,
+    wide: bool, **options: Any,
 ) -> int:  # fmt: skip
     """Run the cartesian product of comma-listed options in one process.
 
@@ -128,14 +135,13 @@ def sweep_command(
     3 environment, 130 interrupted.
     If $GITHUB_STEP_SUMMARY is set, the Markdown report is appended to it.
     """
-    from tdcheck import files
     from tdcheck.commands.sweep import plan_sweep
     from tdcheck.core import grid
 
     lists = {axis: options.pop(axis) for axis in grid.AXES}
     base = CompareConfig(input=input_, **options)
-    if max_cases < 1:
-        raise ConfigError(f"--max-cases: must be >= 1 (got {max_cases})")
+    if not 1 <= max_cases <= MAX_CASES_CAP:
+        raise ConfigError(f"--max-cases: must be 1..{MAX_CASES_CAP} (got {max_cases})")
     shard_spec = grid.parse_shard(shard) if shard else None
     plan = plan_sweep(lists, base, select=select, shard=shard_spec, max_cases=max_cases)
     if list_only:
@@ -147,9 +153,7 @@ def sweep_command(
             for case in plan.cases:
                 click.echo(case.name)
         return 0
-    output_format = check_output(output)
-    if junit is not None:
-        files.check_output_path(junit, "--junit")
+    output_format = check_output(output, junit=junit)
 
     from tdcheck.commands.sweep import SweepResult, run_sweep
 
@@ -172,7 +176,7 @@ def sweep_command(
     if quiet:
         click.echo(headline(doc))
     elif format_ == "table":
-        render_table(doc, sys.stdout)
+        render_table(doc, sys.stdout, wide=wide)
     else:
         click.echo(render(doc, format_), nl=False)
     if result.interrupted:
@@ -206,8 +210,10 @@ def sweep_command(
     help="Also write JUnit XML for the merged report; missing cases are errors.",
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary line.")
+@wide_option
 def merge_command(
-    files: tuple[str, ...], format_: str, output: str | None, junit: str | None, quiet: bool
+    files: tuple[str, ...], format_: str, output: str | None, junit: str | None, quiet: bool,
+    wide: bool,
 ) -> int:  # fmt: skip
     """Merge the JSON reports of sweep shards into one report.
 
@@ -220,12 +226,9 @@ def merge_command(
       tdcheck merge shard-*.json --junit all.xml
     Exit codes: 0 every case passed and no case is missing, 1 otherwise, 2 bad input.
     """
-    from tdcheck import files as files_module
     from tdcheck.commands.merge import load_report, merge, missing_lines
 
-    output_format = check_output(output)
-    if junit is not None:
-        files_module.check_output_path(junit, "--junit")
+    output_format = check_output(output, junit=junit)
     doc = merge([load_report(path) for path in files], list(files))
     for line in missing_lines(doc):
         click.echo(f"tdcheck: {line}", err=True)
@@ -236,7 +239,7 @@ def merge_command(
     if quiet:
         click.echo(headline(doc))
     elif format_ == "table":
-        render_table(doc, sys.stdout)
+        render_table(doc, sys.stdout, wide=wide)
     else:
         click.echo(render(doc, format_), nl=False)
     return 0 if doc["passed"] else 1

@@ -36,6 +36,10 @@ from tdcheck.errors import ConfigError
 MODES = ("eager", "graph", "xla")
 TIME_DIMS = ("static", "dynamic")
 REFERENCE = "matmul"
+#: Caps on the count options (documented in --help): each is far beyond a useful run.
+MAX_REPEATS = 10_000
+MAX_WARMUP = 1_000
+MAX_CELLS = 1_000
 
 Clock = Callable[[], float]
 
@@ -66,10 +70,15 @@ class BenchPlan:
         for name, sizes in (("--seq", self.seqs), ("--batch", self.batches)):
             if not sizes or any(v <= 0 for v in sizes):
                 raise ConfigError(f"{name}: sizes must be > 0 (got {list(sizes)})")
-        if self.repeats < 1:
-            raise ConfigError(f"--repeats: must be >= 1 (got {self.repeats})")
-        if self.warmup < 0:
-            raise ConfigError(f"--warmup: must be >= 0 (got {self.warmup})")
+        if not 1 <= self.repeats <= MAX_REPEATS:
+            raise ConfigError(f"--repeats: must be 1..{MAX_REPEATS} (got {self.repeats})")
+        if not 0 <= self.warmup <= MAX_WARMUP:
+            raise ConfigError(f"--warmup: must be 0..{MAX_WARMUP} (got {self.warmup})")
+        cells = len(self.modes) * len(self.time_dims) * len(self.seqs) * len(self.batches)
+        if cells > MAX_CELLS:
+            raise ConfigError(
+                f"bench: {cells} cells (modes x time dims x seqs x batches); at most {MAX_CELLS}"
+            )
         if "dense" not in self.config.variants:
             raise ConfigError(
                 "--variants: bench needs 'dense' among the variants (ratios are to it)"

@@ -56,7 +56,7 @@ def prepare(config: CompareConfig | None = None, **options: Any) -> tuple[Compar
             cfg.input, batch=cfg.batch, seq=cfg.seq, features=cfg.features, seed=cfg.seed
         )
     else:
-        x = load_npy(cfg.input)
+        x = load_npy(cfg.input, max_bytes=cfg.max_memory)
         cfg = cfg.resolve_sizes(tuple(x.shape))
         cfg.check_lengths()
         cfg.check_memory()

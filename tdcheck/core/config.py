@@ -11,6 +11,7 @@ is loaded, so a bad option is answered in milliseconds.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
 import re
@@ -25,6 +26,7 @@ DEFAULT_FEATURES = 4
 DEFAULT_SEQ = 3
 DEFAULT_BATCH = 1
 DEFAULT_MAX_MEMORY = 4 * 1024**3  # bytes
+MAX_MEMORY = 1024**5  # the largest --max-memory accepted (1 PiB)
 
 RNN_CHOICES = ("lstm", "gru", "simple-rnn", "none")
 WEIGHT_MODES = ("shared", "independent")
@@ -32,6 +34,17 @@ DEVICE_CHOICES = ("auto", "cpu", "gpu", "both")
 OPTIMIZERS = ("sgd", "adam")
 TIME_DIMS = ("static", "dynamic")
 MAX_TRAIN_STEPS = 100_000
+#: Seeds go to NumPy's legacy seeding through keras.utils.set_random_seed: 0..2**32 - 1.
+MAX_SEED = 2**32 - 1
+#: The largest finite value of each dtype (mixed_float16 computes in float16): an
+#: initializer value beyond it would overflow to inf before anything is compared.
+DTYPE_MAX = {
+    "float16": 65504.0,
+    "mixed_float16": 65504.0,
+    "bfloat16": 3.3895313892515355e38,
+    "float32": 3.4028234663852886e38,
+    "float64": 1.7976931348623157e308,
+}
 FORMAT_CHOICES = ("table", "json", "markdown")
 DTYPE_CHOICES = tuple(DEFAULT_TOLERANCES)
 #: Head activations; the NumPy oracle implements each of these.
@@ -91,7 +104,8 @@ def parse_initializer(spec: str, option: str = "--initializer") -> InitializerSp
     name = name.strip().lower().replace("-", "_")
     if name not in INITIALIZERS:
         raise ConfigError(
-            f"{option}: unknown initializer {spec!r}; choose from {', '.join(INITIALIZERS)}"
+            f"{option}: unknown initializer {spec!r}{did_you_mean(name, tuple(INITIALIZERS))}; "
+            f"choose from {', '.join(INITIALIZERS)}"
         )
     param = INITIALIZERS[name]
     if not sep:
@@ -120,7 +134,8 @@ def parse_variants(spec: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
     for name in names:
         if name not in VARIANT_NAMES:
             raise ConfigError(
-                f"--variants: unknown variant {name!r}; choose from {', '.join(VARIANT_NAMES)}"
+                f"--variants: unknown variant {name!r}{did_you_mean(name, VARIANT_NAMES)}; "
+                f"choose from {', '.join(VARIANT_NAMES)}"
             )
     if len(set(names)) != len(names):
         raise ConfigError(f"--variants: a variant is listed twice in {','.join(names)!r}")
@@ -145,17 +160,25 @@ def parse_memory(spec: str | int) -> int:
         number, prefix, binary = match.groups()
         base = 1024 if binary else 1000
         power = " kmgt".index(prefix.lower() or " ")
-        value = int(float(number) * base**power)
+        amount = float(number) * base**power
+        if not math.isfinite(amount) or amount > MAX_MEMORY:
+            raise ConfigError(f"--max-memory: {spec!r} is beyond any machine (at most 1 PiB)")
+        value = int(amount)
+    if value > MAX_MEMORY:
+        raise ConfigError(f"--max-memory: {spec!r} is beyond any machine (at most 1 PiB)")
     if value <= 0:
         raise ConfigError(f"--max-memory: must be > 0 (got {spec!r})")
     return value
 
 
 def format_bytes(n: float) -> str:
-    """Human-readable size: ``format_bytes(3 * 1024**3) == '3.0 GiB'``."""
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+    """Human-readable size: ``format_bytes(3 * 1024**3) == '3.0 GiB'``; absurd sizes in
+    exponent form (``format_bytes(1e30) == '8.88e+14 PiB'``)."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if n < 1024 or unit == "PiB":
+            if unit == "B":
+                return f"{n:.0f} {unit}"
+            return f"{n:.1f} {unit}" if n < 10_000 else f"{n:.3g} {unit}"
         n /= 1024
     raise AssertionError("unreachable")
 
@@ -229,8 +252,15 @@ class CompareConfig:
             value = getattr(self, name)
             if value is not None and (not math.isfinite(value) or value < 0):
                 raise ConfigError(f"--{name}: must be a finite number >= 0 (got {value})")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"--seed: must be a whole number >= 0 (got {self.seed!r})")
+        seed = self.seed
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise ConfigError(f"--seed: must be a whole number 0..{MAX_SEED} (got {seed!r})")
+        for option, spec in (("--initializer", kernel), ("--bias-initializer", bias)):
+            top = DTYPE_MAX[self.dtype]
+            if spec.value is not None and abs(spec.value) > top:
+                raise ConfigError(
+                    f"{option}: {spec.value:g} overflows {self.dtype} (largest finite {top:g})"
+                )
         if self.input not in ("ones", "random") and not os.path.isfile(self.input):
             if os.path.exists(self.input):
                 raise ConfigError(f"--input: {self.input!r} is not a file")
@@ -376,6 +406,19 @@ def parse_lengths(spec: str | tuple[int, ...] | list[int]) -> tuple[int, ...]:
     return lengths
 
 
+def did_you_mean(value: str, choices: tuple[str, ...] | list[str]) -> str:
+    """``" (did you mean 'dense'?)"`` for the closest choice, or ``""`` when none is close.
+
+    >>> did_you_mean("dens", ("dense", "conv1d"))
+    " (did you mean 'dense'?)"
+    """
+    close = difflib.get_close_matches(str(value).lower(), list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
 def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
-        raise ConfigError(f"{option}: unknown value {value!r}; choose from {', '.join(choices)}")
+        raise ConfigError(
+            f"{option}: unknown value {value!r}{did_you_mean(value, choices)}; "
+            f"choose from {', '.join(choices)}"
+        )

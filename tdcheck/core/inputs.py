@@ -9,22 +9,78 @@ finite, real, numeric 3-D array ``(batch, seq, features)``.
 
 from __future__ import annotations
 
+import math
+import os
+
 import numpy as np
 
+from tdcheck.core.config import format_bytes
 from tdcheck.errors import ConfigError
 
+#: The largest .npy header read (NumPy's own default limit).
+MAX_HEADER_BYTES = 10_000
 
-def load_npy(path: str) -> np.ndarray:
-    """Load and check a user's input array; every problem is a :class:`ConfigError`."""
+
+def check_npy_header(path: str, max_bytes: int | None = None) -> tuple[tuple[int, ...], np.dtype]:
+    """Read only the header of a ``.npy`` file and refuse it before any data is allocated.
+
+    The shape times the item size must match the bytes the file holds (a header that claims
+    more is refused, whatever it claims), and fit in ``max_bytes`` (``--max-memory``).
+    Returns ``(shape, dtype)``.
+    """
+    from numpy.lib import format as npy_format
+
     try:
         with open(path, "rb") as handle:
             magic = handle.read(6)
+            if magic[:4] == b"PK\x03\x04":
+                raise ConfigError(f"--input: {path!r} is an .npz archive; give a single .npy array")
+            if magic != b"\x93NUMPY":
+                raise ConfigError(f"--input: {path!r} is not a .npy file (no NumPy header)")
+            handle.seek(0)
+            version = npy_format.read_magic(handle)
+            reader = {
+                (1, 0): npy_format.read_array_header_1_0,
+                (2, 0): npy_format.read_array_header_2_0,
+            }.get(version)
+            if reader is None:
+                raise ConfigError(f"--input: {path!r} has an unsupported .npy version {version}")
+            shape, _fortran, dtype = reader(handle, max_header_size=MAX_HEADER_BYTES)
+            data_bytes = os.fstat(handle.fileno()).st_size - handle.tell()
     except OSError as exc:
-        raise ConfigError(f"--input: cannot read {path!r} ({exc.strerror})") from None
-    if magic[:4] == b"PK\x03\x04":
-        raise ConfigError(f"--input: {path!r} is an .npz archive; give a single .npy array")
-    if magic != b"\x93NUMPY":
-        raise ConfigError(f"--input: {path!r} is not a .npy file (no NumPy header)")
+        raise ConfigError(f"--input: cannot read {path!r} ({exc.strerror or exc})") from None
+    except ValueError as exc:
+        if "pickle" in str(exc).lower() or "object" in str(exc).lower():
+            raise ConfigError(
+                f"--input: {path!r} holds Python objects; tdcheck never unpickles files"
+            ) from None
+        raise ConfigError(f"--input: {path!r} has an unreadable .npy header ({exc})") from None
+    if dtype.hasobject:
+        raise ConfigError(f"--input: {path!r} holds Python objects; tdcheck never unpickles files")
+    count = math.prod(shape)
+    claimed = count * dtype.itemsize
+    if claimed > data_bytes:
+        raise ConfigError(
+            f"--input: {path!r} claims shape {tuple(shape)} of {dtype} ({claimed:,} bytes) "
+            f"but holds {data_bytes:,} bytes of data"
+        )
+    # The model sees the array in float64 too: count that, not only the file's bytes.
+    need = count * max(dtype.itemsize, 8)
+    if max_bytes is not None and need > max_bytes:
+        raise ConfigError(
+            f"--input: {path!r} has shape {tuple(shape)}: about {format_bytes(need)} in "
+            f"memory, over the {format_bytes(max_bytes)} limit (--max-memory)"
+        )
+    return tuple(shape), dtype
+
+
+def load_npy(path: str, max_bytes: int | None = None) -> np.ndarray:
+    """Load and check a user's input array; every problem is a :class:`ConfigError`.
+
+    The header is checked first (:func:`check_npy_header`): nothing is allocated for a file
+    whose header claims more than it holds or more than ``max_bytes``.
+    """
+    check_npy_header(path, max_bytes)
     try:
         array = np.load(path, allow_pickle=False)
     except ValueError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import IO, Any
 
-from tdcheck.reports.render import fmt, render_document, report_console
+from tdcheck.reports.render import fmt, print_table, render_document, report_console
 
 BAR_WIDTH = 30
 
@@ -68,8 +68,9 @@ def equivalence_line(doc: dict[str, Any]) -> str:
     return f"pre-check (seq {e['seq']}, batch {e['batch']}): {mark}: {e['verdict']}"
 
 
-def bar_chart(doc: dict[str, Any]) -> list[str]:
-    """One block per cell: each variant's median as a bar, scaled to the slowest."""
+def bar_chart(doc: dict[str, Any], width: int = 10_000) -> list[str]:
+    """One block per cell: each variant's median as a bar, scaled to the slowest; the bars
+    shrink (down to 8 characters) so a line fits ``width``."""
     lines: list[str] = []
     cells: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in doc["results"]:
@@ -78,12 +79,13 @@ def bar_chart(doc: dict[str, Any]) -> list[str]:
     for (mode, dim, seq, batch), items in cells.items():
         top = max(r["median_s"] for r in items) or 1.0
         lines.append(f"{mode} {dim} seq={seq} batch={batch}")
-        width = max(len(r["variant"]) for r in items)
+        name = max(len(r["variant"]) for r in items)
+        bar = max(8, min(BAR_WIDTH, width - name - 2 - 1 - 1 - 9 - 7))
         for r in items:
-            n = max(1, round(BAR_WIDTH * r["median_s"] / top))
+            n = max(1, round(bar * r["median_s"] / top))
             ratio = f" ×{r['ratio_to_dense']:.2f}" if r.get("ratio_to_dense") else ""
             lines.append(
-                f"  {r['variant']:<{width}} {'█' * n:<{BAR_WIDTH}} {seconds(r['median_s'])}{ratio}"
+                f"  {r['variant']:<{name}} {'█' * n:<{bar}} {seconds(r['median_s'])}{ratio}"
             )
     return lines
 
@@ -97,28 +99,56 @@ def render_markdown(doc: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_table(doc: dict[str, Any], file: IO[str], width: int | None = None) -> None:
-    """Write the report with Rich (plain text when piped)."""
-    with report_console(file, width) as console:
-        _render_table(doc, console)
+#: The terminal table, one block per cell ("graph static seq=100 batch=32"); --wide adds
+#: min, max, efficiency and the cell's values are the block's title either way.
+CELL_HEADERS = ["variant", "median", "× dense", "first call", "= dense"]
+WIDE_CELL_HEADERS = ["variant", "min", "median", "max", "× dense", "steps/s", "efficiency",
+                     "first call", "= dense"]  # fmt: skip
+TABLE_LEGEND = (
+    "× dense: median / dense's median; steps/s: timesteps per second; first call: tracing "
+    "and compiling; = dense: output matches dense"
+)
 
 
-def _render_table(doc: dict[str, Any], console: Any) -> None:
-    from rich import box
-    from rich.table import Table
+def cell_cells(r: dict[str, Any], wide: bool = False) -> list[str]:
+    """One row of a cell's block: :func:`row_cells` without the cell's own values."""
+    full = dict(zip(HEADERS, row_cells(r), strict=True))
+    return [full[h] for h in (WIDE_CELL_HEADERS if wide else CELL_HEADERS)]
+
+
+def render_table(
+    doc: dict[str, Any],
+    file: IO[str],
+    width: int | None = None,
+    *,
+    wide: bool = False,
+    color: bool | None = None,
+) -> None:
+    """Write the report with Rich (plain text when piped); ``wide``: every column."""
+    with report_console(file, width, color) as console:
+        _render_table(doc, console, wide)
+
+
+def _render_table(doc: dict[str, Any], console: Any, wide: bool = False) -> None:
     from rich.text import Text
 
     console.print(Text(headline(doc), style="bold"))
     style = "green" if doc["equivalent"] else "bold red"
     console.print(Text(equivalence_line(doc), style=style))
-    table = Table(box=box.SIMPLE_HEAD)
-    for header in HEADERS:
-        left = header in ("mode", "time", "variant")
-        table.add_column(header, justify="left" if left else "right", no_wrap=True)
+    console.print()
+    blocks: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for r in rows(doc):
-        table.add_row(*row_cells(r), style="dim" if r["variant"] == "matmul" else None)
-    console.print(table)
-    for line in bar_chart(doc):
+        blocks.setdefault((r["mode"], r["time_dim"], r["seq"], r["batch"]), []).append(r)
+    headers = WIDE_CELL_HEADERS if wide else CELL_HEADERS
+    for (mode, dim, seq, batch), items in blocks.items():
+        print_table(
+            console, headers, [cell_cells(r, wide) for r in items],
+            title=f"{mode}, {dim} length, seq {seq}, batch {batch}",
+            left=(0,), row_styles=["dim" if r["variant"] == "matmul" else None for r in items],
+        )  # fmt: skip
+    console.print(Text(TABLE_LEGEND, style="dim"))
+    console.print()
+    for line in bar_chart(doc, console.width):
         console.print(Text(line))
     for note in doc["notes"]:
         console.print(Text("note: " + note, style="dim"))

@@ -1,8 +1,9 @@
 """Rendering a :class:`~tdcheck.reports.result.CompareResult` as a table, Markdown or JSON.
 
-Tables use Rich, which honours ``NO_COLOR`` and writes plain text when the
-output is not a terminal. When the comparisons table is wider than
-the terminal it is shown as one block per pair instead, so a narrow terminal stays readable.
+Tables are laid out by :func:`print_table` so that no value is ever cut or split: one line
+per row when it fits, else the row's label on a line of its own with the numbers under it,
+else one ``name value`` line per cell. Colour follows ``--color`` (:mod:`.color`); piped
+output is never hard-wrapped.
 """
 
 from __future__ import annotations
@@ -14,9 +15,13 @@ import os
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
+from tdcheck.reports.color import console_options, is_terminal
 from tdcheck.reports.result import CompareResult, Comparison, fmt
 
+#: Width for tables rendered into a file (--output r.txt) and for pipes without $COLUMNS.
 PIPE_WIDTH = 140
+#: "Unlimited": prose is never wrapped when piped, so grep finds whole verdict lines.
+NO_WRAP_WIDTH = 100_000
 
 
 def exact_value(value: float | None, dtype: str) -> str:
@@ -31,31 +36,133 @@ def exact_value(value: float | None, dtype: str) -> str:
         return repr(value)
 
 
-def _is_terminal(file: IO[str]) -> bool:
-    try:
-        return file.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
 @contextlib.contextmanager
-def report_console(file: IO[str], width: int | None = None) -> Iterator[Any]:
+def report_console(
+    file: IO[str], width: int | None = None, color: bool | None = None
+) -> Iterator[Any]:
     """A Rich console for a report on ``file``.
 
-    On a terminal: colour (unless ``NO_COLOR``) and the terminal's width. Piped or redirected:
-    plain text at ``$COLUMNS`` or 140 columns, with the padding Rich adds to every line
-    removed when the block ends.
+    On a terminal: the terminal's width; prose wraps at words, tables choose a layout that
+    fits (see :func:`print_table`). Piped or redirected: prose is never wrapped (a whole
+    verdict line stays greppable) and tables fit ``$COLUMNS`` when it is set, else they take
+    the width they need. Colour as ``--color`` decides (``color=False``: never, for files);
+    trailing spaces are removed.
     """
     from rich.console import Console
 
-    terminal = _is_terminal(file)
+    terminal = is_terminal(file)
     if width is None and not terminal:
-        width = int(os.environ.get("COLUMNS", "") or 0) or PIPE_WIDTH
+        width = int(os.environ.get("COLUMNS", "") or 0) or NO_WRAP_WIDTH
     target: IO[str] = file if terminal else io.StringIO()
-    yield Console(file=target, width=width, highlight=False,
-                  no_color="NO_COLOR" in os.environ or None, soft_wrap=False)  # fmt: skip
+    options = console_options(None if color is False else file)
+    console = Console(file=target, width=width, soft_wrap=not terminal, **options)
+    yield console
     if isinstance(target, io.StringIO):
         file.write("".join(line.rstrip() + "\n" for line in target.getvalue().splitlines()))
+
+
+Cell = Any  # str or rich.text.Text
+
+
+def _text(cell: Cell) -> Any:
+    from rich.text import Text
+
+    return cell if isinstance(cell, Text) else Text(str(cell))
+
+
+def _label_columns(label: int | tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(range(label)) if isinstance(label, int) else label
+
+
+def table_layout(
+    headers: list[str], rows: list[list[Cell]], width: int, label: int | tuple[int, ...] = 1
+) -> tuple[str, int]:
+    """The layout and the gap between columns: ``flat`` (one line per row), ``stacked`` (the
+    ``label`` columns, a count from the left or indices, on a line of their own and the other
+    cells under them) or ``blocks`` (one ``header value`` line per cell); the first that fits
+    ``width`` without cutting a cell, with two spaces between columns, else one."""
+    widths = _widths(headers, rows)
+    labels = _label_columns(label)
+    rest = [w for i, w in enumerate(widths) if i not in labels]
+    for layout, indent, columns in (("flat", 1, widths), ("stacked", 4, rest)):
+        for gap in (2, 1):
+            if columns and indent + sum(columns) + gap * (len(columns) - 1) <= width:
+                return layout, gap
+    return "blocks", 2
+
+
+def _widths(headers: list[str], rows: list[list[Cell]]) -> list[int]:
+    return [max([len(h), *(_text(row[i]).cell_len for row in rows)]) for i, h in enumerate(headers)]
+
+
+def print_table(
+    console: Any,
+    headers: list[str],
+    rows: list[list[Cell]],
+    *,
+    title: str | None = None,
+    left: tuple[int, ...] = (0,),
+    label: int | tuple[int, ...] = 1,
+    footer: list[Cell] | None = None,
+    row_styles: list[str | None] | None = None,
+    legend: str | None = None,
+) -> None:
+    """Print a table that never cuts a cell or splits a number across lines.
+
+    The layout is chosen by :func:`table_layout` for the console's width; ``left`` are the
+    left-aligned columns (the others are numbers, right-aligned); ``legend`` explains
+    abbreviated headers on a line of its own.
+    """
+    from rich.text import Text
+
+    all_rows = rows + ([footer] if footer else [])
+    layout, gap = table_layout(headers, all_rows, console.width, label)
+    widths = _widths(headers, all_rows)
+    styles = (row_styles or []) + [None] * (len(all_rows) - len(row_styles or []))
+
+    def line(cells: list[Cell], columns: list[int], indent: str, style: str | None) -> Any:
+        out = Text(indent)
+        for n, i in enumerate(columns):
+            cell = _text(cells[i]).copy()
+            if style:
+                cell.stylize(style)
+            pad = " " * (widths[i] - cell.cell_len)
+            out.append_text(Text(pad) + cell if i not in left else cell + Text(pad))
+            if n < len(columns) - 1:
+                out.append(" " * gap)
+        out.rstrip()
+        return out
+
+    label_cols = list(_label_columns(label))
+    others = [i for i in range(len(headers)) if i not in label_cols]
+    if title:
+        console.print(Text(title, style="bold"))
+    if layout == "blocks":
+        key = max((len(headers[i]) for i in others), default=0)
+        for cells in all_rows:
+            console.print(Text("  ".join(_text(cells[i]).plain for i in label_cols), style="bold"))
+            for i in others:
+                console.print(Text(f"    {headers[i]:<{key}}  ", style="dim") + _text(cells[i]))
+    else:
+        columns = list(range(len(headers)))
+        if layout == "stacked":
+            columns = others
+            console.print(Text(" " + "  ".join(headers[i] for i in label_cols), style="bold"))
+        indent = " " if layout == "flat" else "    "
+        head = line(headers, columns, indent, "bold")
+        console.print(head)
+        console.print(Text(" " + "─" * (head.cell_len - 1), style="dim"))
+        for n, (cells, style) in enumerate(zip(all_rows, styles, strict=True)):
+            if footer and n == len(rows):
+                console.print(Text(" " + "─" * (head.cell_len - 1), style="dim"))
+            if layout == "stacked":
+                console.print(
+                    Text(" ") + Text("  ").join(_text(cells[i]) for i in label_cols), style=style
+                )
+            console.print(line(cells, columns, indent, style))
+    if legend:
+        console.print(Text(legend, style="dim"))
+    console.print()
 
 
 def shape_text(shape: Any) -> str:
@@ -93,6 +200,25 @@ def comparison_fields(c: Comparison) -> list[tuple[str, str]]:
         ("atol / rtol", tolerance_text(c)),
         ("result", "PASS" if s.passed else "FAIL"),
     ]
+
+
+def margin_of(c: Comparison) -> float | None:
+    """max |diff| / allowed (<= 1 passes), when the judge reports it (else None)."""
+    value = getattr(c.stats, "margin", None)
+    return None if value is None else float(value)
+
+
+#: The compact table's short headers, explained by :data:`LEGEND`.
+SHORT = {"max ULP": "ULP", "mismatched": "mism.", "bitwise": "bit"}
+LEGEND = {
+    "ULP": "ULP: largest difference in units in the last place",
+    "mism.": "mism.: elements outside the tolerance / all",
+    "bit": "bit: bitwise identical",
+    "margin": "margin: max |diff| / allowed difference (<= 1 passes)",
+}
+#: Columns of the default (compact) comparisons table; --wide shows every field.
+COMPACT = ("check", "pair", "shape", "max abs", "max rel", "max ULP", "mismatched", "bitwise",
+           "margin", "result")  # fmt: skip
 
 
 def _dropped_columns(result: CompareResult) -> set[str]:
@@ -250,95 +376,95 @@ def _groups(result: CompareResult) -> list[tuple[str, list[Comparison]]]:
     return [(kind, items) for kind, items in groups.items()]
 
 
-def _comparisons_table(result: CompareResult, kind: str, items: list[Comparison]) -> Any:
-    from rich import box
-    from rich.table import Table
-
-    title = "Comparisons" if len(_groups(result)) == 1 else KIND_TITLES.get(kind, kind)
-    table = Table(
-        title=title,
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        pad_edge=False,
-        collapse_padding=True,
-    )
+def _comparison_rows(
+    result: CompareResult, items: list[Comparison], wide: bool
+) -> tuple[list[str], list[list[Any]], int]:
+    """Headers, rows and the number of label columns (pair, and "of" for gradients)."""
     skip = _dropped_columns(result) | {"check"}
+    if not wide:
+        skip |= {h for h, _ in comparison_fields(items[0]) if h not in COMPACT}
+        if all(c.stats.shape_a == c.stats.shape_b and "n/a" not in (c.stats.dtype_a,
+               c.stats.dtype_b) for c in items):  # fmt: skip
+            skip.add("shape")
     with_quantity = any(c.quantity != "output" for c in items)
     headers = [h for h, _ in comparison_fields(items[0]) if h not in skip]
-    if with_quantity:
-        headers.insert(1, "of")
-    for header in headers:
-        right = header not in ("pair", "of", "shape", "atol / rtol")
-        table.add_column(
-            header, justify="right" if right else "left", no_wrap=True, min_width=len(header)
-        )
+    if any(margin_of(c) is not None for c in items) and "margin" not in headers:
+        headers.insert(headers.index("result"), "margin")
+    rows = []
     for c in items:
-        cells: list[Any] = [text for h, text in comparison_fields(c) if h not in skip]
+        fields = dict(comparison_fields(c))
+        margin = margin_of(c)
+        fields.setdefault("margin", "n/a" if margin is None else fmt(margin))
+        cells: list[Any] = [fields[h] for h in headers]
+        cells[-1] = _result_text(c.passed)
         if with_quantity:
             cells.insert(1, c.quantity)
-        cells[-1] = _result_text(c.passed)
-        table.add_row(*cells)
-    return table
+        rows.append(cells)
+    if with_quantity:
+        headers.insert(1, "of")
+    if not wide:
+        headers = [SHORT.get(h, h) for h in headers]
+    return headers, rows, 2 if with_quantity else 1
 
 
-def render_table(result: CompareResult, file: IO[str], *, width: int | None = None) -> None:
-    """Write the Rich tables to ``file`` (colour only when it is a colour terminal)."""
-    with report_console(file, width) as console:
-        _render_table(result, console)
+def render_table(
+    result: CompareResult,
+    file: IO[str],
+    *,
+    width: int | None = None,
+    wide: bool = False,
+    color: bool | None = None,
+) -> None:
+    """Write the report's tables to ``file`` (colour as ``--color`` decides).
+
+    The comparisons table shows the key columns (``wide``: every column); each table
+    takes the layout that fits the width (:func:`print_table`), never cutting a number.
+    """
+    with report_console(file, width, color) as console:
+        _render_table(result, console, wide)
 
 
-def _render_table(result: CompareResult, console: Any) -> None:
-    from rich import box
-    from rich.table import Table
+def _render_table(result: CompareResult, console: Any, wide: bool = False) -> None:
     from rich.text import Text
 
     console.print(Text(title(result), style="bold"))
+    console.print()
+    print_table(
+        console,
+        ["layer", "type", "output shape", "params", "connected to"],
+        [
+            [row["name"], row["type"], shape_text(row["output_shape"]), f"{row['params']:,}",
+             row["connected_to"]]
+            for row in result.layers
+        ],
+        title="Layers", left=(0, 1, 2, 4), label=2,
+        footer=["total", "", "", f"{result.total_params:,}", ""],
+    )  # fmt: skip
 
-    layers = Table(title="Layers", title_justify="left", box=box.SIMPLE_HEAD, show_footer=True)
-    layers.add_column("layer", footer="total", overflow="fold")
-    layers.add_column("type", overflow="fold")
-    layers.add_column("output shape", no_wrap=True)
-    layers.add_column("params", justify="right", footer=f"{result.total_params:,}")
-    layers.add_column("connected to")
-    for row in result.layers:
-        layers.add_row(
-            row["name"], row["type"], shape_text(row["output_shape"]),
-            f"{row['params']:,}", row["connected_to"],
-        )  # fmt: skip
-    console.print(layers)
-
-    tables = [_comparisons_table(result, kind, items) for kind, items in _groups(result)]
-    options_wide = console.options.update(width=10_000)
-    if all(console.measure(t, options=options_wide).maximum <= console.width for t in tables):
-        for table in tables:
-            console.print(table)
-    else:  # too narrow for wide tables: one block per comparison
-        console.print(Text("Comparisons", style="italic"))
-        skip = _dropped_columns(result) | {"pair"}
-        for c in result.comparisons:
-            block = Table(box=box.MINIMAL, show_header=False, padding=(0, 1))
-            block.add_column(style="dim")
-            block.add_column()
-            for header, text in comparison_fields(c):
-                if header not in skip:
-                    block.add_row(header, _result_text(c.passed) if header == "result" else text)
-            console.print(Text(c.label, style="bold"))
-            console.print(block)
+    groups = _groups(result)
+    used: set[str] = set()
+    for kind, items in groups:
+        headers, rows, label = _comparison_rows(result, items, wide)
+        used |= set(headers)
+        name = "Comparisons" if len(groups) == 1 else KIND_TITLES.get(kind, kind)
+        print_table(console, headers, rows, title=name, label=label,
+                    left=tuple(range(label)) + tuple(i for i, h in enumerate(headers)
+                                                     if h in ("shape", "atol / rtol")))  # fmt: skip
+    legend = [text for short, text in LEGEND.items() if short in used]
+    if legend:
+        console.print(Text("; ".join(legend), style="dim"))
     console.print(Text(tolerance_line(result), style="dim"))
 
     if result.training and result.training["drift"]:
         console.print()
         for line in training_lines(result.training):
             console.print(Text(line))
-        drift = Table(box=box.SIMPLE_HEAD)
-        drift.add_column("step", justify="right")
         variants = list(result.training["drift"])
-        for v in variants:
-            drift.add_column(v, justify="right")
-        for step, values in drift_rows(result.training):
-            drift.add_row(str(step), *(fmt(v) for v in values))
-        drift.add_row("", *(sparkline(result.training["drift"][v]) for v in variants))
-        console.print(drift)
+        drift_table = [
+            [str(step), *(fmt(v) for v in values)] for step, values in drift_rows(result.training)
+        ]
+        drift_table.append(["", *(sparkline(result.training["drift"][v]) for v in variants)])
+        print_table(console, ["step", *variants], drift_table, left=())
 
     style = "bold green" if result.passed else "bold red"
     console.print(Text(result.verdict(), style=style))
@@ -360,16 +486,18 @@ def render_document(
     if fmt_name == "markdown":
         return markdown(doc)
     buffer = io.StringIO()
-    table(doc, buffer, width=PIPE_WIDTH)
+    table(doc, buffer, width=PIPE_WIDTH, color=False)
     return buffer.getvalue()
 
 
-def render(result: CompareResult, fmt_name: str, *, width: int | None = None) -> str:
+def render(
+    result: CompareResult, fmt_name: str, *, width: int | None = None, wide: bool = False
+) -> str:
     """The report as text in one format (``table`` is rendered without colour)."""
     if fmt_name == "json":
         return render_json(result)
     if fmt_name == "markdown":
         return render_markdown(result)
     buffer = io.StringIO()
-    render_table(result, buffer, width=width or 120)
+    render_table(result, buffer, width=width or PIPE_WIDTH, wide=wide, color=False)
     return buffer.getvalue()

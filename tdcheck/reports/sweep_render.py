@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import IO, Any
 
-from tdcheck.reports.render import fmt, render_document, report_console
+from tdcheck.reports.render import fmt, print_table, render_document, report_console
 
 #: Above this many cases the tables list only the failed and errored ones.
 MAX_LISTED = 50
@@ -120,35 +120,64 @@ def render_markdown(doc: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_table(doc: dict[str, Any], file: IO[str], width: int | None = None) -> None:
-    """Write the report with Rich (plain text when piped)."""
-    with report_console(file, width) as console:
-        _render_table(doc, console)
+#: The terminal table's columns: the case on its own line when narrow, the numbers under it.
+TABLE_HEADERS = ["case", "result", "max abs", "ULP", "bit", "worst comparison"]
+WIDE_HEADERS = ["case", "result", "max abs", "max rel", "ULP", "bit", "margin", "seconds",
+                "worst comparison"]  # fmt: skip
+TABLE_LEGEND = (
+    "max abs, ULP: of the worst comparison; bit: variant pairs bitwise identical / all pairs"
+)
 
 
-def _render_table(doc: dict[str, Any], console: Any) -> None:
-    from rich import box
-    from rich.table import Table
+def table_row(case: dict[str, Any], wide: bool = False) -> list[str]:
+    """The terminal table's cells (an errored case's message is printed below the table)."""
+    w = worst(case)
+    name, result, pair, max_abs, max_ulp, bitwise = case_row(case)
+    if w is None:  # errored: the message is printed below the table
+        pair = max_abs = max_ulp = "-"
+    if not wide:
+        return [name, result, max_abs, max_ulp, bitwise, pair]
+    max_rel = fmt(w["max_rel_diff"]) if w else "-"
+    margin = fmt(w.get("margin")) if w and w.get("margin") is not None else "-"
+    return [name, result, max_abs, max_rel, max_ulp, bitwise, margin, f"{case['seconds']:.2f}",
+            pair]  # fmt: skip
+
+
+def render_table(
+    doc: dict[str, Any],
+    file: IO[str],
+    width: int | None = None,
+    *,
+    wide: bool = False,
+    color: bool | None = None,
+) -> None:
+    """Write the report with Rich (plain text when piped); ``wide``: every column."""
+    with report_console(file, width, color) as console:
+        _render_table(doc, console, wide)
+
+
+def _render_table(doc: dict[str, Any], console: Any, wide: bool = False) -> None:
     from rich.text import Text
 
     s = doc["summary"]
-    summary = Table(title="tdcheck sweep", title_justify="left", box=box.SIMPLE_HEAD)
-    for header in ("total", "passed", "failed", "errored"):
-        summary.add_column(header, justify="right")
-    summary.add_row(str(s["total"]), str(s["passed"]), str(s["failed"]), str(s["errored"]))
-    console.print(summary)
+    print_table(
+        console, ["total", "passed", "failed", "errored"],
+        [[str(s["total"]), str(s["passed"]), str(s["failed"]), str(s["errored"])]],
+        title="tdcheck sweep", left=(),
+    )  # fmt: skip
     cases = listed_cases(doc)
     if cases:
-        table = Table(box=box.SIMPLE_HEAD, title="Cases" if len(cases) == len(doc["cases"])
-                      else "Failed and errored cases", title_justify="left")  # fmt: skip
-        for header in HEADERS:
-            right = header in ("max abs", "max ULP")
-            table.add_column(header, justify="right" if right else "left", overflow="fold")
+        headers = WIDE_HEADERS if wide else TABLE_HEADERS
+        styles = {"PASSED": "green", "FAILED": "bold red", "ERRORED": "bold yellow"}
+        rows = []
         for case in cases:
-            row = case_row(case)
-            style = {"PASSED": "green", "FAILED": "bold red", "ERRORED": "bold yellow"}[row[1]]
-            table.add_row(row[0], Text(row[1], style=style), *row[2:])
-        console.print(table)
+            row: list[Any] = table_row(case, wide)
+            row[1] = Text(row[1], style=styles[row[1]])
+            rows.append(row)
+        title = "Cases" if len(cases) == len(doc["cases"]) else "Failed and errored cases"
+        last = len(headers) - 1  # the worst comparison: beside the case name when stacked
+        print_table(console, headers, rows, title=title, left=(0, 1, last), label=(0, last),
+                    legend=TABLE_LEGEND)  # fmt: skip
     for line in failure_lines(doc):
         console.print(Text("  " + line))
     for title, items in reproduce_sections(doc):
