@@ -121,7 +121,7 @@ def _apply(options: list[Any]) -> Any:
 
 @click.command("rewrite")
 @click.argument("source", metavar="IN", type=click.Path(dir_okay=True))
-@click.argument("out", metavar="OUT", required=False, type=click.Path(dir_okay=False))
+@click.argument("out", metavar="[OUT]", required=False, type=click.Path(dir_okay=False))
 @_apply(CHECK_OPTIONS)
 @click.option("--dry-run", is_flag=True, help="Verify and time, write nothing (OUT optional).")
 @click.option("--force", is_flag=True, help="Write OUT even when verification fails.")
