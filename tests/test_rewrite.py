@@ -168,7 +168,10 @@ def test_cli_report_leads_with_the_finding(runner, saved_models, tmp_path):
         "instead of (2, 7, 3) for output 'td' (batch 2, length 7)"
     )
     text = result.stdout
-    for expected in ("outer/td   TimeDistributed(Dense)   Dense", "call #1 2x5x4",
+    assert next(line for line in lines if line.startswith(" outer/td")).split() == [
+        "outer/td", "TimeDistributed(Dense)", "Dense", "(None,", "None,", "4)",
+    ]  # fmt: skip
+    for expected in ("call #1 2x5x4",
                      "predict #2 2x7x4", "reloaded OUT", "parameters", "159",
                      "predict, first call", "speed-up"):  # fmt: skip
         assert expected in text, expected

@@ -1,7 +1,8 @@
 """Rendering ``tdcheck scan``, ``rewrite`` and ``models`` reports: table, Markdown, JSON.
 
 Every renderer takes the command's JSON document (``result.to_dict()``), so the three
-formats always say the same thing.
+formats always say the same thing. Tables go through :func:`~tdcheck.reports.render.print_table`
+(one line per row when it fits, else stacked, never a cut cell).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from typing import IO, Any
 
 from tdcheck.reports.render import (
     exact_value,
+    print_table,
     render_document,
     report_console,
     shape_text,
@@ -21,16 +23,13 @@ def render(doc: dict[str, Any], fmt_name: str) -> str:
     """The document as text in one format (tables without colour)."""
     kind = doc["command"]
     markdown = {"scan": scan_markdown, "rewrite": rewrite_markdown, "models": models_markdown}
-    table = {"scan": scan_table, "rewrite": rewrite_table, "models": models_table}
-    return render_document(doc, fmt_name, markdown[kind], table[kind])
+    return render_document(doc, fmt_name, markdown[kind], TABLES[kind])
 
 
 def write(doc: dict[str, Any], fmt_name: str, file: IO[str]) -> None:
     """Write the report to ``file``; tables get colour and width when it is a terminal."""
     if fmt_name == "table":
-        {"scan": scan_table, "rewrite": rewrite_table, "models": models_table}[doc["command"]](
-            doc, file
-        )
+        TABLES[doc["command"]](doc, file)
     else:
         file.write(render(doc, fmt_name))
 
@@ -52,44 +51,40 @@ def _file_title(f: dict[str, Any]) -> str:
     )
 
 
-# -- scan ---------------------------------------------------------------------------------
-
-
-def scan_table(doc: dict[str, Any], file: IO[str], *, width: int | None = None) -> None:
-    from rich import box
-    from rich.table import Table
+def _verdict_text(doc: dict[str, Any]) -> Any:
     from rich.text import Text
 
-    styles = {"rewritable": "bold yellow", "inference only": "yellow", "not rewritable": "dim"}
-    with report_console(file, width) as console:
-        wide = console.width >= 120  # else the reasons go below the table, one line each
+    return Text(doc["verdict"], style="bold green" if doc["passed"] else "bold red")
+
+
+# -- scan ---------------------------------------------------------------------------------
+
+VERDICT_STYLES = {"rewritable": "bold yellow", "inference only": "yellow", "not rewritable": "dim"}
+
+
+def scan_table(
+    doc: dict[str, Any], file: IO[str], width: int | None = None, *, color: bool | None = None
+) -> None:
+    from rich.text import Text
+
+    with report_console(file, width, color) as console:
         for f in doc["files"]:
             if f["error"]:
                 console.print(Text(f"unreadable: {f['error']}", style="bold red"))
+                console.print()
                 continue
             console.print(Text(_file_title(f), style="bold"))
             if not f["time_distributed"]:
-                continue
-            table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-            table.add_column("layer", overflow="fold")
-            table.add_column("wraps", overflow="fold")
-            table.add_column("input shape", no_wrap=True)
-            table.add_column("verdict", no_wrap=True)
-            if wide:
-                table.add_column("reason", overflow="fold", ratio=1)
-            for t in f["time_distributed"]:
-                cells = [t["path"], _wraps(t), _shape(t["input_shape"]),
-                         Text(t["verdict"], style=styles.get(t["verdict"], ""))]  # fmt: skip
-                table.add_row(*cells, *([t["reason"]] if wide else []))
-            console.print(table)
-            if not wide:  # reasons below, wrapped under their own column
-                reasons = Table.grid(padding=(0, 1), pad_edge=True)
-                reasons.add_column(no_wrap=True)
-                reasons.add_column(overflow="fold")
-                for t in f["time_distributed"]:
-                    reasons.add_row(f" {t['path']}:", t["reason"])
-                console.print(reasons)
                 console.print()
+                continue
+            rows = [[t["path"], _wraps(t), _shape(t["input_shape"]),
+                     Text(t["verdict"], style=VERDICT_STYLES.get(t["verdict"], ""))]
+                    for t in f["time_distributed"]]  # fmt: skip
+            print_table(console, ["layer", "wraps", "input shape", "verdict"], rows,
+                        left=(0, 1, 2, 3))  # fmt: skip
+            for t in f["time_distributed"]:
+                console.print(Text(f"  {t['path']}: {t['reason']}"))
+            console.print()
         console.print(Text(doc["verdict"], style="bold"))
 
 
@@ -135,45 +130,6 @@ CHECK_HEADERS = ["check", "output", "shape", "max abs", "max rel", "max ULP", "m
                  "bitwise", "result"]  # fmt: skip
 
 
-NARROW_DROPS = ("max rel", "max ULP", "mismatched")
-
-
-def _print_checks(doc: dict[str, Any], console: Any) -> None:
-    """The checks table; on a narrow terminal without the columns that do not fit."""
-    from rich.text import Text
-
-    wide = console.options.update(width=10_000)
-    for n in range(len(NARROW_DROPS) + 1):
-        table = _checks_table(doc, set(NARROW_DROPS[:n]))
-        if console.measure(table, options=wide).maximum <= console.width:
-            break
-    console.print(table)
-    if n:
-        left_out = ", ".join(NARROW_DROPS[:n])
-        console.print(Text(f"({left_out}: too narrow here; see --format json)", style="dim"))
-
-
-def _checks_table(doc: dict[str, Any], drop: set[str] | frozenset[str] = frozenset()) -> Any:
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text
-
-    outputs = {c["output"] for c in doc["comparisons"]}
-    title = "Checks" if len(outputs) != 1 else f"Checks (output {next(iter(outputs))!r})"
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    keep = [(h != "output" or len(outputs) != 1) and h not in drop for h in CHECK_HEADERS]
-    for h, kept in zip(CHECK_HEADERS, keep, strict=True):
-        if kept:
-            table.add_column(h, justify="left" if h in ("check", "output", "shape") else "right",
-                             overflow="fold", no_wrap=h in ("check", "shape"),
-                             min_width=len(h))  # fmt: skip
-    for row in _check_rows(doc):
-        cells = [cell for cell, kept in zip(row, keep, strict=True) if kept]
-        passed = row[-1] == "PASS"
-        table.add_row(*cells[:-1], Text(row[-1], style="bold green" if passed else "bold red"))
-    return table
-
-
 def _failure_lines(doc: dict[str, Any]) -> list[str]:
     lines = []
     for c in doc["comparisons"]:
@@ -212,22 +168,12 @@ def _params_rows(doc: dict[str, Any]) -> list[list[str]]:
 # -- models -------------------------------------------------------------------------------
 
 
-def models_title(doc: dict[str, Any]) -> str:
-    return f"tdcheck models: {doc['a']['path']} vs {doc['b']['path']}"
-
-
-def models_table(doc: dict[str, Any], file: IO[str], *, width: int | None = None) -> None:
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text
-
-    with report_console(file, width) as console:
-        console.print(Text(models_title(doc), style="bold"))
-        _print_models_body(doc, console, Table, box, Text)
-
-
 def _tensors(items: list[dict[str, Any]]) -> str:
     return "; ".join(f"{t['name']} {_shape(t['shape'])} {t['dtype']}" for t in items)
+
+
+MODEL_HEADERS = ["", "model", "class", "inputs", "outputs", "params", "TD layers"]
+PARAM_HEADERS = ["layer", "class A", "class B", "params A", "params B", "equal"]
 
 
 def _model_rows(doc: dict[str, Any]) -> list[list[str]]:
@@ -238,41 +184,8 @@ def _model_rows(doc: dict[str, Any]) -> list[list[str]]:
     ]  # fmt: skip
 
 
-MODEL_HEADERS = ["", "model", "class", "inputs", "outputs", "params", "TD layers"]
-
-
-def _print_models_body(doc: dict[str, Any], console: Any, Table: Any, box: Any, Text: Any) -> None:
-    models = Table(title="Models", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-    for h in MODEL_HEADERS:
-        models.add_column(h, justify="right" if h in ("params", "TD layers") else "left",
-                          overflow="fold", min_width=len(h))  # fmt: skip
-    for row in _model_rows(doc):
-        models.add_row(*row)
-    console.print(models)
-    params = Table(title="Parameters by layer", title_justify="left", box=box.SIMPLE_HEAD,
-                   pad_edge=False)  # fmt: skip
-    for h, short in (
-        ("layer", "layer"),
-        ("A", "class A"),
-        ("B", "class B"),
-        ("params A", "params A"),
-        ("params B", "params B"),
-        ("equal", "equal"),
-    ):
-        params.add_column(short, justify="right" if h.startswith(("params", "equal")) else "left",
-                          overflow="fold")  # fmt: skip
-    for row in _params_rows(doc):
-        params.add_row(*row)
-    params.add_row("total", "", "", f"{doc['a']['params']:,}", f"{doc['b']['params']:,}",
-                   "yes" if doc["a"]["params"] == doc["b"]["params"] else "NO")  # fmt: skip
-    console.print(params)
-    _print_checks(doc, console)
-    console.print(Text(_rule_line(doc), style="dim"))
-    console.print(Text(doc["verdict"], style="bold green" if doc["passed"] else "bold red"))
-    for line in _failure_lines(doc):
-        console.print(Text("  " + line))
-    for note in doc.get("notes", []):
-        console.print(Text("note: " + note, style="dim"))
+def models_title(doc: dict[str, Any]) -> str:
+    return f"tdcheck models: {doc['a']['path']} vs {doc['b']['path']}"
 
 
 def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
@@ -284,8 +197,7 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
 def _models_markdown_body(doc: dict[str, Any]) -> list[str]:
     out = ["### Models", "", *_md_table(MODEL_HEADERS, _model_rows(doc)), ""]
     out += ["### Parameters by layer", ""]
-    out += _md_table(["layer", "class A", "class B", "params A", "params B", "equal"],
-                     _params_rows(doc))  # fmt: skip
+    out += _md_table(PARAM_HEADERS, _params_rows(doc))
     out += [f"| **total** | | | **{doc['a']['params']:,}** | **{doc['b']['params']:,}** | |", ""]
     out += ["### Checks", "", _rule_line(doc), ""]
     out += _md_table(CHECK_HEADERS, _check_rows(doc))
@@ -323,46 +235,19 @@ def _seconds(value: float) -> str:
     return f"{value * 1000:.1f} ms" if value < 1 else f"{value:.2f} s"
 
 
+def _layer_rows(doc: dict[str, Any], reasons: bool = False) -> list[list[str]]:
+    """Each TimeDistributed layer: replaced by its layer, or kept (with the reason)."""
+    rows = [[t["path"], f"TimeDistributed({t['wrapped_class']})", t["wrapped_class"],
+             _shape(t["input_shape"])] for t in doc["replaced"]]  # fmt: skip
+    rows += [[t["path"], f"TimeDistributed({t['wrapped_class']})",
+              f"kept: {t['reason']}" if reasons else "kept", _shape(t["input_shape"])]
+             for t in doc["kept"]]  # fmt: skip
+    return rows
+
+
 def rewrite_title(doc: dict[str, Any]) -> str:
     out = doc["out"] or "(not written)"
     return f"tdcheck rewrite: {doc['in']} -> {out}"
-
-
-def rewrite_table(doc: dict[str, Any], file: IO[str], *, width: int | None = None) -> None:
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text
-
-    with report_console(file, width) as console:
-        console.print(Text(rewrite_title(doc), style="bold"))
-        for line in doc["findings"]:
-            console.print(Text("FINDING: " + line, style="bold red"))
-        layers = Table(title="Rewritten", title_justify="left", box=box.SIMPLE_HEAD,
-                       pad_edge=False)  # fmt: skip
-        for h in ("layer", "was", "now", "input shape"):
-            layers.add_column(h, overflow="fold")
-        for t in doc["replaced"]:
-            layers.add_row(t["path"], f"TimeDistributed({t['wrapped_class']})",
-                           t["wrapped_class"], _shape(t["input_shape"]))  # fmt: skip
-        for t in doc["kept"]:
-            layers.add_row(t["path"], f"TimeDistributed({t['wrapped_class']})",
-                           f"kept: {t['reason']}", _shape(t["input_shape"]))  # fmt: skip
-        console.print(layers)
-        if doc["comparisons"]:
-            _print_checks(doc, console)
-            console.print(Text(_rule_line(doc), style="dim"))
-        speed = Table(title=f"Before / after ({doc['timing_shape']})", title_justify="left",
-                      box=box.SIMPLE_HEAD, pad_edge=False)  # fmt: skip
-        for h in ("", "before", "after", "speed-up"):
-            speed.add_column(h, justify="left" if not h else "right")
-        for row in _speed_rows(doc):
-            speed.add_row(*row)
-        console.print(speed)
-        console.print(Text(doc["verdict"], style="bold green" if doc["passed"] else "bold red"))
-        for line in _failure_lines(doc) + doc["regressions"]:
-            console.print(Text("  " + line))
-        for note in doc["notes"]:
-            console.print(Text("note: " + note, style="dim"))
 
 
 def rewrite_markdown(doc: dict[str, Any]) -> str:
@@ -370,10 +255,7 @@ def rewrite_markdown(doc: dict[str, Any]) -> str:
     out += [f"> **FINDING:** {line}" for line in doc["findings"]]
     if doc["findings"]:
         out.append("")
-    rows = [[f"`{t['path']}`", f"TimeDistributed({t['wrapped_class']})", t["wrapped_class"],
-             _shape(t["input_shape"])] for t in doc["replaced"]]  # fmt: skip
-    rows += [[f"`{t['path']}`", f"TimeDistributed({t['wrapped_class']})",
-              f"kept: {t['reason']}", _shape(t["input_shape"])] for t in doc["kept"]]  # fmt: skip
+    rows = [[f"`{row[0]}`", *row[1:]] for row in _layer_rows(doc, reasons=True)]
     out += ["### Rewritten", "", *_md_table(["layer", "was", "now", "input shape"], rows), ""]
     if doc["comparisons"]:
         out += ["### Checks", "", _rule_line(doc), "", *_md_table(CHECK_HEADERS, _check_rows(doc))]
@@ -383,3 +265,80 @@ def rewrite_markdown(doc: dict[str, Any]) -> str:
     out += [f"- {line}" for line in _failure_lines(doc) + doc["regressions"]]
     out += [f"> {note}" for note in doc["notes"]]
     return "\n".join(out) + "\n"
+
+
+# -- tables -------------------------------------------------------------------------------
+
+
+def _print_checks(doc: dict[str, Any], console: Any) -> None:
+    from rich.text import Text
+
+    outputs = {c["output"] for c in doc["comparisons"]}
+    single = len(outputs) == 1
+    title = f"Checks (output {next(iter(outputs))!r})" if single else "Checks"
+    keep = [not (single and h == "output") for h in CHECK_HEADERS]
+    headers = [h for h, k in zip(CHECK_HEADERS, keep, strict=True) if k]
+    rows = []
+    for row in _check_rows(doc):
+        cells: list[Any] = [c for c, k in zip(row, keep, strict=True) if k]
+        cells[-1] = Text(row[-1], style="bold green" if row[-1] == "PASS" else "bold red")
+        rows.append(cells)
+    left = tuple(i for i, h in enumerate(headers) if h in ("check", "output", "shape"))
+    print_table(console, headers, rows, title=title, left=left)
+    console.print(Text(_rule_line(doc), style="dim"))
+    console.print()
+
+
+def _print_end(doc: dict[str, Any], console: Any, extra: list[str]) -> None:
+    from rich.text import Text
+
+    console.print(_verdict_text(doc))
+    for line in _failure_lines(doc) + extra:
+        console.print(Text("  " + line))
+    for note in doc.get("notes", []):
+        console.print(Text("note: " + note, style="dim"))
+
+
+def models_table(
+    doc: dict[str, Any], file: IO[str], width: int | None = None, *, color: bool | None = None
+) -> None:
+    from rich.text import Text
+
+    with report_console(file, width, color) as console:
+        console.print(Text(models_title(doc), style="bold"))
+        console.print()
+        print_table(console, MODEL_HEADERS, _model_rows(doc), title="Models",
+                    left=(0, 1, 2, 3, 4))  # fmt: skip
+        total = doc["a"]["params"] == doc["b"]["params"]
+        footer = ["total", "", "", f"{doc['a']['params']:,}", f"{doc['b']['params']:,}",
+                  "yes" if total else "NO"]  # fmt: skip
+        print_table(console, PARAM_HEADERS, _params_rows(doc), title="Parameters by layer",
+                    left=(0, 1, 2), footer=footer)  # fmt: skip
+        _print_checks(doc, console)
+        _print_end(doc, console, [])
+
+
+def rewrite_table(
+    doc: dict[str, Any], file: IO[str], width: int | None = None, *, color: bool | None = None
+) -> None:
+    from rich.text import Text
+
+    with report_console(file, width, color) as console:
+        console.print(Text(rewrite_title(doc), style="bold"))
+        for line in doc["findings"]:
+            console.print(Text("FINDING: " + line, style="bold red"))
+        console.print()
+        print_table(console, ["layer", "was", "now", "input shape"], _layer_rows(doc),
+                    title="Rewritten", left=(0, 1, 2, 3))  # fmt: skip
+        if doc["kept"]:
+            for t in doc["kept"]:
+                console.print(Text(f"  {t['path']} kept: {t['reason']}"))
+            console.print()
+        if doc["comparisons"]:
+            _print_checks(doc, console)
+        print_table(console, ["", "before", "after", "speed-up"], _speed_rows(doc),
+                    title=f"Before / after ({doc['timing_shape']})", left=(0,))  # fmt: skip
+        _print_end(doc, console, doc["regressions"])
+
+
+TABLES = {"scan": scan_table, "rewrite": rewrite_table, "models": models_table}
