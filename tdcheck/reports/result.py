@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tdcheck.core.stats import ArrayStats
+if TYPE_CHECKING:  # NumPy stays unloaded for reports that need no statistics (tdcheck scan)
+    from tdcheck.core.stats import ArrayStats
 
 ORACLE = "oracle"
 SCHEMA_VERSION = 1
