@@ -76,14 +76,17 @@ def annotation_classes() -> dict[str, list[type]]:
 
 def _annotation(classes: list[type], key: str) -> str:
     """The Python annotation of ``key`` (a dataclass field or a property), as text."""
+    from tdcheck.core.stats import ArrayStats
+
+    names = {"ArrayStats": ArrayStats}  # result.py imports it for type checking only
     for cls in classes:
         if dataclasses.is_dataclass(cls):
-            hints = typing.get_type_hints(cls)
+            hints = typing.get_type_hints(cls, localns=names)
             if key in hints:
                 return str(hints[key])
         attr = getattr(cls, key, None)
         if isinstance(attr, property) and attr.fget is not None:
-            return str(typing.get_type_hints(attr.fget).get("return"))
+            return str(typing.get_type_hints(attr.fget, localns=names).get("return"))
     return ""
 
 

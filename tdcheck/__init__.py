@@ -6,6 +6,9 @@ The package imports nothing heavy: TensorFlow is loaded only when a comparison r
 >>> result = tdcheck.compare(hidden=5, seq=3)        # doctest: +SKIP
 >>> bool(result)                                     # doctest: +SKIP
 True
+
+For your own saved models (docs/models.md): :func:`scan` (no TensorFlow), :func:`rewrite`,
+:func:`compare_models` and, for test suites, :func:`assert_equivalent`.
 """
 
 from __future__ import annotations
@@ -18,6 +21,9 @@ from tdcheck.errors import ConfigError, EnvironmentProblem, TdcheckError
 
 if TYPE_CHECKING:
     from tdcheck.commands.compare import CompareRun
+    from tdcheck.commands.models import ModelsResult
+    from tdcheck.commands.rewrite import RewriteResult
+    from tdcheck.commands.scan import ScanResult
 
 __all__ = [
     "CompareConfig",
@@ -25,7 +31,11 @@ __all__ = [
     "EnvironmentProblem",
     "TdcheckError",
     "__version__",
+    "assert_equivalent",
     "compare",
+    "compare_models",
+    "rewrite",
+    "scan",
 ]
 
 
@@ -34,3 +44,33 @@ def compare(config: CompareConfig | None = None, **options: Any) -> CompareRun:
     from tdcheck.commands.compare import compare as _compare
 
     return _compare(config, **options)
+
+
+def scan(path: str) -> ScanResult:
+    """Find TimeDistributed layers in a saved model, without TensorFlow; see
+    :func:`tdcheck.commands.scan.scan`."""
+    from tdcheck.commands.scan import scan as _scan
+
+    return _scan(path)
+
+
+def rewrite(model: Any, out: str | None = None, **options: Any) -> RewriteResult:
+    """Replace rewritable TimeDistributed layers, verify, time, write; see
+    :func:`tdcheck.commands.rewrite.rewrite`."""
+    from tdcheck.commands.rewrite import rewrite as _rewrite
+
+    return _rewrite(model, out, **options)
+
+
+def compare_models(a: Any, b: Any, inputs: Any = None, **options: Any) -> ModelsResult:
+    """Compare two models on the same inputs; see :func:`tdcheck.commands.models.compare_models`."""
+    from tdcheck.commands.models import compare_models as _compare_models
+
+    return _compare_models(a, b, inputs, **options)
+
+
+def assert_equivalent(a: Any, b: Any, inputs: Any = None, **options: Any) -> ModelsResult:
+    """Raise AssertionError (torch.testing style) unless ``b`` computes what ``a`` does."""
+    from tdcheck.commands.models import assert_equivalent as _assert_equivalent
+
+    return _assert_equivalent(a, b, inputs, **options)

@@ -147,6 +147,26 @@ def _umask() -> int:
     return mask
 
 
+@contextlib.contextmanager
+def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
+    """A temp file name next to ``path`` for a library that writes by name (Keras'
+    ``model.save``); moved to ``path`` when the block succeeds, removed otherwise.
+    Never renames over a folder or other non-regular file."""
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise ConfigError(f"{path!r} exists and is not a regular file; refusing to replace it")
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tdcheck-", suffix=suffix, dir=folder)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
 def atomic_write_text(path: str, text: str) -> None:
     """Write text to ``path`` all at once or not at all (UTF-8, whatever the locale)."""
     with _atomic(path, "w") as handle:

@@ -53,3 +53,14 @@ def junit_counts_of(path) -> tuple[int, int, int]:
 @pytest.fixture
 def junit_counts():
     return junit_counts_of
+
+
+@pytest.fixture(scope="session")
+def saved_models(tf_keras, tmp_path_factory):
+    """Tiny saved models and bad files for scan/rewrite/models (tests/model_files.py)."""
+    import model_files
+
+    from tdcheck.engines.tensorflow import quiet
+
+    with quiet():
+        return model_files.save_all(tf_keras[1], str(tmp_path_factory.mktemp("models")))

@@ -97,8 +97,8 @@ def test_baseline_same_machine_is_bitwise(runner, tmp_path):
     base = tmp_path / "base.npz"
     _save(runner, base)
     with np.load(base, allow_pickle=False) as data:
-        config = json.loads(data["meta/config.json"].tobytes())
-        env = json.loads(data["meta/environment.json"].tobytes())
+        report = json.loads(data["meta/report.json"].tobytes())["report"]
+        config, env = report["config"], report["environment"]
     assert config["hidden"] == 5 and config["input"] == "random"
     assert env["backend"] == "tensorflow"
     result = run(runner, "compare", "--input", "random", "--grad", "--baseline", str(base),
@@ -142,7 +142,7 @@ def test_baseline_refuses_files_that_are_not_archives(runner, tmp_path):
     np.savez(bare, input=np.ones((1, 3, 4), np.float32))
     result = run(runner, "compare", "--baseline", str(bare))
     assert result.exit_code == 2
-    assert "has no meta/config.json" in result.output
+    assert "has no meta/report.json" in result.output
     result = run(runner, "compare", "--baseline", str(tmp_path / "missing.npz"))
     assert result.exit_code == 2
     assert "--baseline: no such file" in result.output

@@ -54,7 +54,7 @@ def test_json_is_pure_and_complete(runner):
     assert doc["passed"] is True
     assert doc["config"]["variants"] == ["dense", "conv1d"]
     assert [(c["a"], c["b"]) for c in doc["comparisons"]] == [
-        ("conv1d", "dense"), ("dense", "oracle"), ("conv1d", "oracle"),
+        ("conv1d", "dense"), ("trunk", "oracle"), ("dense", "oracle"), ("conv1d", "oracle"),
     ]  # fmt: skip
     assert doc["total_params"] == 224
 
@@ -73,11 +73,11 @@ def test_markdown(runner):
 
 
 def test_narrow_output_stacks_the_comparisons(runner):
-    result = run(runner, "compare", columns="72")
+    result = run(runner, "compare", columns="80")
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
-    assert max(len(line) for line in lines if line.startswith(" ")) <= 72
-    # 72 columns: one line per pair (the compact columns fit), every number whole
+    assert max(len(line) for line in lines if line.startswith(" ")) <= 80
+    # 80 columns: one line per pair (the compact columns fit), every number whole
     row = next(line for line in lines if line.startswith(" time-distributed vs dense"))
     tokens = row.split()
     assert tokens[3:8] == ["0", "0", "0", "0/6", "yes"] and tokens[-1] == "PASS"
@@ -96,9 +96,12 @@ def test_failure_exits_1_with_the_worst_element(runner):
     assert result.exit_code == 1
     out = result.stdout
     assert "FAIL" in out
-    assert "NOT EQUIVALENT: 1 of 3 comparisons failed; worst time-distributed vs dense at [" in out
+    assert (
+        "NOT EQUIVALENT: 1 of 4 comparisons failed (the variants disagree); "
+        "worst time-distributed vs dense at [" in out
+    )
     assert "6/6 elements mismatched (100.0%)" in out
-    assert "would pass with atol >= " in out
+    assert "over the bound rule)" in out
 
 
 def test_exact_applies_to_variant_pairs_and_the_oracle_keeps_tolerances(runner):
@@ -256,19 +259,20 @@ def test_save_arrays_keys(runner, tmp_path):
     with np.load(path, allow_pickle=False) as data:
         keys = set(data.files)
         assert keys == {
-            "input", "outputs/dense", "outputs/time-distributed", "outputs/conv1d",
-            "outputs/oracle", "weights/rnn/kernel", "weights/rnn/recurrent_kernel",
+            "input", "valid", "features", "features/oracle", "outputs/dense",
+            "outputs/time-distributed", "outputs/conv1d", "outputs/oracle/dense",
+            "outputs/oracle/time-distributed", "outputs/oracle/conv1d", "meta/report.json",
+            "weights/rnn/kernel", "weights/rnn/recurrent_kernel",
             "weights/rnn/bias", "weights/dense/kernel", "weights/dense/bias",
             "weights/time-distributed/kernel", "weights/time-distributed/bias",
             "weights/conv1d/kernel", "weights/conv1d/bias",
-            "meta/config.json", "meta/environment.json",
         }  # fmt: skip
         assert data["input"].shape == (1, 3, 4)
         assert data["weights/rnn/kernel"].shape == (4, 20)
         assert data["weights/rnn/recurrent_kernel"].shape == (5, 20)
         assert data["weights/rnn/bias"].shape == (20,)
         assert data["weights/conv1d/kernel"].shape == (1, 5, 2)
-        assert data["outputs/oracle"].dtype == np.float64
+        assert data["outputs/oracle/dense"].dtype == np.float64
     assert [p.name for p in tmp_path.iterdir()] == ["arrays.npz"]  # no temp file left
 
 

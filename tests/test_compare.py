@@ -32,8 +32,10 @@ def test_seed_reproduction(seed_result):
     assert r.arrays["outputs/dense"].shape == (1, 3, 2)
     assert r.arrays["outputs/time-distributed"].shape == (1, 3, 2)
     assert [(c.a, c.b) for c in r.comparisons] == [
-        ("time-distributed", "dense"), ("dense", "oracle"), ("time-distributed", "oracle"),
+        ("time-distributed", "dense"), ("trunk", "oracle"), ("dense", "oracle"),
+        ("time-distributed", "oracle"),
     ]  # fmt: skip
+    assert [c.stats.rule for c in r.comparisons] == ["bound", "atol/rtol", "bound", "bound"]
     assert r.passed and bool(r) and r.exit_code == 0
 
 
@@ -91,11 +93,14 @@ def test_json_document(seed_result):
         "a", "b", "shape_a", "shape_b", "max_abs_diff", "max_rel_diff", "mean_abs_diff", "max_ulp",
         "mismatched", "total", "worst_index", "bitwise_equal", "atol", "rtol", "passed", "kind",
     }  # fmt: skip
+    keys |= {"rule", "allowed", "margin"}
     for c in doc["comparisons"]:
         assert keys <= set(c)
-        assert c["shape_a"] == [1, 3, 2] and c["total"] == 6
+        shape = [1, 3, 5] if c["a"] == "trunk" else [1, 3, 2]
+        assert c["shape_a"] == shape and c["total"] == 6 * (2.5 if c["a"] == "trunk" else 1)
         assert (c["atol"], c["rtol"]) == (1e-5, 1.3e-6)
-    assert [c["b"] for c in doc["comparisons"]] == ["dense", "oracle", "oracle"]
+        assert 0 <= c["margin"] < 0.1 and c["allowed"] > 0
+    assert [c["b"] for c in doc["comparisons"]] == ["dense", "oracle", "oracle", "oracle"]
 
 
 @pytest.mark.parametrize(
@@ -110,7 +115,7 @@ def test_every_trunk_passes_with_random_weights(rnn, params):
     assert r.passed, r.verdict()
     head_in = 3 if rnn == "none" else 8
     assert r.total_params == params + 4 * (head_in * 3 + 3)
-    assert len(r.comparisons) == 3 + 4
+    assert len(r.comparisons) == 3 + 4 + (rnn != "none")  # pairs, oracle, trunk
     oracle = [c for c in r.comparisons if c.involves_oracle]
     assert all(c.stats.max_abs_diff < 1e-5 for c in oracle)
 
@@ -137,9 +142,10 @@ def test_independent_random_weights_fail_and_say_why():
     # each head still matches its own oracle
     assert all(c.passed for c in r.comparisons if c.involves_oracle)
     assert r.verdict().startswith(
-        "NOT EQUIVALENT: 1 of 3 comparisons failed; worst time-distributed vs dense at ["
+        "NOT EQUIVALENT: 1 of 4 comparisons failed (the variants disagree); "
+        "worst time-distributed vs dense at ["
     )
-    assert "would pass with atol >= " in r.verdict()
+    assert "over the bound rule (at most 1 passes)" in r.verdict()
     assert any("--weights independent" in n for n in r.notes)
 
 
@@ -202,7 +208,9 @@ def test_a_single_variant_is_checked_against_the_oracle(variant):
     r = tdcheck.compare(variants=variant, grad=True, train_steps=1, input="random")
     assert r.passed, r.verdict()
     assert [(c.kind, c.a, c.b, c.quantity) for c in r.comparisons] == [
-        ("output", variant, "oracle", "output"), ("gradient", variant, "oracle", "input"),
+        ("output", "trunk", "oracle", "output"), ("output", variant, "oracle", "output"),
+        ("gradient", variant, "oracle", "head.kernel"), ("gradient", variant, "oracle", "head.bias"),
+        ("gradient", variant, "oracle", "input"),
     ]  # fmt: skip
-    assert r.comparisons[0].stats.shape_a == (1, 3, 2)
+    assert r.comparisons[1].stats.shape_a == (1, 3, 2)
     assert r.verdict().startswith("EQUIVALENT to the oracle within tolerance")

@@ -66,11 +66,42 @@ def test_zero_reference_gives_infinite_relative_difference():
     assert s.min_rtol == 0.0  # atol alone covers it
 
 
-def test_matching_nans_and_infinities_are_equal():
+def test_matching_nans_and_infinities_are_never_agreement():
     a = np.array([np.nan, np.inf, -np.inf, 1.0])
-    s = compare_arrays(a, a.copy(), atol=0.0, rtol=0.0)
+    s = compare_arrays(a, a.copy(), atol=1.0, rtol=1.0)
+    assert not s.passed
+    assert s.mismatched == 3 and s.worst_index == (0,)
+    assert s.max_abs_diff == math.inf and s.margin == math.inf
+    assert s.max_ulp is None
+    assert s.note == "non-finite values: actual 1 NaN, 2 inf; expected 1 NaN, 2 inf"
+
+
+def test_equal_nan_counts_matching_specials_as_equal():
+    a = np.array([np.nan, np.inf, -np.inf, 1.0])
+    s = compare_arrays(a, a.copy(), atol=0.0, rtol=0.0, equal_nan=True)
     assert s.passed and s.bitwise_equal
-    assert s.max_abs_diff == 0.0
+    assert s.max_abs_diff == 0.0 and s.margin == 0.0
+    assert s.note == "non-finite values: actual 1 NaN, 2 inf; expected 1 NaN, 2 inf"
+    # a NaN against a number is still a mismatch
+    t = compare_arrays(np.array([np.nan]), np.array([0.0]), atol=1, rtol=1, equal_nan=True)
+    assert not t.passed and t.note == "non-finite values: actual 1 NaN; expected none"
+
+
+def test_rule_allowed_and_margin():
+    a, b = np.array([1.0, 2.25, -3.0]), np.array([1.0, 2.0, -2.5])
+    s = compare_arrays(a, b, atol=0.5, rtol=0.0)
+    assert (s.rule, s.allowed, s.margin, s.passed) == ("atol/rtol", 0.5, 1.0, True)
+    t = compare_arrays(a, b, atol=0.0, rtol=0.1)  # allowed 0.1, 0.2, 0.25
+    assert t.rule == "atol/rtol" and t.allowed == 0.25
+    assert t.margin == 2.0 and not t.passed  # 0.5 / 0.25
+    bound = compare_arrays(a, b, atol=0, rtol=0, allowed=np.array([0.0, 0.5, 1.0]))
+    assert (bound.rule, bound.allowed, bound.margin, bound.passed) == ("bound", 1.0, 0.5, True)
+    tight = compare_arrays(a, b, atol=0, rtol=0, allowed=np.array([0.0, 0.125, 1.0]))
+    assert tight.margin == 2.0 and tight.mismatched == 1 and tight.worst_index == (1,)
+    exact = compare_arrays(a, a.copy(), atol=0, rtol=0, exact=True)
+    assert (exact.rule, exact.allowed, exact.margin) == ("exact", 0.0, 0.0)
+    d = s.to_dict()
+    assert (d["rule"], d["allowed"], d["margin"]) == ("atol/rtol", 0.5, 1.0)
 
 
 def test_nan_against_a_number_is_an_infinite_mismatch():

@@ -211,8 +211,9 @@ def _exit(code: int) -> None:
 
 
 from tdcheck.cli import bench, compare, env, sweep  # noqa: E402  (each module adds its commands)
+from tdcheck.cli import models as _models  # noqa: E402
 
-for _module in (compare, sweep, bench, env):
+for _module in (compare, sweep, bench, env, _models):
     for _command in _module.COMMANDS:
         decorate(_command)
         cli.add_command(_command)

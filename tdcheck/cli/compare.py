@@ -10,6 +10,7 @@ import click
 from tdcheck.cli.backend_options import BACKEND_OPTIONS
 from tdcheck.cli.options import (
     COMMON_OPTIONS,
+    Decorator,
     apply_options,
     check_output,
     model_options,
@@ -17,6 +18,22 @@ from tdcheck.cli.options import (
 )
 from tdcheck.core.config import CompareConfig
 from tdcheck.errors import ConfigError
+
+#: Judging options shared with sweep.
+NUMERICS_OPTIONS: list[Decorator] = [
+    click.option(
+        "--equal-nan",
+        is_flag=True,
+        help="Count NaNs in the same position (and equal infinities) as equal; by default any "
+        "NaN or inf fails its comparison.",
+    ),
+    click.option(
+        "--power",
+        is_flag=True,
+        help="Inject known faults into a copy of one head and report which ones this "
+        "configuration, input and rule detect.",
+    ),
+]
 
 
 @click.command("compare")
@@ -28,8 +45,10 @@ from tdcheck.errors import ConfigError
     type=click.Path(dir_okay=False),
     default=None,
     metavar="PATH.npz",
-    help="Save input, outputs and weights to an .npz archive.",
+    help="Save every judged array, the weights, and the report as JSON to an .npz archive "
+    "(readable with allow_pickle=False).",
 )
+@apply_options(NUMERICS_OPTIONS)
 @click.option(
     "--junit",
     type=click.Path(dir_okay=False),
@@ -59,15 +78,12 @@ def compare_command(
     if save_arrays is not None and not save_arrays.endswith(".npz"):
         raise ConfigError(f"--save-arrays: {save_arrays!r} must end in .npz")
 
-    from tdcheck.commands.compare import compare
+    from tdcheck.commands.compare import archive, compare
     from tdcheck.reports.render import render, render_table
 
     result = compare(config)
     if save_arrays is not None:
-        from tdcheck.core.baseline import meta_arrays
-
-        meta = meta_arrays(result.config, result.environment)
-        files.save_arrays(save_arrays, {**result.arrays, **meta})
+        files.save_arrays(save_arrays, archive(result))
     if output is not None and output_format is not None:
         files.atomic_write_text(output, render(result, output_format))
     if junit is not None:

@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from tdcheck.cli.compare import NUMERICS_OPTIONS
 from tdcheck.cli.options import (
     OPTIONS,
     Decorator,
@@ -78,6 +79,7 @@ def _interrupt_after() -> Iterator[None]:
 @click.command("sweep")
 @apply_options(model_options(grid=True))
 @apply_options(SWEEP_OPTIONS)
+@apply_options(NUMERICS_OPTIONS)
 @click.option(
     "--junit",
     type=click.Path(dir_okay=False),

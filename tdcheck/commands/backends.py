@@ -154,7 +154,7 @@ def combine(cfg: CompareConfig, runs: dict[str, CompareRun]) -> CompareRun:
         comparisons += judge_arrays(
             runs[name].arrays, first.arrays, kind="cross-backend", atol=atol, rtol=rtol,
             exact=cfg.exact, label_a=f"@{name}", label_b=f"@{names[0]}", valid=valid,
-            lengths=cfg.lengths is not None,
+            lengths=cfg.lengths is not None, variants=cfg.variants,
         )  # fmt: skip
     environment = dict(first.environment)
     environment["backends"] = {name: run.environment for name, run in runs.items()}
@@ -177,6 +177,7 @@ def combine(cfg: CompareConfig, runs: dict[str, CompareRun]) -> CompareRun:
         comparisons=comparisons,
         notes=notes,
         training=first.training,
+        power=first.power,
         arrays=arrays,
     )
 
@@ -190,8 +191,9 @@ def _tolerances(cfg: CompareConfig, *, tf32: bool) -> tuple[float, float]:
 def judge_arrays(
     actual: dict[str, np.ndarray], expected: dict[str, np.ndarray], *, kind: str, atol: float,
     rtol: float, exact: bool, label_a: str, label_b: str, valid: np.ndarray, lengths: bool,
+    variants: tuple[str, ...],
 ) -> list[Comparison]:  # fmt: skip
-    """Compare every output, gradient and trained output that both archives hold."""
+    """Compare every variant's output, gradient and trained output that both archives hold."""
     comparisons = []
     for key in sorted(expected):
         if not key.startswith(COMPARED) or key not in actual or "/oracle" in key:
@@ -203,6 +205,8 @@ def judge_arrays(
             variant, quantity = parts[1], "/".join(parts[2:]) or "gradient"
         else:
             variant, quantity = parts[1], "output"
+        if variant not in variants:  # the oracle, the cotangent R, another device's output
+            continue
         where = None
         if lengths and quantity in ("output", "trained output"):
             where = valid[..., None]
@@ -248,7 +252,7 @@ def add_baseline_comparisons(
         found += judge_arrays(
             arrays, base.arrays, kind="baseline", atol=atol, rtol=rtol, exact=cfg.exact,
             label_a=label, label_b="@baseline", valid=valid_positions(cfg),
-            lengths=cfg.lengths is not None,
+            lengths=cfg.lengths is not None, variants=cfg.variants,
         )  # fmt: skip
     if not found:
         raise ConfigError(f"--baseline: {cfg.baseline!r} holds no output this run computed")
@@ -370,6 +374,7 @@ def read_result(directory: Path) -> CompareRun:
         comparisons=[comparison_from_dict(c) for c in doc["comparisons"]],
         notes=doc["notes"],
         training=doc["training"],
+        power=doc.get("power"),
         arrays=arrays,
     )
 
@@ -395,7 +400,11 @@ def comparison_from_dict(doc: dict[str, Any]) -> Comparison:
             value = tuple(value)
         values[f.name] = value
     stats = ArrayStats(**values)
-    return Comparison(doc["kind"], doc["a"], doc["b"], stats, doc.get("quantity", "output"))
+    keys = doc.get("arrays")
+    return Comparison(
+        doc["kind"], doc["a"], doc["b"], stats, doc.get("quantity", "output"),
+        keys=tuple(keys) if keys else None,
+    )  # fmt: skip
 
 
 class EngineRunner:

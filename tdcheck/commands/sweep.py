@@ -138,6 +138,7 @@ class CaseResult:
     verdict: str = ""
     error: str | None = None
     reproduce: str | None = None
+    power: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
@@ -155,6 +156,7 @@ class CaseResult:
             "error": self.error,
             "reproduce": self.reproduce,
             "comparisons": self.comparisons,
+            "power": self.power,
         }
 
 
@@ -276,6 +278,7 @@ def run_sweep(
                     planned.index, planned.name, run.config,
                     "passed" if run.passed else "failed", time.perf_counter() - start,
                     comparisons=[c.to_dict() for c in run.comparisons], verdict=run.verdict(),
+                    power=run.power,
                 )  # fmt: skip
             if not case.passed:
                 case.reproduce = planned.reproduce

@@ -1,9 +1,10 @@
 """Baselines: an ``--save-arrays`` archive from another machine, backend or Keras, to judge
 a run against (``tdcheck compare ... --baseline base.npz``).
 
-The archive records where it came from as UTF-8 JSON in ``uint8`` arrays,
-``meta/config.json`` and ``meta/environment.json``, so it is read with
-``allow_pickle=False`` like every array in it. A baseline is refused (exit 2) when the
+The archive records where it came from: ``meta/report.json`` (UTF-8 JSON in a ``uint8``
+array, written by :func:`tdcheck.commands.compare.archive`) holds the report with its
+configuration and environment, so the archive is read with ``allow_pickle=False`` like every
+array in it. A baseline is refused (exit 2) when the
 configuration that shapes the numbers differs (the keys are named) or the input differs.
 
 >>> decode_json(encode_json({"a": 1}))
@@ -22,8 +23,7 @@ import numpy as np
 
 from tdcheck.errors import ConfigError
 
-CONFIG_KEY = "meta/config.json"
-ENVIRONMENT_KEY = "meta/environment.json"
+META_KEY = "meta/report.json"
 #: Config keys that shape the numbers; they must agree with the baseline's.
 MODEL_KEYS = (
     "features", "hidden", "units", "seq", "batch", "rnn", "initializer", "bias_initializer",
@@ -51,11 +51,6 @@ def decode_json(array: np.ndarray) -> Any:
     return json.loads(np.asarray(array, dtype=np.uint8).tobytes().decode("utf-8"))
 
 
-def meta_arrays(config: dict[str, Any], environment: dict[str, Any]) -> dict[str, np.ndarray]:
-    """The ``meta/`` entries that ``--save-arrays`` adds to an archive."""
-    return {CONFIG_KEY: encode_json(config), ENVIRONMENT_KEY: encode_json(environment)}
-
-
 def load(path: str, max_bytes: int = 4 * 1024**3) -> Baseline:
     """Read a baseline archive safely (no pickles, size and member count capped)."""
     try:
@@ -75,18 +70,24 @@ def load(path: str, max_bytes: int = 4 * 1024**3) -> Baseline:
         raise ConfigError(
             f"--baseline: {path!r} is not an archive written by --save-arrays ({exc})"
         ) from None
-    if not isinstance(arrays, dict) or CONFIG_KEY not in arrays:
+    if META_KEY not in arrays:
         raise ConfigError(
-            f"--baseline: {path!r} has no {CONFIG_KEY} (write it with tdcheck compare "
-            "--save-arrays)"
+            f"--baseline: {path!r} has no {META_KEY} (write it with tdcheck compare --save-arrays)"
         )
     try:
-        config = decode_json(arrays.pop(CONFIG_KEY))
-        environment = decode_json(arrays.pop(ENVIRONMENT_KEY, encode_json({})))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"--baseline: {path!r} has an unreadable {CONFIG_KEY} ({exc})") from None
+        meta = decode_json(arrays.pop(META_KEY))
+        report = meta["report"]
+        config, environment = report["config"], report["environment"]
+        original = meta.get("original_dtypes") or {}
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise ConfigError(f"--baseline: {path!r} has an unreadable {META_KEY} ({exc})") from None
     if not isinstance(config, dict) or not isinstance(environment, dict):
-        raise ConfigError(f"--baseline: {path!r} has a malformed {CONFIG_KEY}")
+        raise ConfigError(f"--baseline: {path!r} has a malformed {META_KEY}")
+    for key, dtype in original.items():  # bfloat16 was stored as float32, exactly
+        if key in arrays and dtype == "bfloat16":
+            import ml_dtypes
+
+            arrays[key] = arrays[key].astype(ml_dtypes.bfloat16)
     return Baseline(path, arrays, config, environment)
 
 

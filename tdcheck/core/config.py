@@ -218,6 +218,8 @@ class CompareConfig:
     atol: float | None = None
     rtol: float | None = None
     exact: bool = False
+    equal_nan: bool = False
+    power: bool = False
     oracle: bool = True
     max_memory: int = DEFAULT_MAX_MEMORY
     grad: bool = False

@@ -158,6 +158,22 @@ TRUNKS: dict[str, Callable[..., Array]] = {
 }
 
 
+def features(
+    x: Array,
+    rnn: str,
+    trunk_weights: tuple[Array, Array, Array] | None,
+    mask: Array | None = None,
+) -> Array:
+    """What the heads read, in float64: (masking,) then the trunk (or the input itself)."""
+    x64 = np.asarray(x, np.float64)
+    if mask is not None:
+        x64 = x64 * mask[..., None]  # what Masking passes on
+    if rnn == "none":
+        return x64
+    assert trunk_weights is not None
+    return TRUNKS[rnn](x64, *trunk_weights, mask=mask)
+
+
 def forward(
     x: Array,
     rnn: str,
@@ -168,12 +184,4 @@ def forward(
     mask: Array | None = None,
 ) -> Array:
     """The whole model in float64: (masking,) trunk (or none), then the dense head."""
-    x64 = np.asarray(x, np.float64)
-    if mask is not None:
-        x64 = x64 * mask[..., None]  # what Masking passes on
-    if rnn == "none":
-        features = x64
-    else:
-        assert trunk_weights is not None
-        features = TRUNKS[rnn](x64, *trunk_weights, mask=mask)
-    return dense_head(features, head_kernel, head_bias, activation)
+    return dense_head(features(x, rnn, trunk_weights, mask), head_kernel, head_bias, activation)

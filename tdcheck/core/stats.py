@@ -6,10 +6,17 @@ everything needed to trust the verdict: max/mean absolute and relative
 difference, ULP distance, mismatch count with the worst index, bitwise equality
 and the minimum tolerances that would have passed.
 
-Special values: NaN in the same position on both sides counts as equal (the same
-computation gave the same NaN), a NaN against a number is a mismatch with an
-infinite difference; equal infinities are equal, any other infinity is an
-infinite difference.
+Special values are never agreement: a NaN or an infinity on either side is a
+mismatch with an infinite difference, and the note counts them per side. With
+``equal_nan=True`` (``--equal-nan``) NaNs in the same position and equal
+infinities count as equal instead (the same computation gave the same special
+value); a NaN against a number still mismatches.
+
+The verdict rule is one of ``"atol/rtol"`` (``|a - b| <= atol + rtol * |b|``),
+``"exact"`` (identical bits) or, when an element-wise ``allowed`` array is given,
+``"bound"`` (``|a - b| <= allowed``, e.g. from :mod:`tdcheck.core.bounds`). Every
+rule reports ``allowed`` (the largest allowed difference over the elements) and
+``margin`` (the largest ``|a - b| / allowed``: at most 1 passes).
 
 Arrays of different precision (a float32 variant against the float64 oracle)
 are compared in float64 for the differences; the ULP distance and bitwise
@@ -57,9 +64,17 @@ class ArrayStats:
     min_atol: float | None = None
     min_rtol: float | None = None
     note: str | None = field(default=None)
+    rule: str = "atol/rtol"
+    allowed: float | None = None
+    margin: float | None = None
 
     def __bool__(self) -> bool:
         return self.passed
+
+    @property
+    def element_rule(self) -> bool:
+        """True when an element-wise ``allowed`` array judged (bound, prob-bound, scaled)."""
+        return self.rule not in ("atol/rtol", "exact")
 
     @property
     def mismatch_percent(self) -> float:
@@ -86,6 +101,9 @@ class ArrayStats:
             "exact": self.exact,
             "min_atol": self.min_atol,
             "min_rtol": self.min_rtol,
+            "rule": self.rule,
+            "allowed": self.allowed,
+            "margin": self.margin,
             "passed": self.passed,
             "note": self.note,
         }
@@ -130,6 +148,8 @@ def compare_arrays(
     rtol: float,
     exact: bool = False,
     where: Any = None,
+    allowed: Any = None,
+    equal_nan: bool = False,
 ) -> ArrayStats:
     """Compare ``actual`` with the reference ``expected``.
 
@@ -140,16 +160,20 @@ def compare_arrays(
     ``where`` (a boolean array broadcastable to the shape) restricts every
     statistic to the selected elements, e.g. the valid timesteps of padded
     sequences; indices such as ``worst_index`` stay in the full array's coordinates.
+
+    ``allowed`` (float64, broadcastable to the shape) replaces ``atol + rtol * |b|`` as
+    the element-wise allowed difference (rule ``"bound"``); ``exact`` wins over it.
     """
     a = np.asarray(actual)
     b = np.asarray(expected)
     dtype_a, dtype_b = str(a.dtype), str(b.dtype)
+    rule = "exact" if exact else ("bound" if allowed is not None else "atol/rtol")
     if a.shape != b.shape:
         return ArrayStats(
             shape_a=a.shape, shape_b=b.shape, dtype_a=dtype_a, dtype_b=dtype_b,
             atol=atol, rtol=rtol, exact=exact, passed=False,
             total=int(max(a.size, b.size)), mismatched=int(max(a.size, b.size)),
-            note=f"shapes differ: {a.shape} vs {b.shape}",
+            note=f"shapes differ: {a.shape} vs {b.shape}", rule=rule,
         )  # fmt: skip
     for arr, name in ((a, "actual"), (b, "expected")):
         if arr.dtype.kind not in "fiub" and not _is_float_like(arr.dtype):
@@ -165,30 +189,32 @@ def compare_arrays(
             shape_a=a.shape, shape_b=b.shape, dtype_a=dtype_a, dtype_b=dtype_b,
             atol=atol, rtol=rtol, exact=exact, passed=True, total=0, mismatched=0,
             max_abs_diff=0.0, max_rel_diff=0.0, mean_abs_diff=0.0, max_ulp=0,
-            bitwise_equal=True, min_atol=0.0, min_rtol=0.0,
+            bitwise_equal=True, min_atol=0.0, min_rtol=0.0, rule=rule, allowed=0.0, margin=0.0,
         )  # fmt: skip
 
     a64 = a.astype(np.float64)
     b64 = b.astype(np.float64)
     nan_a, nan_b = np.isnan(a64), np.isnan(b64)
-    both_nan = nan_a & nan_b
-    same = (a64 == b64) | both_nan  # equal values, equal infinities, matching NaNs
+    special = ~(np.isfinite(a64) & np.isfinite(b64))
+    # equal_nan: equal values, equal infinities, matching NaNs; else a special value never agrees
+    same = (a64 == b64) | (nan_a & nan_b) if equal_nan else (a64 == b64) & ~special
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.where(same, 0.0, np.abs(a64 - b64))
-    diff = np.where(np.isnan(diff), np.inf, diff)  # NaN against a number
+    diff = np.where(np.isnan(diff) | (special & ~same), np.inf, diff)
     diff = np.where(sel, diff, 0.0)
-    nan_a, nan_b = nan_a & sel, nan_b & sel
+    note = _special_note(a64, b64, sel) if (special & sel).any() else None
     abs_b = np.abs(b64)
     with np.errstate(divide="ignore", invalid="ignore"):
         rel = np.where(diff == 0, 0.0, diff / abs_b)
     rel = np.where(np.isnan(rel), np.inf, rel)
 
     low = _lower_precision(a, b)
-    a_low, b_low = a.astype(low), b.astype(low)
+    with np.errstate(over="ignore", invalid="ignore"):
+        a_low, b_low = a.astype(low), b.astype(low)
     if low.kind == "f" or _is_float_like(low):
         # Undefined when a NaN faces a number: that mismatch shows as an infinite diff.
         max_ulp: int | None = (
-            None if (nan_a ^ nan_b).any() else int((ulp_distance(a_low, b_low) * sel).max())
+            None if (special & sel & ~same).any() else int((ulp_distance(a_low, b_low) * sel).max())
         )
         bits_equal = _bits_equal(a_low, b_low) | ~sel
     else:
@@ -196,16 +222,30 @@ def compare_arrays(
         bits_equal = np.asarray(a_low == b_low) | ~sel
     bitwise = bool(bits_equal.all()) and a.dtype == b.dtype
 
+    if allowed is None:
+        with np.errstate(invalid="ignore", over="ignore"):
+            allow = np.where(np.isfinite(abs_b), atol + rtol * abs_b, 0.0)
+    else:
+        allow = np.broadcast_to(np.asarray(allowed, np.float64), a.shape)
     if exact:
-        ok = bits_equal
+        allow = np.zeros(a.shape)
+        ok = bits_equal & ~(special & ~same)
     else:
         with np.errstate(invalid="ignore", over="ignore"):
             # An infinite difference never passes, even against an infinite allowance.
-            ok = same | (np.isfinite(diff) & (diff <= atol + rtol * abs_b))
+            ok = same | (np.isfinite(diff) & (diff <= allow))
     ok = ok | ~sel
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(diff == 0, 0.0, diff / allow)
+    ratio = np.where(np.isnan(ratio), np.inf, ratio)
+    if exact:
+        ratio = np.where(ok, 0.0, np.inf)
+    margin = float(np.where(sel, ratio, 0.0).max())
+    largest_allowed = float(np.where(sel & np.isfinite(allow), allow, 0.0).max())
     mismatched = int(a.size - np.count_nonzero(ok))
 
-    flat_worst = int(np.argmax(diff))
+    # The worst element: the largest difference, or under a bound the largest margin.
+    flat_worst = int(np.argmax(diff if rule != "bound" else np.where(sel, ratio, -1.0)))
     if diff.flat[flat_worst] == 0 and mismatched:  # exact mode: only bits differ (e.g. -0/+0)
         flat_worst = int(np.argmin(ok.ravel()))
     worst_index = tuple(int(i) for i in np.unravel_index(flat_worst, a.shape))
@@ -238,7 +278,23 @@ def compare_arrays(
         worst_b=float(b64.flat[flat_worst]),
         min_atol=max(need_atol, 0.0),
         min_rtol=max(need_rtol, 0.0),
+        note=note,
+        rule=rule,
+        allowed=largest_allowed,
+        margin=margin,
     )
+
+
+def _special_note(a64: np.ndarray, b64: np.ndarray, sel: np.ndarray) -> str:
+    """``non-finite values: actual 2 NaN, 1 inf; expected 2 NaN`` (selected elements)."""
+
+    def count(x: np.ndarray) -> str:
+        nan = int(np.count_nonzero(np.isnan(x) & sel))
+        inf = int(np.count_nonzero(np.isinf(x) & sel))
+        parts = [f"{nan} NaN"] * bool(nan) + [f"{inf} inf"] * bool(inf)
+        return ", ".join(parts) or "none"
+
+    return f"non-finite values: actual {count(a64)}; expected {count(b64)}"
 
 
 def _is_float_like(dtype: np.dtype) -> bool:

@@ -224,6 +224,13 @@ class Engine(abc.ABC):
         by a mixed-precision optimizer's ``scale_loss``); returns the output before the update
         and the loss."""
 
+    def head_input(
+        self, built: BuiltModel, x: np.ndarray, device: str, dynamic: bool = False
+    ) -> np.ndarray:
+        """What every head read (the trunk's output, the masked input, or the input)."""
+        with quiet(), self.on(device):
+            return built.head_input(x)
+
     def dynamic_outputs(
         self, built: BuiltModel, x: np.ndarray, device: str
     ) -> tuple[dict[str, np.ndarray], dict[str, str], str]:

@@ -56,6 +56,8 @@ class BuiltModel:
     trunk: Any | None
     heads: dict[str, Any]
     rows: list[LayerRow] = field(default_factory=list)
+    #: ``Input -> (Masking) -> trunk``: what every head reads; None when that is the input.
+    features_model: Any | None = None
 
     def __call__(self, x: Any, training: bool = False) -> list[Any]:
         """The heads' outputs, always as a list (Keras returns a bare tensor for one head)."""
@@ -76,6 +78,12 @@ class BuiltModel:
         kernel, bias = self.head_weights(variant)
         units = bias.shape[-1]
         return kernel.reshape(-1, units), bias
+
+    def head_input(self, x: Any) -> np.ndarray:
+        """The tensor every head reads (the trunk's output, masked input, or the input)."""
+        if self.features_model is None:
+            return np.asarray(x)
+        return np.asarray(self.features_model(x, training=False))
 
     def trunk_weights(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
         """``(kernel, recurrent_kernel, bias)`` of the trunk, or None without one."""
@@ -117,7 +125,7 @@ def build_model(
     connected = {"input": "-"}
     features, feeder = inputs, "input"
     if cfg.lengths is not None:
-        masking = keras.layers.Masking(mask_value=0.0, name="masking")
+        masking = keras.layers.Masking(mask_value=0.0, name="masking", dtype=policy)
         features, feeder = masking(features), _connect(connected, masking, feeder)
     trunk = None
     if cfg.rnn != "none":
@@ -159,7 +167,8 @@ def build_model(
         heads[variant] = layer
     model = keras.Model(inputs, outputs, name="tdcheck")
 
-    built = BuiltModel(model=model, trunk=trunk, heads=heads)
+    features_model = None if features is inputs else keras.Model(inputs, features)
+    built = BuiltModel(model=model, trunk=trunk, heads=heads, features_model=features_model)
     if cfg.weights == "shared":
         sync_head_weights(built, variants[0])
     built.rows = _layer_rows(model, connected)

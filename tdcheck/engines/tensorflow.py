@@ -243,6 +243,19 @@ class TensorFlowEngine(Engine):
     def apply(self, optimizer: Any, grads: list[Any], params: list[Any]) -> None:
         optimizer.apply(grads, params)
 
+    def head_input(
+        self, built: Any, x: np.ndarray, device: str, dynamic: bool = False
+    ) -> np.ndarray:
+        """What every head read; on the dynamic path traced the same way as the heads."""
+        tf = self.tf
+        with quiet(), self.on(device):
+            if not dynamic or built.features_model is None:
+                return built.head_input(x)
+            spec = tf.TensorSpec([None, None, x.shape[-1]], built.model.inputs[0].dtype)
+            model = built.features_model
+            fn = tf.function(lambda t: model(t, training=False), input_signature=[spec])
+            return np.asarray(fn(tf.constant(x)))
+
     def dynamic_outputs(
         self, built: Any, x: np.ndarray, device: str
     ) -> tuple[dict[str, np.ndarray], dict[str, str], str]:

@@ -85,6 +85,14 @@ class TorchEngine(Engine):
         name = f"{'GPU' if ran.type == 'cuda' else 'CPU'}:{ran.index or 0}"
         return [to_numpy(y) for y in outputs], name
 
+    def head_input(
+        self, built: Any, x: np.ndarray, device: str, dynamic: bool = False
+    ) -> np.ndarray:
+        if built.features_model is None:
+            return np.asarray(x)
+        with quiet(), self.on(device), self.torch.no_grad():
+            return to_numpy(built.features_model(self.tensor(x, device), training=False))
+
     def gradients(
         self, built: Any, x: np.ndarray, r: np.ndarray, device: str
     ) -> dict[str, dict[str, np.ndarray]]:

@@ -36,6 +36,7 @@ class TrainingRun:
     drift: dict[str, list[float]] = field(default_factory=dict)
     weights: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
+    targets: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -61,9 +62,11 @@ def train(
     variants = tuple(built.heads)
     reference = variants[0]
     out_dtype = "float64" if cfg.dtype == "float64" else "float32"
-    target = targets((*x.shape[:2], cfg.units), cfg.seed).astype(out_dtype)
+    target_values = targets((*x.shape[:2], cfg.units), cfg.seed)
+    target = target_values.astype(out_dtype)
     weight = (valid[..., None] / (valid.sum() * cfg.units)).astype(out_dtype)
     run = TrainingRun(cfg.train_steps, cfg.optimizer, cfg.learning_rate, reference)
+    run.targets = target_values
     trajectories: dict[str, list[np.ndarray]] = {}
     for variant in variants:
         copy = engine.build(cfg, device, variants=(variant,))

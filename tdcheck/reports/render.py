@@ -173,6 +173,8 @@ def shape_text(shape: Any) -> str:
 
 def tolerance_text(c: Comparison) -> str:
     s = c.stats
+    if s.element_rule:
+        return s.rule
     return "bitwise" if s.exact else f"{fmt(s.atol)} / {fmt(s.rtol)}"
 
 
@@ -199,6 +201,7 @@ def comparison_fields(c: Comparison) -> list[tuple[str, str]]:
         ("mismatched", f"{s.mismatched}/{s.total}"),
         ("bitwise", fmt(s.bitwise_equal)),
         ("atol / rtol", tolerance_text(c)),
+        ("margin", fmt(s.margin)),
         ("result", "PASS" if s.passed else "FAIL"),
     ]
 
@@ -235,6 +238,8 @@ def _dropped_columns(result: CompareResult) -> set[str]:
 def tolerance_line(result: CompareResult) -> str:
     """The pass rule, with the numbers when every comparison shares them."""
     texts = {tolerance_text(c) for c in result.comparisons}
+    if any(c.stats.element_rule for c in result.comparisons):
+        return "pass rule: |a - b| <= allowed: an error bound or atol + rtol * |b| (docs/checks.md)"
     if texts == {"bitwise"}:
         return "pass rule: bitwise identity (--exact)"
     if len(texts) == 1:
@@ -295,6 +300,8 @@ def failure_lines(result: CompareResult) -> list[str]:
         )
         if s.exact:
             text += ", bitwise identity demanded)"
+        elif s.element_rule:
+            text += f", margin {fmt(s.margin)} over the {s.rule} rule)"
         else:
             allowed = s.atol + s.rtol * abs(s.worst_b or 0.0)
             text += (
@@ -349,6 +356,8 @@ def render_markdown(result: CompareResult) -> str:
     failures = failure_lines(result)
     if failures:
         out += [""] + [f"- {line}" for line in failures]
+    if result.power:
+        out += ["", "```text", *result.power_lines(), "```"]
     if result.notes:
         out += [""] + [f"> {note}" for note in result.notes]
     return "\n".join(out) + "\n"
@@ -471,6 +480,8 @@ def _render_table(result: CompareResult, console: Any, wide: bool = False) -> No
     console.print(Text(result.verdict(), style=style))
     for line in failure_lines(result):
         console.print(Text("  " + line))
+    for line in result.power_lines():
+        console.print(Text(line))
     for note in result.notes:
         console.print(Text("note: " + note, style="dim"))
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from tdcheck.core.stats import ArrayStats
+if TYPE_CHECKING:  # NumPy stays unloaded for reports that need no statistics (tdcheck scan)
+    from tdcheck.core.stats import ArrayStats
 
 ORACLE = "oracle"
 SCHEMA_VERSION = 1
@@ -33,6 +34,8 @@ class Comparison:
     b: str
     stats: ArrayStats
     quantity: str = "output"
+    #: The ``--save-arrays`` keys of ``a`` and ``b`` (None when nothing was saved).
+    keys: tuple[str, str] | None = None
 
     def __bool__(self) -> bool:
         return self.stats.passed
@@ -56,6 +59,7 @@ class Comparison:
             "quantity": self.quantity,
             "a": self.a,
             "b": self.b,
+            "arrays": list(self.keys) if self.keys else None,
             **self.stats.to_dict(),
         }
 
@@ -71,9 +75,39 @@ class CompareResult:
     comparisons: list[Comparison]
     notes: list[str] = field(default_factory=list)
     training: dict[str, Any] | None = None
+    #: ``--power``: the injected faults and whether the comparisons would catch them.
+    power: dict[str, Any] | None = None
 
     def __bool__(self) -> bool:
         return self.passed
+
+    def power_lines(self) -> list[str]:
+        """The power check in a few lines (none without ``--power``)."""
+        if not self.power:
+            return []
+        p = self.power
+        rows = p["faults"]
+        found = sum(row["detected"] for row in rows)
+        lines = [
+            f"power: {found} of {len(rows)} faults injected into a copy of the "
+            f"{p['head']} head detected"
+        ]
+        for row in rows:
+            state = (
+                f"detected by {row['by']} (margin {fmt(row['margin'])})"
+                if row["detected"]
+                else "not detected"
+            )
+            lines.append(f"  {row['fault']}: {state}")
+        k = p["smallest_scaling_detected"]
+        lines.append(
+            "  smallest kernel scaling detected: "
+            + (f"1 + {fmt(k)}u" if k is not None else "none up to 1 + 2^30 u")
+        )
+        for key in ("blind", "below_rounding"):
+            if p.get(key):
+                lines.append(f"  {p[key]}")
+        return lines
 
     @property
     def passed(self) -> bool:
@@ -88,28 +122,47 @@ class CompareResult:
         return 0 if self.passed else 1
 
     def verdict(self) -> str:
-        """One line: the answer, honest about bitwise identity."""
+        """One line: the answer, honest about bitwise identity and about who disagrees.
+
+        A failure says whether the variants disagree with each other, or agree (bitwise, or
+        within their bounds) while the oracle disagrees; the worst pair is printed with the
+        shortest text that round-trips in its dtype.
+        """
         n = len(self.comparisons)
+        noun = "comparison" if n == 1 else "comparisons"
+        pairs = [c for c in self.comparisons if not c.involves_oracle]
         if not self.passed:
-            worst = max(self.failures, key=lambda c: _sort_key(c.stats.max_abs_diff))
+            failed_pairs = [c for c in self.failures if not c.involves_oracle]
+            worst = max(failed_pairs or self.failures, key=_badness)
             s = worst.stats
             where = ""
             if s.worst_index is not None:
                 where = (
                     f"; worst {worst.label} at {list(s.worst_index)}: "
-                    f"{fmt(s.worst_a)} vs {fmt(s.worst_b)}"
+                    f"{shortest(s.worst_a, s.dtype_a)} vs {shortest(s.worst_b, s.dtype_b)}"
                 )
-            need = ""
-            if s.min_atol is not None and not s.exact:
+            if s.note:
+                need = f"; {s.note}"
+            elif s.element_rule:
+                need = f"; margin {fmt(s.margin)} over the {s.rule} rule (at most 1 passes)"
+            elif s.min_atol is not None and not s.exact:
                 need = (
                     f"; would pass with atol >= {fmt(s.min_atol)} (rtol {fmt(s.rtol)})"
                     f" or rtol >= {fmt(s.min_rtol)} (atol {fmt(s.atol)})"
                 )
-            elif s.note:
-                need = f"; {s.note}"
-            noun = "comparison" if n == 1 else "comparisons"
-            return f"NOT EQUIVALENT: {len(self.failures)} of {n} {noun} failed{where}{need}"
-        pairs = [c for c in self.comparisons if not c.involves_oracle]
+            else:
+                need = ""
+            count = f"{len(self.failures)} of {n} {noun} failed"
+            if failed_pairs:
+                return f"NOT EQUIVALENT: {count} (the variants disagree){where}{need}"
+            agree = (
+                "the variants are bitwise identical"
+                if pairs and all(c.stats.bitwise_equal for c in pairs)
+                else "the variants agree within their bounds"
+                if pairs
+                else "no variant pair to compare"
+            )
+            return f"ORACLE DISAGREES: {agree}, but {count}{where}{need}"
         if pairs and all(c.stats.bitwise_equal for c in pairs):
             text = "EQUIVALENT: the variants are bitwise identical"
         elif pairs:
@@ -127,7 +180,7 @@ class CompareResult:
         if oracle:
             oracle_worst = max((c.stats.max_abs_diff or 0.0) for c in oracle)
             text += f"; oracle agrees to {fmt(oracle_worst)}"
-        return f"{text} ({n} {'comparison' if n == 1 else 'comparisons'} passed)"
+        return f"{text} ({n} {noun} passed)"
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(
@@ -141,6 +194,7 @@ class CompareResult:
                 "total_params": self.total_params,
                 "comparisons": [c.to_dict() for c in self.comparisons],
                 "training": self.training,
+                "power": self.power,
                 "notes": self.notes,
             }
         )
@@ -149,10 +203,26 @@ class CompareResult:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
 
+def _badness(c: Comparison) -> tuple[float, float]:
+    """How badly a comparison failed: its margin first (comparable across rules), then diff."""
+    return (_sort_key(c.stats.margin), _sort_key(c.stats.max_abs_diff))
+
+
 def _sort_key(value: float | None) -> float:
     if value is None or math.isnan(value):
         return math.inf
     return value
+
+
+def shortest(value: float | None, dtype: str) -> str:
+    """The shortest text that round-trips ``value`` in ``dtype`` (NumPy's shortest repr).
+
+    >>> shortest(132.00001525878906, "float32"), shortest(0.1, "float64")
+    ('132.00002', '0.1')
+    """
+    from tdcheck.reports.render import exact_value  # (render imports this module)
+
+    return exact_value(value, dtype)
 
 
 def fmt(value: Any) -> str:

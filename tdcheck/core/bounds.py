@@ -1,0 +1,290 @@
+"""Forward error bounds for the head: the allowed difference of every head-computed quantity.
+
+Pure NumPy, float64. The model in the compute dtype (unit roundoff ``u``) is judged against an
+exact reference evaluated in float64 **from the same arrays**: the head's actual input ``h``
+(the trunk's output as the heads received it, already rounded), the head's own kernel ``W``
+and bias ``b``. The standard model of floating-point arithmetic (Higham, *Accuracy and
+Stability of Numerical Algorithms*, 2nd ed., ch. 3) gives, for any summation order::
+
+    |fl(x . y) - x . y| <= gamma_n * sum_k |x_k y_k|,    gamma_n = n u / (1 - n u)
+
+(Higham eq. 3.5), so the head's pre-activation ``z = h W + b`` (a dot product of ``d`` terms,
+one bias addition, and up to two casts when mixed precision rounds ``h`` or ``W`` to the
+compute dtype) satisfies, element-wise::
+
+    |z_hat - z| <= gamma_{d+3} * (|h| |W| + |b|) + (d+3) * eta
+
+where ``eta`` is half the smallest subnormal (underflow is absolute, not relative; Higham
+§2.1). The activation ``f`` is then bounded by its secant over ``[z - e, z + e]`` (exact
+for monotone ``f``; first-order for swish and gelu near their minimum) plus ``k_f`` units
+of roundoff of its own evaluation (:data:`ACTIVATION_ULPS`: 0 for linear and relu, 8 for
+the transcendental ones, an assumption about the math library).
+
+Gradients of the head's weights for the loss ``L = sum R * y`` are sums over the ``n = batch
+x seq`` positions: ``dL/dW = h^T g`` and ``dL/db = sum g`` with ``g = R * f'(z)``, so::
+
+    |dW_hat - dW| <= gamma_{n+2} * |h|^T |g| + |h|^T dg
+    dg = |R| * secant(f', z, e) + (k+1) u |g|
+
+Worst-case bounds are used whenever they exist with ``n u <= 1/2`` (rule ``"bound"``): a
+PASS is then a proof, not a likelihood. For longer sums in float16/bfloat16 (a weight
+gradient summed over 3200 positions has ``n u = 1.6`` in float16) no worst-case bound
+exists, and the probabilistic bound of Higham and Mary (*A new approach to probabilistic
+rounding error analysis*, SIAM J. Sci. Comput. 41(5), 2019, Thm. 2.4) replaces ``gamma_n``
+(rule ``"prob-bound"``)::
+
+    gamma~_n(lam) = exp(lam sqrt(n) u + n u^2 / (1 - u)) - 1
+
+which holds with probability at least ``1 - 2 n exp(-lam^2 (1-u)^2 / 2)`` when the rounding
+errors are independent and mean zero; with ``lam = 7`` (:data:`PROB_LAMBDA`) the failure
+probability is below ``n * 4.6e-11`` per element (1.5e-7 for n = 3200).
+
+>>> gamma(3, 2.0**-24) == 3 * 2.0**-24 / (1 - 3 * 2.0**-24)
+True
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import numpy as np
+
+from tdcheck.core import oracle
+from tdcheck.core.tolerances import compute_dtype, unit_roundoff
+
+Array = np.ndarray
+
+#: Units of roundoff an activation's own evaluation may add (beyond the input's error).
+ACTIVATION_ULPS: dict[str, int] = {"linear": 0, "relu": 0}
+_DEFAULT_ACTIVATION_ULPS = 8
+#: Half the smallest subnormal per compute dtype (absolute error of an underflow).
+_ETA = {
+    "float64": 2.0**-1075,
+    "float32": 2.0**-150,
+    "tf32": 2.0**-150,
+    "float16": 2.0**-25,
+    "bfloat16": 2.0**-134,
+}
+
+
+#: lambda of the probabilistic bound (used only where ``n u > 1/2``).
+PROB_LAMBDA = 7.0
+#: Largest ``n u`` for which the worst-case ``gamma_n`` is used.
+WORST_CASE_LIMIT = 0.5
+
+
+def gamma(n: int, u: float) -> float:
+    """``gamma_n = n u / (1 - n u)``; infinite when ``n u >= 1`` (no bound exists)."""
+    nu = n * u
+    return math.inf if nu >= 1 else nu / (1.0 - nu)
+
+
+def gamma_prob(n: int, u: float, lam: float = PROB_LAMBDA) -> float:
+    """Higham and Mary's probabilistic ``gamma~_n(lam) = exp(lam sqrt(n) u + n u^2/(1-u)) - 1``."""
+    return math.expm1(lam * math.sqrt(n) * u + n * u * u / (1.0 - u))
+
+
+def is_probabilistic(n: int, u: float) -> bool:
+    """True when a sum of ``n`` terms is judged with the probabilistic bound."""
+    return n * u > WORST_CASE_LIMIT
+
+
+def error_factor(n: int, u: float) -> float:
+    """The factor of ``sum |terms|`` allowed for a sum of ``n`` terms: gamma_n or gamma~_n."""
+    return gamma_prob(n, u) if is_probabilistic(n, u) else gamma(n, u)
+
+
+def eta(dtype: str) -> float:
+    """Half the smallest positive subnormal of the compute dtype of ``dtype``."""
+    return _ETA[compute_dtype(dtype)]
+
+
+def _relu_d(z: Array) -> Array:
+    return (z > 0).astype(np.float64)
+
+
+def _sigmoid_d(z: Array) -> Array:
+    s = oracle.ACTIVATIONS["sigmoid"](z)
+    return s * (1.0 - s)
+
+
+def _phi(z: Array) -> Array:
+    return np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+
+
+_SELU = (1.6732632423543772848170429916717, 1.0507009873554804934193349852946)
+
+#: Derivatives of the elementwise activations (softmax is handled separately).
+DERIVATIVES: dict[str, Callable[[Array], Array]] = {
+    "linear": np.ones_like,
+    "relu": _relu_d,
+    "tanh": lambda z: 1.0 - np.tanh(z) ** 2,
+    "sigmoid": _sigmoid_d,
+    "softplus": lambda z: oracle.ACTIVATIONS["sigmoid"](z),
+    "elu": lambda z: np.where(z > 0, 1.0, np.exp(np.minimum(z, 0.0))),
+    "selu": lambda z: _SELU[1] * np.where(z > 0, 1.0, _SELU[0] * np.exp(np.minimum(z, 0.0))),
+    "swish": lambda z: oracle.ACTIVATIONS["sigmoid"](z) + z * _sigmoid_d(z),
+    "gelu": lambda z: 0.5 * (1.0 + oracle._erf(z / math.sqrt(2.0))) + z * _phi(z),
+    "exponential": np.exp,
+}
+
+
+_ZERO: Callable[[Array], Array] = np.zeros_like
+#: The size of the terms an activation's evaluation may cancel, beyond ``|f(z)|``: elu and selu
+#: as ``exp(z) - 1`` for z < 0 (absolute error ``u exp(z)`` near 0, where ``|f|`` is tiny),
+#: gelu as ``z (1 + erf(z/sqrt 2)) / 2`` (``1 + erf`` cancels for z < 0), softplus as
+#: ``log(1 + exp(z))``.
+_CANCELLING: dict[str, Callable[[Array], Array]] = {
+    **{name: _ZERO for name in oracle.ACTIVATIONS},
+    "elu": lambda z: np.exp(np.minimum(z, 0.0)),
+    "selu": lambda z: _SELU[1] * _SELU[0] * np.exp(np.minimum(z, 0.0)),
+    "gelu": lambda z: np.abs(z),
+    "softplus": lambda z: np.ones_like(z),
+}
+
+
+#: The same for the derivatives: gelu's ``Phi(z) + z phi(z)`` and swish's
+#: ``s + z s (1 - s)`` cancel for z < 0.
+_CANCELLING_D: dict[str, Callable[[Array], Array]] = {
+    "gelu": lambda z: 0.5 * (1.0 + oracle._erf(z / math.sqrt(2.0))) + np.abs(z) * _phi(z),
+    "swish": lambda z: _sigmoid_d(z) * np.abs(z) + oracle.ACTIVATIONS["sigmoid"](z),
+}
+
+
+def _secant(f: Callable[[Array], Array], z: Array, e: Array) -> Array:
+    """``max(|f(z+e) - f(z)|, |f(z-e) - f(z)|)``: how far ``f`` moves when ``z`` moves by e."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        fz = f(z)
+        moved = np.maximum(np.abs(f(z + e) - fz), np.abs(f(z - e) - fz))
+    return np.where(np.isnan(moved), np.inf, moved)
+
+
+def pre_activation(h: Array, kernel: Array, bias: Array) -> tuple[Array, Array]:
+    """``(z, s)``: ``z = h W + b`` and ``s = |h| |W| + |b|`` in float64, over the last axis."""
+    h64, w64, b64 = (np.asarray(a, np.float64) for a in (h, kernel, bias))
+    z = h64 @ w64 + b64
+    s = np.abs(h64) @ np.abs(w64) + np.abs(b64)
+    return z, s
+
+
+def activation_error(z: Array, ez: Array, activation: str, u: float) -> Array:
+    """Bound on ``|f_hat(z_hat) - f(z)|`` given ``|z_hat - z| <= ez``."""
+    k = ACTIVATION_ULPS.get(activation, _DEFAULT_ACTIVATION_ULPS)
+    f = oracle.ACTIVATIONS[activation]
+    if activation == "softmax":
+        # |ds_i| <= s_i (exp(2 max_j e_j) - 1): every logit moves by at most max e.
+        s = f(z)
+        spread = np.expm1(2.0 * ez.max(axis=-1, keepdims=True))
+        return s * spread + k * u * s
+    with np.errstate(over="ignore", invalid="ignore"):
+        own = k * u * (np.abs(f(z)) + _CANCELLING[activation](z))
+    return _secant(f, z, ez) + own
+
+
+def head_output_bound(h: Array, kernel: Array, bias: Array, activation: str, dtype: str) -> Array:
+    """Element-wise bound on ``|head(h) - activation(h W + b)|`` for the head in ``dtype``."""
+    u = unit_roundoff(dtype)
+    d = np.asarray(kernel).shape[0]
+    z, s = pre_activation(h, kernel, bias)
+    ez = error_factor(d + 3, u) * s + (d + 3) * eta(dtype)
+    return activation_error(z, ez, activation, u)
+
+
+def head_output_reference(h: Array, kernel: Array, bias: Array, activation: str) -> Array:
+    """The exact head output for the head's actual input, evaluated in float64."""
+    z, _ = pre_activation(h, kernel, bias)
+    return oracle.ACTIVATIONS[activation](z)
+
+
+def output_cotangent(z: Array, r: Array, activation: str) -> Array:
+    """``g = dL/dz`` for ``L = sum R * f(z)``: ``R f'(z)``, or softmax's Jacobian product."""
+    r64 = np.asarray(r, np.float64)
+    if activation == "softmax":
+        s = oracle.ACTIVATIONS["softmax"](z)
+        return s * (r64 - np.sum(r64 * s, axis=-1, keepdims=True))
+    return r64 * DERIVATIVES[activation](z)
+
+
+def output_rule(d: int, dtype: str) -> str:
+    """``"bound"`` or ``"prob-bound"``: the rule of a head output with ``d`` inputs."""
+    return "prob-bound" if is_probabilistic(d + 3, unit_roundoff(dtype)) else "bound"
+
+
+def gradient_rule(n: int, dtype: str) -> str:
+    """``"bound"`` or ``"prob-bound"``: the rule of a head weight gradient over ``n`` positions."""
+    return "prob-bound" if is_probabilistic(n + 2, unit_roundoff(dtype)) else "bound"
+
+
+def head_gradient_reference(
+    h: Array, r: Array, kernel: Array, bias: Array, activation: str
+) -> dict[str, Array]:
+    """Exact ``dL/dW`` (``(d, units)``) and ``dL/db`` for ``L = sum R * f(h W + b)``, in float64."""
+    z, _ = pre_activation(h, kernel, bias)
+    g = output_cotangent(z, r, activation)
+    h64 = np.asarray(h, np.float64)
+    d, units = h64.shape[-1], g.shape[-1]
+    return {
+        "head.kernel": h64.reshape(-1, d).T @ g.reshape(-1, units),
+        "head.bias": g.reshape(-1, units).sum(axis=0),
+    }
+
+
+def head_gradient_bound(
+    h: Array, r: Array, kernel: Array, bias: Array, activation: str, dtype: str
+) -> dict[str, Array]:
+    """Element-wise bounds on the head's weight gradients computed in ``dtype``."""
+    u = unit_roundoff(dtype)
+    d = np.asarray(kernel).shape[0]
+    z, s = pre_activation(h, kernel, bias)
+    ez = error_factor(d + 3, u) * s + (d + 3) * eta(dtype)
+    g = output_cotangent(z, r, activation)
+    r64 = np.abs(np.asarray(r, np.float64))
+    k = ACTIVATION_ULPS.get(activation, _DEFAULT_ACTIVATION_ULPS)
+    if activation == "softmax":
+        spread = np.expm1(2.0 * ez.max(axis=-1, keepdims=True))
+        dg = 4.0 * spread * oracle.ACTIVATIONS["softmax"](z) * r64.max(axis=-1, keepdims=True)
+    elif activation == "linear":
+        dg = np.zeros_like(z)
+    else:
+        dg = r64 * _secant(DERIVATIVES[activation], z, ez)
+    # R rounded to the dtype, f' evaluated in it (with what that evaluation may cancel)
+    cancel = _CANCELLING_D.get(activation)
+    dg = dg + (k + 1) * u * (np.abs(g) + (r64 * cancel(z) if cancel is not None else 0.0))
+    h64 = np.abs(np.asarray(h, np.float64))
+    hd = h64.reshape(-1, d)
+    units = g.shape[-1]
+    abs_g, dg2 = np.abs(g).reshape(-1, units), dg.reshape(-1, units)
+    n = hd.shape[0]
+    extra = (n + 2) * eta(dtype)
+    return {
+        # The sum of n products of g_hat = g + dg: its rounding, plus dg carried through.
+        "head.kernel": error_factor(n + 2, u) * (hd.T @ (abs_g + dg2)) + hd.T @ dg2 + extra,
+        "head.bias": error_factor(n + 2, u) * (abs_g + dg2).sum(axis=0) + dg2.sum(axis=0) + extra,
+    }
+
+
+#: lambda of the ``scaled`` rule (the same confidence as :data:`PROB_LAMBDA`).
+SCALED_LAMBDA = 7.0
+
+
+def scaled_allowance(
+    reference: Array, n: int, dtype: str, atol: float, rtol: float, lam: float = SCALED_LAMBDA
+) -> Array:
+    """The ``scaled`` rule for gradients that run back through the trunk (no derived bound).
+
+    ``atol + rtol |b| + lam u sqrt(n) rms(b)``: the rounding of a sum of ``n`` terms of random
+    sign grows like ``u sqrt(n)`` times the size of the partial sums (the probabilistic model
+    of Higham and Mary), and tdcheck cannot see the terms of the trunk's backward pass, so the
+    reference array's root mean square stands in for their size. An empirical rule, not a
+    bound: measured ``|a - b| / (u sqrt(n) rms(b))`` was 0.58 to 1.13 for float32 trunk
+    gradients (docs/checks.md), so ``lam = 7`` leaves a margin of about 6.
+
+    >>> got = scaled_allowance(np.array([3.0, -4.0]), 4, "float32", 0.0, 0.0)
+    >>> bool(got[0] == 7 * 2.0**-24 * 2 * 12.5**0.5 == got[1])
+    True
+    """
+    b = np.asarray(reference, np.float64)
+    finite = b[np.isfinite(b)]
+    rms = float(np.sqrt(np.mean(finite * finite))) if finite.size else 0.0
+    return atol + rtol * np.abs(b) + lam * unit_roundoff(dtype) * math.sqrt(n) * rms

@@ -1,0 +1,364 @@
+"""Reading a saved Keras model's layer structure without TensorFlow or Keras.
+
+A ``.keras`` file is a zip archive holding ``config.json`` (the model's structure),
+``metadata.json`` and the weights; a legacy ``.h5`` file holds the structure in its
+``model_config`` attribute (h5py reads it). The format is told by the file's first
+bytes, not its name. Only the config is read, at most :data:`MAX_CONFIG_BYTES`, and
+nothing is ever unpickled or executed.
+
+:func:`time_distributed_layers` walks a config (nested sub-models included) and judges
+every ``TimeDistributed`` layer with :mod:`tdcheck.core.rules`; :func:`rewrite_config`
+returns the config with each rewritable wrapper replaced by its layer (the wrapper's
+name, inputs and build shape kept), which ``tdcheck rewrite`` rebuilds with Keras.
+
+>>> config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+...     {"class_name": "TimeDistributed", "config": {"name": "td", "layer": {
+...         "class_name": "Dense", "config": {"name": "dense", "units": 3}}}}]}}
+>>> [(t.path, t.wrapped_class, t.verdict.verdict) for t in time_distributed_layers(config)]
+[('s/td', 'Dense', 'rewritable')]
+>>> rewrite_config(config)[0]["config"]["layers"][0]["config"]
+{'name': 'td', 'units': 3}
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from tdcheck.core import rules
+from tdcheck.errors import ConfigError
+
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
+MAX_METADATA_BYTES = 64 * 1024
+ZIP_MAGIC = b"PK\x03\x04"
+HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+MODEL_CLASSES = ("Functional", "Sequential", "Model")
+MASK_PRODUCERS = ("Masking",)
+
+SAVE_HINT = "save the model with model.save('model.keras')"
+
+
+@dataclass
+class ModelFile:
+    """A model's structure as read from a file."""
+
+    path: str
+    format: str  # "keras" or "h5"
+    config: dict[str, Any]
+    keras_version: str | None = None
+    size_bytes: int = 0
+
+
+@dataclass
+class WrappedLayer:
+    """One ``TimeDistributed`` layer found in a config, with its verdict."""
+
+    path: str  # "outer/inner/td_1"
+    name: str
+    wrapped_class: str
+    wrapped_summary: str
+    input_shape: list[Any] | None
+    verdict: rules.Verdict
+    trainable: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "name": self.name,
+            "wrapped_class": self.wrapped_class,
+            "wrapped_config": self.wrapped_summary,
+            "input_shape": self.input_shape,
+            "verdict": self.verdict.verdict,
+            "reason": self.verdict.reason,
+        }
+
+
+def _refuse(path: str, text: str) -> ConfigError:
+    return ConfigError(f"{path}: {text}")
+
+
+def read_model_file(path: str) -> ModelFile:
+    """Read ``path``'s model config; :class:`ConfigError` (exit 2) with one line otherwise."""
+    if os.path.isdir(path):
+        if os.path.exists(os.path.join(path, "saved_model.pb")):
+            raise _refuse(
+                path,
+                "a TensorFlow SavedModel holds a traced graph, no Keras layer structure to "
+                f"scan or rewrite; {SAVE_HINT} (the .keras format)",
+            )
+        raise _refuse(path, "is a folder, not a .keras or .h5 model file")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(8)
+        size = os.path.getsize(path)
+    except FileNotFoundError:
+        raise _refuse(path, "no such file") from None
+    except OSError as exc:
+        raise _refuse(path, f"cannot read ({exc.strerror or exc})") from None
+    if head.startswith(ZIP_MAGIC):
+        model = _read_keras(path)
+    elif head == HDF5_MAGIC:
+        model = _read_h5(path)
+    else:
+        raise _refuse(
+            path, f"not a Keras model file (neither a .keras archive nor HDF5); {SAVE_HINT}"
+        )
+    model.size_bytes = size
+    return model
+
+
+def _read_member(archive: zipfile.ZipFile, name: str, limit: int, path: str) -> bytes:
+    info = archive.getinfo(name)
+    if info.file_size > limit:
+        raise _refuse(
+            path, f"{name} is {info.file_size:,} bytes, more than the {limit:,} tdcheck reads"
+        )
+    with archive.open(info) as member:
+        data = member.read(limit + 1)  # the header's size may lie
+    if len(data) > limit:
+        raise _refuse(path, f"{name} holds more than the {limit:,} bytes tdcheck reads")
+    return data
+
+
+def _read_keras(path: str) -> ModelFile:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if "config.json" not in names:
+                raise _refuse(
+                    path, f"a zip archive without config.json: not a Keras model; {SAVE_HINT}"
+                )
+            raw = _read_member(archive, "config.json", MAX_CONFIG_BYTES, path)
+            version = None
+            if "metadata.json" in names:
+                try:
+                    meta = json.loads(
+                        _read_member(archive, "metadata.json", MAX_METADATA_BYTES, path)
+                    )
+                    version = meta.get("keras_version") if isinstance(meta, dict) else None
+                except (ValueError, ConfigError):
+                    version = None
+    except ConfigError:
+        raise
+    except (
+        zipfile.BadZipFile,
+        zlib.error,
+        EOFError,
+        OSError,
+        RuntimeError,
+        NotImplementedError,
+    ) as exc:
+        raise _refuse(path, f"corrupt or truncated .keras archive ({exc})") from None
+    return ModelFile(path, "keras", _parse_config(raw, path, "config.json"), version)
+
+
+def _read_h5(path: str) -> ModelFile:
+    try:
+        import h5py
+    except ImportError:  # pragma: no cover - h5py comes with TensorFlow
+        raise _refuse(path, "an HDF5 file, and h5py is not installed to read it") from None
+    try:
+        with h5py.File(path, "r") as handle:
+            if "model_config" not in handle.attrs:
+                raise _refuse(
+                    path,
+                    "an HDF5 file without a model_config: weights only, no layer structure; "
+                    + SAVE_HINT,
+                )
+            attr = handle.attrs.get_id("model_config")
+            if attr.get_storage_size() > MAX_CONFIG_BYTES:
+                raise _refuse(
+                    path,
+                    f"model_config holds more than the {MAX_CONFIG_BYTES:,} bytes tdcheck reads",
+                )
+            raw = handle.attrs["model_config"]
+            version = handle.attrs.get("keras_version")
+    except ConfigError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise _refuse(path, f"corrupt or truncated HDF5 file ({exc})") from None
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if isinstance(version, bytes):
+        version = version.decode("utf-8", "replace")
+    return ModelFile(path, "h5", _parse_config(str(raw).encode(), path, "model_config"),
+                     None if version is None else str(version))  # fmt: skip
+
+
+def _parse_config(raw: bytes, path: str, what: str) -> dict[str, Any]:
+    try:
+        config = json.loads(raw)
+    except (ValueError, RecursionError) as exc:
+        raise _refuse(path, f"{what} cannot be read as JSON ({exc})") from None
+    if not (isinstance(config, dict) and isinstance(config.get("class_name"), str)):
+        raise _refuse(path, f"{what} does not describe a Keras model")
+    return config
+
+
+# -- walking a config ---------------------------------------------------------------------
+
+
+def _inner(entry: dict[str, Any]) -> dict[str, Any]:
+    config = entry.get("config")
+    return config if isinstance(config, dict) else {}
+
+
+def _layers(model: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The layer entries of a model config (Keras 3, Keras 2 and old list-style Sequential)."""
+    config = model.get("config")
+    if isinstance(config, list):
+        return [e for e in config if isinstance(e, dict)]
+    if isinstance(config, dict) and isinstance(config.get("layers"), list):
+        return [e for e in config["layers"] if isinstance(e, dict)]
+    return None
+
+
+def model_name(model: dict[str, Any]) -> str:
+    name = _inner(model).get("name") or model.get("name")
+    return str(name) if name else str(model.get("class_name", "model"))
+
+
+def uses_masks(model: dict[str, Any]) -> bool:
+    """True when any layer, at any depth, produces a Keras mask."""
+    found = False
+
+    def visit(value: Any) -> None:
+        nonlocal found
+        if isinstance(value, dict):
+            name = value.get("class_name")
+            config = value.get("config")
+            if isinstance(config, dict) and (
+                name in MASK_PRODUCERS or (name == "Embedding" and config.get("mask_zero"))
+            ):
+                found = True
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+
+    visit(model)
+    return found
+
+
+def _input_shape(entry: dict[str, Any], wrapped: dict[str, Any]) -> list[Any] | None:
+    build = entry.get("build_config")
+    if isinstance(build, dict) and isinstance(build.get("input_shape"), list):
+        return list(build["input_shape"])
+    for source in (_inner(entry), _inner(wrapped)):
+        for key in ("batch_input_shape", "batch_shape"):
+            if isinstance(source.get(key), list):
+                return list(source[key])
+    nodes = entry.get("inbound_nodes")  # Keras 3 records the first call's input tensor
+    if isinstance(nodes, list) and nodes and isinstance(nodes[0], dict):
+        args = nodes[0].get("args")
+        first = args[0] if isinstance(args, list) and args else None
+        if isinstance(first, dict) and isinstance(_inner(first).get("shape"), list):
+            return list(_inner(first)["shape"])
+    return None
+
+
+def _judge(entry: dict[str, Any], path: str, masked: bool) -> WrappedLayer:
+    config = _inner(entry)
+    wrapped = config.get("layer") if isinstance(config.get("layer"), dict) else {}
+    assert isinstance(wrapped, dict)
+    wrapped_class = str(wrapped.get("class_name", "?"))
+    wrapped_config = _inner(wrapped)
+    if wrapped.get("registered_name") not in (None, wrapped_class) or (
+        wrapped.get("module") not in (None, "keras.layers", "keras.models", "keras")
+    ):  # a custom class that happens to share a built-in's name
+        verdict = rules.Verdict(rules.NOT_REWRITABLE, rules.UNKNOWN_REASON)
+    else:
+        verdict = rules.judge(wrapped_class, wrapped_config, masked=masked)
+    name = str(config.get("name", entry.get("name", "?")))
+    return WrappedLayer(
+        path=f"{path}/{name}",
+        name=name,
+        wrapped_class=wrapped_class,
+        wrapped_summary=rules.summary(wrapped_config),
+        input_shape=_input_shape(entry, wrapped),
+        verdict=verdict,
+        trainable=bool(config.get("trainable", True)),
+    )
+
+
+def time_distributed_layers(model: dict[str, Any]) -> list[WrappedLayer]:
+    """Every ``TimeDistributed`` layer in ``model`` and its nested sub-models, in order."""
+    masked = uses_masks(model)
+    found: list[WrappedLayer] = []
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        for entry in _layers(node) or []:
+            if entry.get("class_name") == "TimeDistributed":
+                found.append(_judge(entry, path, masked))
+            elif _layers(entry) is not None:
+                walk(entry, f"{path}/{model_name(entry)}")
+
+    walk(model, model_name(model))
+    return found
+
+
+def _drop_mask_arguments(entry: dict[str, Any]) -> None:
+    """TimeDistributed's saved calls name a ``mask`` argument that most layers' ``call``
+    lacks; Keras passes masks on by itself (``compute_mask``), so the argument goes."""
+    for node in entry.get("inbound_nodes") or []:
+        if isinstance(node, dict) and isinstance(node.get("kwargs"), dict):
+            node["kwargs"].pop("mask", None)
+
+
+@dataclass
+class Rewritten:
+    """What :func:`rewrite_config` replaced and what it left alone."""
+
+    replaced: list[WrappedLayer] = field(default_factory=list)
+    kept: list[WrappedLayer] = field(default_factory=list)
+
+
+def rewrite_config(
+    model: dict[str, Any], *, inference_only: bool = False
+) -> tuple[dict[str, Any], Rewritten]:
+    """A copy of ``model`` with each rewritable ``TimeDistributed`` replaced by its layer.
+
+    The replacement keeps the wrapper's name (so weights, inbound nodes and downstream
+    code still match), its inputs, build shape and trainability. ``inference_only``
+    also replaces the layers that are equal in inference only (BatchNormalization...).
+    """
+    result = copy.deepcopy(model)
+    masked = uses_masks(model)
+    done = Rewritten()
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        for entry in _layers(node) or []:
+            if entry.get("class_name") == "TimeDistributed":
+                found = _judge(entry, path, masked)
+                allowed = found.verdict.rewritable or (
+                    inference_only and found.verdict.verdict == rules.INFERENCE_ONLY
+                )
+                if not (allowed and found.verdict.config is not None):
+                    done.kept.append(found)
+                    continue
+                wrapped = _inner(entry)["layer"]
+                new_config = dict(found.verdict.config)
+                new_config["name"] = found.name
+                if "trainable" in new_config or not found.trainable:  # some layers take no
+                    new_config["trainable"] = found.trainable and bool(  # trainable argument
+                        new_config.get("trainable", True)
+                    )
+                for key in ("class_name", "module", "registered_name"):
+                    if key in wrapped:
+                        entry[key] = wrapped[key]
+                    else:
+                        entry.pop(key, None)
+                entry["config"] = new_config
+                _drop_mask_arguments(entry)
+                done.replaced.append(found)
+            elif _layers(entry) is not None:
+                walk(entry, f"{path}/{model_name(entry)}")
+
+    walk(result, model_name(result))
+    return result, done

@@ -1,0 +1,246 @@
+"""All Keras work behind ``scan``'s siblings: load, rebuild without TimeDistributed, run, time.
+
+The rewrite goes through the model's config: :func:`tdcheck.core.model_file.rewrite_config`
+replaces each rewritable ``TimeDistributed`` entry by its wrapped layer (keeping the
+wrapper's name and inbound nodes), Keras rebuilds the model from that config (Sequential,
+functional, nested sub-models, shared layers, masks, several inputs and outputs alike),
+and the weights are copied layer by layer, matched by name, with their shapes checked.
+A subclassed model has no config to rebuild and gets a clear error.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from tdcheck.core.model_file import Rewritten, rewrite_config
+from tdcheck.engines.tensorflow import error_text, load_tensorflow, quiet
+from tdcheck.errors import ConfigError
+
+GRAPH_CLASSES = ("Functional", "Sequential")
+
+
+def load_model(path: str, *, unsafe: bool = False) -> Any:
+    """Load a saved model with Keras (safe mode unless ``unsafe``), without compiling it."""
+    _, keras = load_tensorflow()
+    try:
+        with quiet():
+            return keras.models.load_model(path, compile=False, safe_mode=not unsafe)
+    except Exception as exc:
+        text = error_text(exc)
+        if "safe_mode" in text or "unsafe" in text.lower():
+            raise ConfigError(
+                f"{path}: Keras' safe mode refuses to load it (it holds Python code, e.g. a "
+                "Lambda layer); pass --unsafe only if you trust the file"
+            ) from None
+        raise ConfigError(f"{path}: Keras cannot load it ({text})") from None
+
+
+def check_graph_model(model: Any, what: str) -> None:
+    """Refuse subclassed models: their layers are Python code, not a graph to rebuild."""
+    kind = type(model).__name__
+    if kind not in GRAPH_CLASSES:
+        raise ConfigError(
+            f"{what}: a subclassed model ({kind}) has no layer graph tdcheck can rebuild; "
+            "replace TimeDistributed(layer) by layer in its call(), or build it as a "
+            "functional or Sequential model"
+        )
+
+
+def model_config(model: Any) -> dict[str, Any]:
+    _, keras = load_tensorflow()
+    config: dict[str, Any] = keras.saving.serialize_keras_object(model)
+    return config
+
+
+def rebuild(
+    model: Any, *, inference_only: bool = False, unsafe: bool = False
+) -> tuple[Any, Rewritten]:
+    """``model`` rebuilt with each rewritable TimeDistributed replaced by its layer.
+
+    Returns the model itself (unchanged) when nothing was replaced.
+    """
+    _, keras = load_tensorflow()
+    check_graph_model(model, model.name)
+    new_config, done = rewrite_config(model_config(model), inference_only=inference_only)
+    if not done.replaced:
+        return model, done
+    with quiet():
+        try:
+            new = keras.saving.deserialize_keras_object(new_config, safe_mode=not unsafe)
+        except Exception as exc:
+            raise ConfigError(f"cannot rebuild the rewritten model ({error_text(exc)})") from None
+        copy_weights(model, new)
+    return new, done
+
+
+def copy_weights(old: Any, new: Any) -> None:
+    """Copy every layer's weights from ``old`` to ``new``, matched by name, recursively.
+
+    A ``TimeDistributed`` layer's weights are its wrapped layer's, in the same order, so
+    they go straight into the layer that replaced it. Shapes are checked by Keras.
+    """
+    for layer in new.layers:
+        source = old.get_layer(layer.name)
+        if hasattr(layer, "layers") and hasattr(source, "layers"):
+            copy_weights(source, layer)
+        elif source.weights or layer.weights:
+            layer.set_weights(source.get_weights())
+
+
+def carry_compile(model: Any, compile_config: dict[str, Any] | None) -> str | None:
+    """Compile ``model`` like the original (optimizer settings, loss, metrics; not the
+    optimizer's state). Returns a note for the report."""
+    if not compile_config:
+        return None
+    try:
+        with quiet():
+            model.compile_from_config(compile_config)
+    except Exception as exc:
+        return (
+            f"the original's compile settings could not be carried over ({error_text(exc)}); "
+            "compile OUT before training"
+        )
+    return "compile settings carried over (optimizer settings, loss, metrics); optimizer state not"
+
+
+def compile_config_of(model: Any) -> dict[str, Any] | None:
+    """An in-memory model's compile settings, if it was compiled."""
+    try:
+        config = model.get_compile_config() if getattr(model, "compiled", False) else None
+    except Exception:  # a model compiled with objects Keras cannot serialise
+        return None
+    return config if isinstance(config, dict) else None
+
+
+def input_specs(model: Any) -> list[tuple[str, tuple[int | None, ...], str]]:
+    """``(name, shape, dtype)`` of each model input; unknown sizes are None."""
+    specs: list[tuple[str, tuple[int | None, ...], str]] = []
+    for tensor in model.inputs:
+        shape = tuple(None if d is None else int(d) for d in tensor.shape)
+        name = str(getattr(tensor, "name", "") or f"input_{len(specs)}")
+        specs.append((name, shape, str(tensor.dtype)))
+    return specs
+
+
+def output_names(model: Any) -> list[str]:
+    names = list(getattr(model, "output_names", None) or [])
+    n = len(model.outputs)
+    return names if len(names) == n else [f"output_{i}" for i in range(n)]
+
+
+def _flatten(outputs: Any) -> list[np.ndarray]:
+    _, keras = load_tensorflow()
+    return [np.asarray(t) for t in keras.tree.flatten(outputs)]
+
+
+def _feed(xs: Sequence[np.ndarray]) -> Any:
+    return xs[0] if len(xs) == 1 else list(xs)
+
+
+def call(model: Any, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """The model called eagerly in inference mode; one array per output."""
+    with quiet():
+        return _flatten(model(_feed(xs), training=False))
+
+
+def predict(model: Any, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """``model.predict`` on one batch (the traced path users run in production)."""
+    with quiet():
+        return _flatten(model.predict(_feed(xs), verbose=0, batch_size=len(xs[0])))
+
+
+def reset_predict(model: Any) -> None:
+    """Forget the traced predict function, so the next call traces anew."""
+    model.predict_function = None
+
+
+def predict_series(model: Any, sets: Sequence[Sequence[np.ndarray]]) -> list[Any]:
+    """``predict`` on each input set in turn, from a fresh trace: a list of outputs or
+    the text of the error it raised."""
+    reset_predict(model)
+    results: list[Any] = []
+    for xs in sets:
+        try:
+            results.append(predict(model, xs))
+        except Exception as exc:
+            results.append(error_text(exc))
+    return results
+
+
+def timings(model: Any, xs: Sequence[np.ndarray], repeats: int = 3) -> dict[str, float]:
+    """Seconds for an eager call (median after a warm-up), the first ``predict`` call
+    (tracing included) and steady-state ``predict`` (median of ``repeats``)."""
+    call(model, xs)
+    eager = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call(model, xs)
+        eager.append(time.perf_counter() - start)
+    reset_predict(model)
+    start = time.perf_counter()
+    predict(model, xs)
+    first = time.perf_counter() - start
+    steady = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        predict(model, xs)
+        steady.append(time.perf_counter() - start)
+    return {
+        "call_s": statistics.median(eager),
+        "predict_first_s": first,
+        "predict_steady_s": statistics.median(steady),
+    }
+
+
+def count_params(model: Any) -> int:
+    return int(model.count_params())
+
+
+def layer_params(model: Any) -> list[tuple[str, str, int]]:
+    """``(name, class, parameters)`` of each top-level layer."""
+    return [(layer.name, _class_text(layer), int(layer.count_params())) for layer in model.layers]
+
+
+def _class_text(layer: Any) -> str:
+    kind = type(layer).__name__
+    inner = getattr(layer, "layer", None)
+    return f"{kind}({type(inner).__name__})" if kind == "TimeDistributed" and inner else kind
+
+
+def count_time_distributed(model: Any) -> int:
+    total = 0
+    for layer in model.layers:
+        if type(layer).__name__ == "TimeDistributed":
+            total += 1
+        elif hasattr(layer, "layers"):
+            total += count_time_distributed(layer)
+    return total
+
+
+def save(model: Any, path: str) -> None:
+    """Save in the ``.keras`` format (the caller makes it atomic)."""
+    with quiet():
+        model.save(path)
+
+
+def mask_value(model: Any) -> float | None:
+    """The ``mask_value`` of the first Masking layer, if the model has one."""
+    for layer in model.layers:
+        if type(layer).__name__ == "Masking":
+            return float(layer.mask_value)
+        if hasattr(layer, "layers"):
+            found = mask_value(layer)
+            if found is not None:
+                return found
+    return None
+
+
+def is_keras_model(value: Any) -> bool:
+    """True for a model object, false for a path (str, bytes, os.PathLike)."""
+    return not isinstance(value, (str, bytes, os.PathLike))

@@ -1,0 +1,447 @@
+"""``tdcheck rewrite``: every rule-table entry on a real model, the predict bug, writing."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import model_files
+import numpy as np
+import pytest
+
+from tdcheck.cli import cli
+from tdcheck.errors import ConfigError
+
+
+def run(runner, *args, columns="200"):
+    return runner.invoke(cli, list(args), catch_exceptions=False, env={"COLUMNS": columns})
+
+
+def _bn(keras):
+    layer = keras.layers.BatchNormalization()
+    layer.build((None, 4))
+    rng = np.random.default_rng(0)
+    gamma, beta, mean = (rng.standard_normal(4).astype("float32") for _ in range(3))
+    layer.set_weights([gamma, beta, mean, rng.uniform(0.5, 2, 4).astype("float32")])
+    return layer
+
+
+# class -> (layer factory, feature shape after (batch, time)); every rewritable and
+# inference-only entry of tdcheck.core.rules (test_scan checks that the lists match).
+REWRITE_CASES = {
+    "Dense": (lambda k: k.layers.Dense(3, activation="tanh"), (4,)),
+    "EinsumDense": (lambda k: k.layers.EinsumDense("ab,bc->ac", output_shape=3, bias_axes="c"),
+                    (4,)),
+    "Activation": (lambda k: k.layers.Activation("relu"), (4,)),
+    "ReLU": (lambda k: k.layers.ReLU(max_value=0.5), (4,)),
+    "LeakyReLU": (lambda k: k.layers.LeakyReLU(negative_slope=0.2), (4,)),
+    "ELU": (lambda k: k.layers.ELU(), (4,)),
+    "Identity": (lambda k: k.layers.Identity(), (4,)),
+    "Rescaling": (lambda k: k.layers.Rescaling(2.0, offset=-1.0), (4,)),
+    "Softmax": (lambda k: k.layers.Softmax(axis=1), (2, 4)),
+    "LayerNormalization": (lambda k: k.layers.LayerNormalization(axis=[1, 2]), (2, 4)),
+    "UnitNormalization": (lambda k: k.layers.UnitNormalization(), (4,)),
+    "Dropout": (lambda k: k.layers.Dropout(0.5), (4,)),
+    "AlphaDropout": (lambda k: k.layers.AlphaDropout(0.5), (4,)),
+    "GaussianNoise": (lambda k: k.layers.GaussianNoise(0.5), (4,)),
+    "GaussianDropout": (lambda k: k.layers.GaussianDropout(0.5), (4,)),
+    "BatchNormalization": (_bn, (4,)),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(REWRITE_CASES))
+def test_rule_entry_rewrites_to_the_same_outputs(tf_keras, name):
+    import tdcheck
+    from tdcheck.core.rules import RULES
+
+    keras = tf_keras[1]
+    make, features = REWRITE_CASES[name]
+    x = keras.Input((None, *features))
+    model = keras.Model(x, keras.layers.TimeDistributed(make(keras), name="td")(x), name="m")
+    result = tdcheck.rewrite(model, checks=1, seq=(3,), batch=2, timing=False,
+                             inference_only=True)  # fmt: skip
+    assert result.passed, result.verdict()
+    assert [t.wrapped_class for t in result.replaced] == [name]
+    assert result.replaced[0].verdict.verdict == RULES[name].verdict
+    layer = result.model.get_layer("td")
+    assert type(layer).__name__ == name  # the wrapper is gone, the name is kept
+    assert len(result.comparisons) == 2  # the eager call and predict
+    assert all(c.stats.total > 0 for c in result.comparisons)
+
+
+def test_inference_only_layers_need_the_opt_in(tf_keras):
+    import tdcheck
+
+    keras = tf_keras[1]
+    x = keras.Input((None, 4))
+    model = keras.Model(x, keras.layers.TimeDistributed(_bn(keras), name="td")(x))
+    result = tdcheck.rewrite(model, checks=1, timing=False)
+    assert result.replaced == []
+    assert result.verdict() == (
+        "NOTHING TO REWRITE: 1 TimeDistributed layer, none rewritable; nothing written"
+    )
+
+
+def test_the_original_predict_gives_the_wrong_shape_and_the_rewrite_does_not(
+    saved_models, tf_keras, tmp_path
+):
+    import tdcheck
+
+    out = str(tmp_path / "fast.keras")
+    result = tdcheck.rewrite(saved_models["functional"], out, checks=2, seq=(5, 7), batch=2,
+                             timing=False)  # fmt: skip
+    assert result.findings == [
+        "model.predict gives the WRONG SHAPE on a new sequence length: (2, 2, 3) instead of "
+        "(2, 7, 3) for output 'td' (batch 2, length 7)"
+    ]
+    assert "the rewritten model's predict gives the right shapes on every length" in result.notes
+    assert result.passed and result.written
+    keras = tf_keras[1]
+    fast = keras.models.load_model(out)
+    assert [type(layer).__name__ for layer in fast.layers] == ["InputLayer", "LSTM", "Dense"]
+    original = keras.models.load_model(saved_models["functional"])
+    for model, shapes in ((original, [(2, 5, 3), (2, 2, 3)]), (fast, [(2, 5, 3), (2, 7, 3)])):
+        got = [model.predict(model_files.random_input(2, s), verbose=0).shape for s in (5, 7)]
+        assert got == shapes
+
+
+def test_the_original_predict_raises_when_batch_exceeds_the_new_length(saved_models):
+    import tdcheck
+
+    result = tdcheck.rewrite(saved_models["functional"], checks=2, seq=(5, 3), batch=4,
+                             timing=False)  # fmt: skip
+    (finding,) = result.findings
+    assert finding.startswith(
+        "model.predict raises on a new sequence length (batch 4, length 3): InvalidArgumentError"
+    )
+    assert result.passed
+
+
+@pytest.mark.parametrize(
+    ("key", "kept_classes"),
+    [("sequential", ["Dense", "Dense"]), ("nested", ["InputLayer", "Functional"]),
+     ("masked", ["InputLayer", "Masking", "LSTM", "Dense", "LSTM"]), ("h5", None),
+     ("two", ["InputLayer", "Dense", "InputLayer", "LayerNormalization", "Add"])],
+)  # fmt: skip
+def test_models_of_every_shape(saved_models, tf_keras, tmp_path, key, kept_classes):
+    import tdcheck
+
+    out = str(tmp_path / "out.keras")
+    result = tdcheck.rewrite(saved_models[key], out, checks=2, timing=False)
+    assert result.passed, result.verdict()
+    assert result.written and os.path.isfile(out)
+    assert result.before["params"] == result.after["params"]
+    assert result.after["time_distributed"] == 0
+    model = tf_keras[1].models.load_model(out)
+    if kept_classes is not None:
+        assert [type(layer).__name__ for layer in model.layers] == kept_classes
+    assert result.comparisons[-1].check == "reloaded OUT"
+    # LayerNormalization over the whole tensor rounds differently (within float32 tolerance)
+    bitwise = [c.stats.bitwise_equal for c in result.comparisons]
+    assert all(bitwise) or (key == "two" and all(c.passed for c in result.comparisons))
+
+
+def test_nested_layer_is_rewritten_inside_the_sub_model(saved_models, tf_keras):
+    import tdcheck
+
+    result = tdcheck.rewrite(saved_models["nested"], checks=1, timing=False)
+    assert [t.path for t in result.replaced] == ["outer/inner/td_1"]
+    inner = result.model.get_layer("inner")
+    assert [type(layer).__name__ for layer in inner.layers] == ["InputLayer", "Dense"]
+
+
+def test_two_outputs_are_each_judged(saved_models):
+    import tdcheck
+
+    result = tdcheck.rewrite(saved_models["two"], checks=1, timing=False)
+    assert [c.output for c in result.comparisons[:2]] == ["norm", "sum"]
+
+
+def test_cli_report_leads_with_the_finding(runner, saved_models, tmp_path):
+    out = tmp_path / "fast.keras"
+    result = run(runner, "rewrite", saved_models["functional"], str(out), "--checks", "2")
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"tdcheck rewrite: {saved_models['functional']} -> {out}"
+    assert lines[1] == (
+        "FINDING: model.predict gives the WRONG SHAPE on a new sequence length: (2, 2, 3) "
+        "instead of (2, 7, 3) for output 'td' (batch 2, length 7)"
+    )
+    text = result.stdout
+    assert next(line for line in lines if line.startswith(" outer/td")).split() == [
+        "outer/td", "TimeDistributed(Dense)", "Dense", "(None,", "None,", "4)",
+    ]  # fmt: skip
+    for expected in ("call #1 2x5x4",
+                     "predict #2 2x7x4", "reloaded OUT", "parameters", "159",
+                     "predict, first call", "speed-up"):  # fmt: skip
+        assert expected in text, expected
+    assert (
+        "1 TimeDistributed layer rewritten. EQUIVALENT: rewritten and original are bitwise "
+        f"identical on all 5 checks; written to {out}"
+    ) in " ".join(text.split())  # a long temp path wraps the line
+    assert result.stderr == ""
+    assert out.is_file()
+
+
+def test_cli_json_dry_run_writes_nothing(runner, saved_models, tmp_path):
+    out = tmp_path / "fast.keras"
+    result = run(runner, "rewrite", saved_models["sequential"], str(out), "--dry-run",
+                 "--format", "json", "--checks", "1")  # fmt: skip
+    assert result.exit_code == 0
+    doc = json.loads(result.stdout)
+    assert (doc["written"], doc["dry_run"], doc["passed"]) == (False, True, True)
+    assert [t["path"] for t in doc["replaced"]] == ["seq/td_a", "seq/td_b"]
+    assert set(doc["before"]["timing"]) == {"call_s", "predict_first_s", "predict_steady_s"}
+    assert doc["before"]["params"] == doc["after"]["params"] == 27
+    assert doc["verdict"].endswith("; dry run, nothing written")
+    assert not out.exists()
+
+
+def test_failed_verification_writes_nothing_unless_forced(runner, saved_models, tmp_path,
+                                                          monkeypatch):  # fmt: skip
+    from tdcheck.engines import keras_rewrite
+
+    copy = keras_rewrite.copy_weights
+
+    def off_by_a_little(old, new):
+        copy(old, new)
+        layer = new.get_layer("td")
+        kernel, bias = layer.get_weights()
+        layer.set_weights([kernel, bias + np.float32(1e-3)])
+
+    monkeypatch.setattr(keras_rewrite, "copy_weights", off_by_a_little)
+    out = tmp_path / "bad.keras"
+    args = ["rewrite", saved_models["functional"], str(out), "--checks", "1", "--no-timing"]
+    result = run(runner, *args)
+    assert result.exit_code == 1
+    assert not out.exists()
+    assert "NOT EQUIVALENT: 2 of 2 checks failed; worst " in result.stdout
+    assert "NOT written (--force writes anyway)" in result.stdout
+    assert "30/30 mismatched" in result.stdout
+    forced = run(runner, *args, "--force")
+    assert forced.exit_code == 1 and out.is_file()
+
+
+def test_nothing_to_rewrite_exits_0_and_writes_nothing(runner, saved_models, tmp_path):
+    out = tmp_path / "same.keras"
+    result = run(runner, "rewrite", saved_models["conv"], str(out), "--checks", "1")
+    assert result.exit_code == 0
+    assert "NOTHING TO REWRITE: 1 TimeDistributed layer, none rewritable; nothing written" in (
+        result.stdout
+    )
+    assert "kept: convolves the spatial axes" in result.stdout
+    assert not out.exists()
+
+
+def test_user_inputs(runner, saved_models, tmp_path):
+    npz = tmp_path / "batch.npz"
+    np.savez(npz, x=model_files.random_input(3, 6))
+    result = run(runner, "rewrite", saved_models["functional"], "--dry-run", "--checks", "1",
+                 "--input", str(npz), "--format", "json", "--no-timing")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    checks = [c["check"] for c in json.loads(result.stdout)["comparisons"]]
+    assert "call input batch.npz" in checks
+    assert json.loads(result.stdout)["comparisons"][1]["shape_a"] == [3, 6, 3]
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: np.save(p, np.array([{"a": 1}], dtype=object)),
+         "cannot read it as .npy/.npz (Object arrays cannot be loaded when allow_pickle=False)"),
+        (lambda p: np.save(p, np.zeros((2, 3, 5), "float32")),
+         "array for 'x' has shape (2, 3, 5), the model expects (None, None, 4)"),
+    ],
+)  # fmt: skip
+def test_bad_user_inputs_exit_2(runner, saved_models, tmp_path, make, message):
+    path = str(tmp_path / "x.npy")
+    make(path)
+    result = run(runner, "rewrite", saved_models["functional"], "--dry-run", "--input", path)
+    assert result.exit_code == 2
+    assert result.stderr == f"tdcheck: error: --input {path}: {message}\n"
+
+
+@pytest.mark.parametrize(
+    ("out", "message"),
+    [("fast.h5", "OUT 'fast.h5' must end in .keras (the format Keras rebuilds layers from)"),
+     ("missing/fast.keras", "OUT: the folder 'missing' does not exist")],
+)  # fmt: skip
+def test_bad_out_is_refused_before_loading(runner, saved_models, out, message):
+    result = run(runner, "rewrite", saved_models["functional"], out)
+    assert result.exit_code == 2
+    assert result.stderr == f"tdcheck: error: {message}\n"
+
+
+def test_out_or_dry_run_is_required(runner, saved_models):
+    result = run(runner, "rewrite", saved_models["functional"])
+    assert (result.exit_code, result.stderr) == (
+        2, "tdcheck: error: give OUT (a .keras path) or --dry-run\n",
+    )  # fmt: skip
+
+
+def test_lambda_needs_unsafe(runner, tf_keras, tmp_path):
+    keras = tf_keras[1]
+    x = keras.Input((None, 4))
+    y = keras.layers.TimeDistributed(keras.layers.Dense(3), name="td")(
+        keras.layers.Lambda(lambda t: t * 2.0)(x)
+    )
+    path = str(tmp_path / "lambda.keras")
+    keras.Model(x, y).save(path)
+    result = run(runner, "rewrite", path, "--dry-run", "--checks", "1", "--no-timing")
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"tdcheck: error: {path}: Keras' safe mode refuses to load it (it holds Python code, "
+        "e.g. a Lambda layer); pass --unsafe only if you trust the file\n"
+    )
+    unsafe = run(runner, "rewrite", path, "--dry-run", "--checks", "1", "--no-timing", "--unsafe")
+    assert unsafe.exit_code == 0, unsafe.output
+
+
+def test_subclassed_model_is_a_clear_error(tf_keras):
+    import tdcheck
+
+    keras = tf_keras[1]
+
+    class Custom(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.td = keras.layers.TimeDistributed(keras.layers.Dense(3))
+
+        def call(self, x):
+            return self.td(x)
+
+    model = Custom()
+    model(np.zeros((1, 2, 4), "float32"))
+    with pytest.raises(ConfigError) as info:
+        tdcheck.rewrite(model, checks=1, timing=False)
+    assert "a subclassed model (Custom) has no layer graph tdcheck can rebuild" in str(info.value)
+
+
+def test_kept_layers_keep_the_bug_without_failing_the_rewrite(tf_keras):
+    """TD(Conv2D) and TD(Flatten) stay wrapped, so predict stays wrong on a new length;
+    that is the original's problem, not the rewrite's."""
+    import tdcheck
+
+    keras = tf_keras[1]
+    v = keras.Input((None, 4, 4, 1))
+    f = keras.layers.TimeDistributed(keras.layers.Conv2D(2, 3), name="conv")(v)
+    f = keras.layers.TimeDistributed(keras.layers.Flatten(), name="flat")(f)
+    model = keras.Model(v, keras.layers.TimeDistributed(keras.layers.Dense(3), name="td")(f))
+    result = tdcheck.rewrite(model, checks=2, seq=(3, 5), timing=False)
+    assert [t.name for t in result.replaced] == ["td"]
+    assert [t.name for t in result.kept] == ["conv", "flat"]
+    assert result.passed and result.regressions == []
+    assert result.findings == [
+        "model.predict gives the WRONG SHAPE on a new sequence length: (2, 2, 3) instead of "
+        "(2, 5, 3) for output 'td' (batch 2, length 5)"
+    ]
+    assert result.notes == [
+        "the rewritten model still has the original's problem: " + result.findings[0]
+    ]
+    assert [c.check for c in result.comparisons] == ["call #1 2x3x4x4x1", "call #2 2x5x4x4x1",
+                                                     "predict #1 2x3x4x4x1"]  # fmt: skip
+
+
+def test_compile_settings_are_carried_over(tf_keras, tmp_path):
+    import tdcheck
+
+    keras = tf_keras[1]
+    x = keras.Input((None, 4))
+    model = keras.Model(x, model_files.td_dense(keras)(x))
+    model.compile(optimizer=keras.optimizers.Adam(0.003), loss="mse", metrics=["mae"])
+    out = str(tmp_path / "compiled.keras")
+    result = tdcheck.rewrite(model, out, checks=1, timing=False)
+    assert result.notes[-1] == (
+        "compile settings carried over (optimizer settings, loss, metrics); optimizer state not"
+    )
+    reloaded = keras.models.load_model(out)
+    config = reloaded.get_compile_config()
+    assert (config["loss"], config["metrics"]) == ("mse", ["mae"])
+    assert config["optimizer"]["config"]["learning_rate"] == pytest.approx(0.003)
+
+
+def test_real_process_has_clean_streams_and_writes_out(saved_models, tmp_path):
+    """The console path: pure JSON on stdout, nothing on stderr (no TensorFlow log noise),
+    OUT complete even though the process skips the interpreter's teardown."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "fast.keras"
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TDCHECK_DEBUG")
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "tdcheck", "rewrite", saved_models["nested"], str(out),
+         "--checks", "1", "--no-timing", "--format", "json"],
+        capture_output=True, text=True, timeout=300, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    assert json.loads(proc.stdout)["written"] is True
+    from tdcheck.core.model_file import read_model_file, time_distributed_layers
+
+    assert time_distributed_layers(read_model_file(str(out)).config) == []
+
+
+def test_one_sequence_length_warns_that_the_predict_bug_cannot_show(runner, tmp_path):
+    missing = str(tmp_path / "missing.keras")
+    result = run(runner, "rewrite", missing, "--dry-run", "--seq", "5")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        "tdcheck: warning: one --seq length cannot show the predict-on-a-new-length bug; give "
+        "two, e.g. --seq 5,7",
+        f"tdcheck: error: {missing}: no such file",
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["rewrite", "in.keras", "out.h5"], ["rewrite", "missing.keras", "--dry-run"],
+     ["models", "a.keras", "b.keras", "--seq", "x"], ["models", "missing.keras", "b.keras"],
+     ["rewrite", "--help"]],
+)  # fmt: skip
+def test_usage_errors_never_import_tensorflow(argv):
+    from test_subprocess import modules_after
+
+    modules = modules_after(argv)
+    assert "click" in modules
+    assert "tensorflow" not in modules and "keras" not in modules
+
+
+def test_progress_steps(saved_models, tmp_path):
+    import tdcheck
+
+    steps = []
+    out = str(tmp_path / "fast.keras")
+    tdcheck.rewrite(saved_models["functional"], out, checks=2, on_step=steps.append)
+    assert steps == [
+        f"loading {saved_models['functional']}", "rebuilding without TimeDistributed",
+        "the original's predict on each sequence length", "checking #1 2x5x4", "checking #2 2x7x4",
+        "the rewritten model's predict on each sequence length",
+        "timing the original at (2, 7, 4)", "timing the rewritten model at (2, 7, 4)",
+        f"writing and reloading {out}",
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "make", "alone"),
+    [("Conv1D", lambda k: k.layers.Conv1D(2, 2), "raises"),
+     ("Flatten", lambda k: k.layers.Flatten(), (2, 60)),
+     ("LSTM", lambda k: k.layers.LSTM(2), "raises"),
+     ("GlobalAveragePooling1D", lambda k: k.layers.GlobalAveragePooling1D(), "raises"),
+     ("Reshape", lambda k: k.layers.Reshape((12,)), "raises")],
+)  # fmt: skip
+def test_not_rewritable_layers_really_differ_alone(tf_keras, name, make, alone):
+    """Evidence for some 'not rewritable' entries: on (batch, time, 3, 4) the layer alone
+    refuses the extra axis or computes another shape than under TimeDistributed."""
+    from tdcheck.core.rules import NOT_REWRITABLE, RULES
+
+    assert RULES[name].verdict == NOT_REWRITABLE
+    keras = tf_keras[1]
+    x = np.random.default_rng(0).standard_normal((2, 5, 3, 4)).astype("float32")
+    assert keras.layers.TimeDistributed(make(keras))(x).shape[:2] == (2, 5)
+    if alone == "raises":
+        with pytest.raises(ValueError):
+            make(keras)(x)
+    else:
+        assert tuple(make(keras)(x).shape) == alone
