@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from tdcheck.core.tolerances import default_tolerances
+from tdcheck.core.tolerances import default_tolerances, unit_roundoff
 from tdcheck.errors import ConfigError
 
 #: Keras 3 backends (``--backend``).
@@ -44,8 +44,8 @@ VERSION_KEYS = {"tensorflow": "tensorflow", "jax": "jax", "torch": "torch", "ker
 TF32_CHOICES = ("default", "on", "off")
 #: Engines that can run ``--train-steps``.
 TRAINING_ENGINES = ENGINE_NAMES
-#: TF32 unit roundoff: a 10-bit mantissa.
-TF32_UNIT_ROUNDOFF = 2.0**-11
+#: TF32 unit roundoff: a 10-bit mantissa, 2**-11 (:func:`tdcheck.core.tolerances.unit_roundoff`).
+TF32_UNIT_ROUNDOFF = unit_roundoff("tf32")
 TF32_TOLERANCES = (4 * TF32_UNIT_ROUNDOFF, 4 * TF32_UNIT_ROUNDOFF)
 
 
