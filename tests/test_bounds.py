@@ -159,7 +159,6 @@ def test_tensorfloat32_on_a_gpu_widens_the_float32_bounds(dtype, device, enabled
 
     from tdcheck.commands.compare import _bound_precision
 
-    experimental = SimpleNamespace(tensor_float_32_execution_enabled=lambda: enabled)
-    fake_tf = SimpleNamespace(config=SimpleNamespace(experimental=experimental))
-    assert _bound_precision(fake_tf, dtype, device) == expected
+    fake_engine = SimpleNamespace(tf32_setting=lambda: enabled)  # the engine's TF32 switch
+    assert _bound_precision(fake_engine, dtype, device) == expected
     assert unit_roundoff("tf32") == 2.0**-11 and bounds.eta("tf32") == 2.0**-150

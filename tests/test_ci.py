@@ -535,7 +535,7 @@ def test_interrupt_while_tensorflow_loads_reports_every_case_as_not_run(
 ):
     import tdcheck.commands.compare
 
-    def interrupted(self, max_models=16):
+    def interrupted(self, *args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(tdcheck.commands.compare.Session, "__init__", interrupted)

@@ -128,7 +128,8 @@ def bench_command(
     from tdcheck.commands.bench import BenchPlan
     from tdcheck.core.grid import parse_list
 
-    config = CompareConfig(**options, input="random").validated()
+    # bench times TensorFlow (tf.function, XLA): $KERAS_BACKEND does not apply to it.
+    config = CompareConfig(**options, input="random", backend="tensorflow").validated()
     plan = BenchPlan(
         config=config,
         seqs=tuple(parse_list("seq", seq)),

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from tdcheck.cli.backend_options import BACKEND_OPTIONS
 from tdcheck.cli.options import (
     COMMON_OPTIONS,
     Decorator,
@@ -38,6 +39,7 @@ NUMERICS_OPTIONS: list[Decorator] = [
 @click.command("compare")
 @apply_options(model_options(grid=False))
 @apply_options(COMMON_OPTIONS)
+@apply_options(BACKEND_OPTIONS)
 @click.option(
     "--save-arrays",
     type=click.Path(dir_okay=False),
@@ -58,7 +60,7 @@ NUMERICS_OPTIONS: list[Decorator] = [
 @wide_option
 def compare_command(
     input_: str, format_: str, output: str | None, save_arrays: str | None, junit: str | None,
-    quiet: bool, wide: bool, **options: Any,
+    quiet: bool, wide: bool, keras: str, **options: Any,
 ) -> int:  # fmt: skip
     """Build the variants with the same weights, run them and compare the outputs.
 
@@ -66,11 +68,12 @@ def compare_command(
     Example:
       tdcheck compare --hidden 5 --seq 3
       tdcheck compare --variants dense,time-distributed,conv1d --format json
+      tdcheck compare --backends tensorflow,jax --grad
     """
     from tdcheck import files
 
     # Validate before anything heavy is imported: a bad option costs milliseconds.
-    config = CompareConfig(input=input_, **options).validated()
+    config = CompareConfig(input=input_, keras=int(keras), **options).validated()
     output_format = check_output(output, save_arrays=save_arrays, junit=junit)
     if save_arrays is not None and not save_arrays.endswith(".npz"):
         raise ConfigError(f"--save-arrays: {save_arrays!r} must end in .npz")

@@ -109,6 +109,13 @@ def _interrupt_after() -> Iterator[None]:
     help="Print the names of the cases (after -k and --shard) and exit, running nothing; "
     "with --format json, a list of objects: index, name, shard, reproduce.",
 )
+@click.option(
+    "--backend",
+    default=None,
+    metavar="LIST",
+    help="Keras 3 backends, a grid axis: comma list from tensorflow, jax, torch (one process "
+    "each, reused across cases).  [default: $KERAS_BACKEND, else tensorflow]",
+)
 @click.option("--fail-fast", is_flag=True, help="Stop at the first case that fails or errors.")
 @click.option(
     "--max-cases",

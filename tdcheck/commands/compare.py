@@ -16,20 +16,14 @@ from typing import Any, TypeVar
 import numpy as np
 
 from tdcheck.core import bounds, faults, oracle
+from tdcheck.core.backends import TF32_NOTE, tf32_cross_device
 from tdcheck.core.config import CompareConfig
 from tdcheck.core.inputs import load_npy, make_input
 from tdcheck.core.stats import ArrayStats, compare_arrays
 from tdcheck.core.tolerances import compute_dtype, largest_finite, overflow_threshold
 from tdcheck.engines import gradients
-from tdcheck.engines.keras_model import TRUNK_WEIGHTS, BuiltModel, build_model
-from tdcheck.engines.tensorflow import (
-    environment,
-    error_text,
-    load_tensorflow,
-    quiet,
-    select_devices,
-    short_device,
-)
+from tdcheck.engines.base import Engine, load_engine, load_weights
+from tdcheck.engines.keras_model import TRUNK_WEIGHTS, BuiltModel
 from tdcheck.errors import ConfigError
 from tdcheck.reports.result import ORACLE, CompareResult, Comparison
 
@@ -220,7 +214,9 @@ def compare(config: CompareConfig | None = None, **options: Any) -> CompareRun:
     :class:`~tdcheck.errors.EnvironmentProblem` (e.g. ``device='gpu'`` without one).
     """
     cfg, x = prepare(config, **options)
-    return Session().run(cfg, x)
+    from tdcheck.commands.backends import run_compare
+
+    return run_compare(cfg, x)
 
 
 #: Config fields that change the model itself; batch, seq and the input do not.
@@ -231,25 +227,39 @@ _MODEL_FIELDS = (
 
 
 class Session:
-    """TensorFlow loaded once, and models reused across configurations.
+    """An engine (TensorFlow unless ``engine`` names another) loaded once, and models reused
+    across configurations.
 
     A model's input is ``(None, features)``, so configurations that differ only in batch
     size, sequence length or input values run on the same built model (same seed, same
     weights) instead of building it again; ``tdcheck sweep`` relies on this.
     """
 
-    def __init__(self, max_models: int = 16) -> None:
-        self.tf, self.keras = load_tensorflow()
+    def __init__(self, max_models: int = 16, engine: str = "tensorflow") -> None:
+        self.engine: Engine = load_engine(engine)
+        self.keras = self.engine.keras
+        self.tf: Any = getattr(self.engine, "tf", None)  # bench's TensorFlow-only paths
         self.max_models = max_models
         self._models: dict[tuple[Any, ...], BuiltModel] = {}
+        #: Initial weights (``weights/...`` arrays) every new model takes instead of its own,
+        #: e.g. a baseline's or another backend's; see :meth:`use_weights`.
+        self.weights: dict[str, np.ndarray] | None = None
+        self._weights_id = 0
+
+    def use_weights(self, weights: dict[str, np.ndarray] | None) -> None:
+        """Build models with these initial weights from now on (None: their own)."""
+        self.weights = weights
+        self._weights_id += 1
 
     def model(self, cfg: CompareConfig, device: str) -> BuiltModel:
         """The built model for ``cfg`` on ``device``, from the cache when possible."""
         key = (*(getattr(cfg, f) for f in _MODEL_FIELDS), cfg.lengths is not None, device)
+        key += (self._weights_id if self.weights else 0,)
         built = self._models.pop(key, None)
         if built is None:
-            with quiet(), self.tf.device(device):
-                built = build_model(cfg, self.keras)
+            built = self.engine.build(cfg, device)
+            if self.weights:
+                load_weights(built, self.weights)
             if len(self._models) >= self.max_models:
                 self._models.pop(next(iter(self._models)))  # least recently used
         self._models[key] = built
@@ -257,14 +267,16 @@ class Session:
 
     def run(self, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
         """Compare for a validated, resolved ``cfg`` and its input (see :func:`prepare`)."""
+        if cfg.tf32 != "default":
+            self.engine.set_tf32(cfg.tf32 == "on")
         return _run(self, cfg, x)
 
 
 def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
-    tf, keras = session.tf, session.keras
-    devices = select_devices(tf, cfg.device)
+    engine = session.engine
+    devices = engine.select_devices(cfg.device)
     if cfg.deterministic:
-        tf.config.experimental.enable_op_determinism()
+        engine.set_deterministic()
     valid = valid_positions(cfg)
     where = valid[..., None] if cfg.lengths is not None else None
     reference = cfg.variants[0]
@@ -274,26 +286,25 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
     training: dict[str, Any] | None = None
 
     built = session.model(cfg, devices[0])
-    x_model = x.astype(built.model.inputs[0].dtype)
+    x_model = x.astype(engine.input_dtype(built))
     mask_kept = {
         v: getattr(t, "_keras_mask", None) is not None
         for v, t in zip(cfg.variants, built.model.outputs, strict=True)
     }
     errors: dict[str, str] = {}
-    with quiet(), tf.device(devices[0]):
-        if cfg.time_dim == "dynamic":
-            outputs, errors, used_device = _dynamic_outputs(tf, keras, built, x_model)
-            notes.append(
-                "--time-dim dynamic: each head ran in tf.function traced with an unknown "
-                "sequence length, so TimeDistributed takes its vectorized_map path "
-                "(gradients and training still run eagerly)"
-            )
-        else:
-            tensors = built(x_model)
-            used_device = tensors[0].device
-            outputs = {v: np.asarray(t) for v, t in zip(cfg.variants, tensors, strict=True)}
-        head_input = _head_input(tf, built, x_model, dynamic=cfg.time_dim == "dynamic")
-    judge.precision = _bound_precision(tf, cfg.dtype, used_device)
+    dynamic = cfg.time_dim == "dynamic"
+    if dynamic:
+        outputs, errors, used_device = engine.dynamic_outputs(built, x_model, devices[0])
+        notes.append(
+            "--time-dim dynamic: each head ran in tf.function traced with an unknown "
+            "sequence length, so TimeDistributed takes its vectorized_map path "
+            "(gradients and training still run eagerly)"
+        )
+    else:
+        tensors, used_device = engine.forward(built, x_model, devices[0])
+        outputs = dict(zip(cfg.variants, tensors, strict=True))
+    head_input = engine.head_input(built, x_model, devices[0], dynamic=dynamic)
+    judge.precision = _bound_precision(engine, cfg.dtype, used_device)
     if judge.precision == "tf32":
         notes.append(
             "TensorFloat-32 is enabled on this GPU: float32 matrix products round their inputs "
@@ -343,27 +354,28 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
         notes += _mask_notes(cfg, outputs, valid, keras_mask, mask_kept)
 
     if len(devices) > 1:
-        with quiet(), tf.device(devices[1]):
-            other = built(x_model)
-            other_name = short_device(other[0].device)
-        here = short_device(used_device)
+        other, other_name = engine.forward(built, x_model, devices[1])
+        here = used_device
+        cross = judge
+        tf32 = tf32_cross_device(cfg.dtype, (cfg.atol, cfg.rtol), engine.tf32())
+        if tf32 is not None:  # TF32's 10-bit mantissa on the GPU side
+            cross = _Judge(dataclasses.replace(cfg, atol=tf32[0], rtol=tf32[1]), valid, arrays)
+            cross.comparisons = judge.comparisons
+            notes.append(TF32_NOTE.format(tf32[0]))
         for v, t in zip(cfg.variants, other, strict=True):
             if v in outputs:  # (a head that raised on the dynamic path has no output here)
-                judge("cross-device", f"{v}@{other_name}", f"{v}@{here}", np.asarray(t),
+                cross("cross-device", f"{v}@{other_name}", f"{v}@{here}", np.asarray(t),
                       outputs[v], where=where,
                       keys=(f"outputs/{v}@{other_name}", f"outputs/{v}"))  # fmt: skip
 
     if cfg.grad:
-        with quiet(), tf.device(devices[0]):
-            notes += _gradient_checks(
-                cfg, tf, built, x_model, valid, keras_mask, judge, arrays, head_input, heads
-            )
+        notes += _gradient_checks(
+            cfg, engine, devices[0], built, x_model, valid, keras_mask, judge, arrays,
+            head_input, heads,
+        )  # fmt: skip
 
     if cfg.train_steps:
-        from tdcheck.engines.training import train
-
-        with quiet(), tf.device(devices[0]):
-            run = train(cfg, tf, keras, built, x_model, valid)
+        run = engine.train(cfg, built, x_model, valid, devices[0])
         for v in cfg.variants[1:]:
             for quantity, value in run.weights[v].items():
                 judge(
@@ -408,7 +420,7 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
         arrays[f"weights/{v}/kernel"] = kernel
         arrays[f"weights/{v}/bias"] = bias
 
-    env = environment(tf, keras, used_device)
+    env = engine.environment(used_device)
     env["deterministic"] = cfg.deterministic
     return CompareRun(
         config=cfg.to_dict(),
@@ -423,21 +435,11 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
     )
 
 
-def _head_input(tf: Any, built: BuiltModel, x: np.ndarray, dynamic: bool) -> np.ndarray:
-    """What every head read; on the dynamic path traced the same way as the heads."""
-    if not dynamic or built.features_model is None:
-        return built.head_input(x)
-    spec = tf.TensorSpec([None, None, x.shape[-1]], built.model.inputs[0].dtype)
-    model = built.features_model
-    fn = tf.function(lambda t: model(t, training=False), input_signature=[spec])
-    return np.asarray(fn(tf.constant(x)))
-
-
-def _bound_precision(tf: Any, dtype: str, device: str) -> str:
+def _bound_precision(engine: Engine, dtype: str, device: str) -> str:
     """``"tf32"`` when float32 runs on a GPU with TensorFloat-32 enabled, else ``dtype``."""
     if dtype != "float32" or "GPU" not in str(device).upper():
         return dtype
-    return "tf32" if tf.config.experimental.tensor_float_32_execution_enabled() else dtype
+    return "tf32" if engine.tf32_setting() else dtype
 
 
 def output_bounds(
@@ -599,31 +601,6 @@ def head_gradient_bounds(
     return refs, allowed
 
 
-def _dynamic_outputs(
-    tf: Any, keras: Any, built: BuiltModel, x: np.ndarray
-) -> tuple[dict[str, np.ndarray], dict[str, str], str]:
-    """Run each head in ``tf.function`` traced with ``TensorSpec([None, None, features])``.
-
-    A head that raises is reported in the errors, not fatal: the others still run.
-    """
-    spec = tf.TensorSpec([None, None, x.shape[-1]], built.model.inputs[0].dtype)
-    outputs: dict[str, np.ndarray] = {}
-    errors: dict[str, str] = {}
-    device = ""
-    xt = tf.constant(x)
-    for index, variant in enumerate(built.heads):
-        sub = keras.Model(built.model.inputs, built.model.outputs[index])
-        fn = tf.function(lambda t, sub=sub: sub(t, training=False), input_signature=[spec])
-        try:
-            tensor = fn(xt)
-        except Exception as exc:  # e.g. a Keras bug on this path
-            errors[variant] = error_text(exc)
-            continue
-        device = device or tensor.device
-        outputs[variant] = np.asarray(tensor)
-    return outputs, errors, device
-
-
 def _oracle_outputs(
     cfg: CompareConfig, built: BuiltModel, x: np.ndarray, mask: np.ndarray | None
 ) -> dict[str, np.ndarray]:
@@ -690,7 +667,8 @@ def _mask_notes(
 
 def _gradient_checks(
     cfg: CompareConfig,
-    tf: Any,
+    engine: Engine,
+    device: str,
     built: BuiltModel,
     x: np.ndarray,
     valid: np.ndarray,
@@ -708,7 +686,7 @@ def _gradient_checks(
     """
     r = gradients.cotangent((*x.shape[:2], cfg.units), cfg.seed, valid)
     arrays["gradients/R"] = r
-    grads = gradients.keras_gradients(tf, built, x, r)
+    grads = engine.gradients(built, x, r, device)
     reference = cfg.variants[0]
     refs, allowed = head_gradient_bounds(cfg, head_input, r, heads, judge.precision)
     rule = bounds.gradient_rule(int(np.prod(head_input.shape[:-1])), judge.precision)

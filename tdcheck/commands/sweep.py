@@ -251,11 +251,13 @@ def run_sweep(
     todo = plan.cases
     if not todo:  # more shards than selected cases: nothing to load TensorFlow for
         return result
+    from tdcheck.commands.backends import EngineRunner, merge_environment
+
+    session = EngineRunner()  # one engine per backend of the grid, reused across cases
     try:  # Ctrl-C while TensorFlow loads leaves the same report: interrupted, all not run
-        from tdcheck.commands.compare import Session, prepare
+        from tdcheck.commands.compare import prepare
         from tdcheck.engines.tensorflow import error_text
 
-        session = Session()
         for planned in todo:
             start = time.perf_counter()
             base = (planned.index, planned.name, planned.resolved.to_dict())
@@ -271,8 +273,7 @@ def run_sweep(
                 case = CaseResult(*base, "errored", time.perf_counter() - start,
                                   error=error_text(exc))  # fmt: skip
             else:
-                if not result.environment:
-                    result.environment = run.environment
+                merge_environment(result.environment, run.environment)
                 case = CaseResult(
                     planned.index, planned.name, run.config,
                     "passed" if run.passed else "failed", time.perf_counter() - start,
@@ -289,5 +290,7 @@ def run_sweep(
                 break
     except KeyboardInterrupt:
         result.interrupted = True
+    finally:
+        session.close()
     result.mark_not_run(todo)
     return result

@@ -18,6 +18,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from tdcheck.core.backends import (
+    BACKENDS,
+    TF32_CHOICES,
+    check_supported,
+    default_backend,
+    engine_name,
+    parse_engines,
+)
 from tdcheck.core.tolerances import DEFAULT_TOLERANCES, default_tolerances
 from tdcheck.core.variants import VARIANT_NAMES
 from tdcheck.errors import ConfigError
@@ -221,6 +229,16 @@ class CompareConfig:
     lengths: tuple[int, ...] | None = None
     deterministic: bool = False
     time_dim: str = "static"
+    #: Keras 3 backend; None: ``$KERAS_BACKEND`` when set, else tensorflow.
+    backend: str | None = None
+    #: Keras major version: 3, or 2 for tf_keras (TensorFlow only).
+    keras: int = 3
+    #: Run on each of these engines (backends and ``keras2``) and compare them.
+    backends: tuple[str, ...] | None = None
+    #: TF32 for float32 matmuls on a GPU: default (the framework's), on or off.
+    tf32: str = "default"
+    #: An ``--save-arrays`` archive to judge this run against.
+    baseline: str | None = None
 
     # -- validation -----------------------------------------------------------------
     def validated(self) -> CompareConfig:
@@ -283,8 +301,23 @@ class CompareConfig:
         if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
             raise ConfigError(f"--learning-rate: must be a finite number > 0 (got {lr!r})")
         lengths = parse_lengths(self.lengths) if self.lengths is not None else None
+        backend = self.backend if self.backend is not None else default_backend()
+        check_choice("--backend", backend, BACKENDS)
+        if self.keras not in (2, 3):
+            raise ConfigError(f"--keras: 2 or 3 (got {self.keras!r})")
+        engine_name(backend, self.keras)
+        backends = parse_engines(self.backends) if self.backends is not None else None
+        if backends is not None and (self.backend is not None or self.keras != 3):
+            raise ConfigError("--backends runs several backends: leave out --backend and --keras")
+        for engine in backends or (engine_name(backend, self.keras),):
+            check_supported(engine, time_dim=self.time_dim, train_steps=steps, dtype=self.dtype)
+        check_choice("--tf32", self.tf32, TF32_CHOICES)
+        if self.baseline is not None and not os.path.isfile(self.baseline):
+            raise ConfigError(f"--baseline: no such file {self.baseline!r}")
         return dataclasses.replace(
             self,
+            backend=None if backends else backend,
+            backends=backends,
             initializer=str(kernel),
             bias_initializer=str(bias),
             variants=variants,
@@ -334,6 +367,11 @@ class CompareConfig:
                 )
 
     # -- derived values ---------------------------------------------------------------
+    @property
+    def engine(self) -> str:
+        """The engine that runs this config: the backend, or ``keras2`` with ``keras=2``."""
+        return engine_name(self.backend or default_backend(), self.keras)
+
     @property
     def head_input_size(self) -> int:
         """What the heads read: the trunk's units, or the features with ``rnn='none'``."""
@@ -389,6 +427,8 @@ class CompareConfig:
         """Every option as JSON-ready values."""
         out = dataclasses.asdict(self)
         out["variants"] = list(self.variants)
+        if self.backends is not None:
+            out["backends"] = list(self.backends)
         return out
 
 

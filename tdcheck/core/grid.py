@@ -34,8 +34,8 @@ T = TypeVar("T")
 
 #: The options that take lists (config field names), in the order of the product.
 AXES = (
-    "rnn", "dtype", "variants", "activation", "initializer", "bias_initializer", "weights",
-    "time_dim", "features", "hidden", "units", "seq", "batch", "lengths", "seed",
+    "backend", "rnn", "dtype", "variants", "activation", "initializer", "bias_initializer",
+    "weights", "time_dim", "features", "hidden", "units", "seq", "batch", "lengths", "seed",
 )  # fmt: skip
 INT_AXES = ("features", "hidden", "units", "seq", "batch", "seed")
 DEFAULT_MAX_CASES = 5000
@@ -166,7 +166,8 @@ def shard_of(position: int, n: int) -> int:
 #: Axes that appear in a case name only when they vary in the grid or differ from the
 #: default, as ``key=value``.
 _NAME_EXTRAS = (
-    ("activation", "act"), ("initializer", "init"), ("bias_initializer", "bias"),
+    ("backend", "backend"), ("activation", "act"), ("initializer", "init"),
+    ("bias_initializer", "bias"),
     ("weights", "weights"), ("time_dim", "time"), ("lengths", "len"), ("seed", "seed"),
 )  # fmt: skip
 _DEFAULTS = CompareConfig().validated()

@@ -17,6 +17,9 @@ import warnings
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
+from tdcheck.engines.base import Engine
 from tdcheck.errors import EnvironmentProblem
 
 
@@ -89,7 +92,8 @@ def load_tensorflow() -> tuple[Any, Any]:
     if not debug_enabled():
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         warnings.filterwarnings("ignore", module=r"(tensorflow|keras|absl)(\.|$)")
-    os.environ["KERAS_BACKEND"] = "tensorflow"
+    saved = os.environ.get("KERAS_BACKEND")
+    os.environ["KERAS_BACKEND"] = "tensorflow"  # read once, when Keras is imported
     with quiet_native_stderr(), _without_pyplot():
         try:
             import tensorflow as tf
@@ -101,6 +105,11 @@ def load_tensorflow() -> tuple[Any, Any]:
             import keras
         except ImportError as exc:
             raise EnvironmentProblem(f"Keras cannot be imported ({exc})") from None
+        finally:  # the user's value stays the default backend of later comparisons
+            if saved is None:
+                os.environ.pop("KERAS_BACKEND", None)
+            else:
+                os.environ["KERAS_BACKEND"] = saved
     if not keras.__version__.startswith("3"):
         raise EnvironmentProblem(f"tdcheck needs Keras 3, found Keras {keras.__version__}")
     if not debug_enabled():
@@ -173,3 +182,110 @@ def error_text(exc: BaseException) -> str:
         lines = lines[-1:]
     message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", " ".join(lines))
     return f"{type(exc).__name__}: {message[:300] or 'no message'}"
+
+
+class TensorFlowEngine(Engine):
+    """Keras 3 on TensorFlow: the default engine."""
+
+    name = "tensorflow"
+    tf: Any = None
+
+    def load(self) -> None:
+        self.tf, self.keras = load_tensorflow()
+
+    def versions(self) -> dict[str, str]:
+        return {"tensorflow": self.tf.__version__, "keras": self.keras.__version__}
+
+    def tf32_setting(self) -> bool | None:
+        return bool(self.tf.config.experimental.tensor_float_32_execution_enabled())
+
+    def set_tf32(self, on: bool) -> None:
+        self.tf.config.experimental.enable_tensor_float_32_execution(on)
+
+    def set_deterministic(self) -> None:
+        self.tf.config.experimental.enable_op_determinism()
+
+    def gpu_names(self) -> list[str]:
+        return gpu_names(self.tf)
+
+    def on(self, device: str) -> contextlib.AbstractContextManager[Any]:
+        return self.tf.device(device if device.startswith("/") else f"/{device}")
+
+    def forward(self, built: Any, x: np.ndarray, device: str) -> tuple[list[np.ndarray], str]:
+        with quiet(), self.on(device):
+            tensors = built(x)
+        return [np.asarray(t) for t in tensors], short_device(tensors[0].device)
+
+    def gradients(
+        self, built: Any, x: np.ndarray, r: np.ndarray, device: str
+    ) -> dict[str, dict[str, np.ndarray]]:
+        from tdcheck.engines.gradients import keras_gradients
+
+        with quiet(), self.on(device):
+            return keras_gradients(self.tf, built, x, r)
+
+    def train_step(
+        self, built: Any, optimizer: Any, x: np.ndarray, target: np.ndarray,
+        weight: np.ndarray, device: str,
+    ) -> tuple[np.ndarray, float]:  # fmt: skip
+        tf = self.tf
+        params = built.model.trainable_weights
+        with quiet(), self.on(device):
+            with tf.GradientTape() as tape:
+                raw = built.model(x, training=True)
+                y = tf.cast(raw, target.dtype.name)
+                loss = tf.reduce_sum(weight * tf.square(y - target))
+                scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
+            grads = tape.gradient(scaled, params)
+            self.apply(optimizer, grads, params)
+        return np.asarray(raw), float(loss)
+
+    def apply(self, optimizer: Any, grads: list[Any], params: list[Any]) -> None:
+        optimizer.apply(grads, params)
+
+    def head_input(
+        self, built: Any, x: np.ndarray, device: str, dynamic: bool = False
+    ) -> np.ndarray:
+        """What every head read; on the dynamic path traced the same way as the heads."""
+        tf = self.tf
+        with quiet(), self.on(device):
+            if not dynamic or built.features_model is None:
+                return built.head_input(x)
+            spec = tf.TensorSpec([None, None, x.shape[-1]], built.model.inputs[0].dtype)
+            model = built.features_model
+            fn = tf.function(lambda t: model(t, training=False), input_signature=[spec])
+            return np.asarray(fn(tf.constant(x)))
+
+    def dynamic_outputs(
+        self, built: Any, x: np.ndarray, device: str
+    ) -> tuple[dict[str, np.ndarray], dict[str, str], str]:
+        """Run each head in ``tf.function`` traced with ``TensorSpec([None, None, features])``.
+
+        A head that raises is reported in the errors, not fatal: the others still run.
+        """
+        tf = self.tf
+        spec = tf.TensorSpec([None, None, x.shape[-1]], built.model.inputs[0].dtype)
+        outputs: dict[str, np.ndarray] = {}
+        errors: dict[str, str] = {}
+        used = ""
+        with quiet(), self.on(device):
+            xt = tf.constant(x)
+            for index, variant in enumerate(built.heads):
+                sub = self.keras.Model(built.model.inputs, built.model.outputs[index])
+                fn = tf.function(lambda t, sub=sub: sub(t, training=False), input_signature=[spec])
+                try:
+                    tensor = fn(xt)
+                except Exception as exc:  # e.g. a Keras bug on this path
+                    errors[variant] = error_text(exc)
+                    continue
+                used = used or tensor.device
+                outputs[variant] = np.asarray(tensor)
+        return outputs, errors, short_device(used)
+
+    def environment(self, device: str) -> dict[str, Any]:
+        env = super().environment(device)
+        env["onednn"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")
+        return env
+
+
+ENGINE = TensorFlowEngine

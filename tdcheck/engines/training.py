@@ -55,41 +55,33 @@ def targets(shape: tuple[int, ...], seed: int) -> np.ndarray:
 
 
 def train(
-    cfg: Any, tf: Any, keras: Any, built: Any, x: np.ndarray, valid: np.ndarray
+    cfg: Any, engine: Any, built: Any, x: np.ndarray, valid: np.ndarray, device: str
 ) -> TrainingRun:
-    """Train one copy per variant for ``cfg.train_steps`` steps (eagerly)."""
-    from tdcheck.engines.keras_model import build_model
-
+    """Train one copy per variant for ``cfg.train_steps`` steps (eagerly), each step one
+    ``engine.train_step`` (the framework's autodiff and the Keras optimizer)."""
     variants = tuple(built.heads)
     reference = variants[0]
     out_dtype = "float64" if cfg.dtype == "float64" else "float32"
     target_values = targets((*x.shape[:2], cfg.units), cfg.seed)
-    target = tf.constant(target_values, out_dtype)
-    weight = tf.constant(valid[..., None] / (valid.sum() * cfg.units), out_dtype)
-    xt = tf.constant(x)
+    target = target_values.astype(out_dtype)
+    weight = (valid[..., None] / (valid.sum() * cfg.units)).astype(out_dtype)
     run = TrainingRun(cfg.train_steps, cfg.optimizer, cfg.learning_rate, reference)
     run.targets = target_values
     trajectories: dict[str, list[np.ndarray]] = {}
     for variant in variants:
-        copy = build_model(cfg, keras, variants=(variant,))
+        copy = engine.build(cfg, device, variants=(variant,))
         if built.trunk is not None and copy.trunk is not None:
             copy.trunk.set_weights(built.trunk.get_weights())
         copy.heads[variant].set_weights(built.heads[variant].get_weights())
-        optimizer = _optimizer(keras, cfg)
-        params = copy.model.trainable_weights
+        optimizer = _optimizer(engine.keras, cfg)
         outputs, losses = [], []
         for step in range(cfg.train_steps):
-            with tf.GradientTape() as tape:
-                raw = copy.model(xt, training=True)
-                if step:  # the output after the previous step, no extra forward pass
-                    outputs.append(np.asarray(raw))
-                y = tf.cast(raw, out_dtype)
-                loss = tf.reduce_sum(weight * tf.square(y - target))
-                scaled = optimizer.scale_loss(loss) if hasattr(optimizer, "scale_loss") else loss
-            grads = tape.gradient(scaled, params)
-            optimizer.apply(grads, params)
-            losses.append(float(loss))
-        outputs.append(np.asarray(copy.model(xt, training=False)))
+            # loss = sum(weight * (y - target)^2); raw is the output before this step's update
+            raw, loss = engine.train_step(copy, optimizer, x, target, weight, device)
+            if step:  # the output after the previous step, no extra forward pass
+                outputs.append(raw)
+            losses.append(loss)
+        outputs.append(engine.forward(copy, x, device)[0][0])
         run.losses[variant] = losses
         trajectories[variant] = outputs
         named = {}

@@ -15,6 +15,7 @@ import os
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
+from tdcheck.core.backends import framework_text
 from tdcheck.reports.color import console_options, is_terminal
 from tdcheck.reports.result import CompareResult, Comparison, fmt
 
@@ -317,7 +318,7 @@ def title(result: CompareResult) -> str:
     return (
         f"tdcheck compare: input ({cfg['batch']}, {cfg['seq']}, {cfg['features']}) -> {trunk} "
         f"-> {cfg['units']} units; {cfg['dtype']} on {env['device']}, "
-        f"TensorFlow {env['tensorflow']}, Keras {env['keras']}"
+        f"{framework_text(env)}"
     )
 
 

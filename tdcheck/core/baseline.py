@@ -1,0 +1,147 @@
+"""Baselines: an ``--save-arrays`` archive from another machine, backend or Keras, to judge
+a run against (``tdcheck compare ... --baseline base.npz``).
+
+The archive records where it came from: ``meta/report.json`` (UTF-8 JSON in a ``uint8``
+array, written by :func:`tdcheck.commands.compare.archive`) holds the report with its
+configuration and environment, so the archive is read with ``allow_pickle=False`` like every
+array in it. A baseline is refused (exit 2) when the
+configuration that shapes the numbers differs (the keys are named) or the input differs.
+
+>>> decode_json(encode_json({"a": 1}))
+{'a': 1}
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from tdcheck.errors import ConfigError
+
+META_KEY = "meta/report.json"
+#: Config keys that shape the numbers; they must agree with the baseline's.
+MODEL_KEYS = (
+    "features", "hidden", "units", "seq", "batch", "rnn", "initializer", "bias_initializer",
+    "activation", "weights", "seed", "dtype", "lengths",
+)  # fmt: skip
+#: Compared too when both runs trained.
+TRAINING_KEYS = ("train_steps", "optimizer", "learning_rate")
+MAX_MEMBERS = 10_000
+
+
+@dataclass
+class Baseline:
+    path: str
+    arrays: dict[str, np.ndarray]
+    config: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+
+
+def encode_json(value: Any) -> np.ndarray:
+    """JSON as a ``uint8`` array (storable without pickling)."""
+    return np.frombuffer(json.dumps(value, sort_keys=True).encode("utf-8"), dtype=np.uint8)
+
+
+def decode_json(array: np.ndarray) -> Any:
+    return json.loads(np.asarray(array, dtype=np.uint8).tobytes().decode("utf-8"))
+
+
+def load(path: str, max_bytes: int = 4 * 1024**3) -> Baseline:
+    """Read a baseline archive safely (no pickles, size and member count capped)."""
+    try:
+        size = os.path.getsize(path)
+    except OSError as exc:
+        raise ConfigError(f"--baseline: cannot read {path!r} ({exc.strerror})") from None
+    if size > max_bytes:
+        raise ConfigError(f"--baseline: {path!r} is {size} bytes, over the {max_bytes} limit")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if len(archive.files) > MAX_MEMBERS:
+                raise ConfigError(f"--baseline: {path!r} holds over {MAX_MEMBERS} arrays")
+            arrays = {key: archive[key] for key in archive.files}
+    except ConfigError:
+        raise
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise ConfigError(
+            f"--baseline: {path!r} is not an archive written by --save-arrays ({exc})"
+        ) from None
+    if META_KEY not in arrays:
+        raise ConfigError(
+            f"--baseline: {path!r} has no {META_KEY} (write it with tdcheck compare --save-arrays)"
+        )
+    try:
+        meta = decode_json(arrays.pop(META_KEY))
+        report = meta["report"]
+        config, environment = report["config"], report["environment"]
+        original = meta.get("original_dtypes") or {}
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+        raise ConfigError(f"--baseline: {path!r} has an unreadable {META_KEY} ({exc})") from None
+    if not isinstance(config, dict) or not isinstance(environment, dict):
+        raise ConfigError(f"--baseline: {path!r} has a malformed {META_KEY}")
+    for key, dtype in original.items():  # bfloat16 was stored as float32, exactly
+        if key in arrays and dtype == "bfloat16":
+            import ml_dtypes
+
+            arrays[key] = arrays[key].astype(ml_dtypes.bfloat16)
+    return Baseline(path, arrays, config, environment)
+
+
+def differing_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``key (baseline vs this run)`` for each key that shapes the numbers and differs.
+
+    >>> differing_keys({"hidden": 8, "seed": 0}, {"hidden": 5, "seed": 0})
+    ['hidden (8 vs 5)']
+    """
+    keys = list(MODEL_KEYS)
+    if saved.get("train_steps") and current.get("train_steps"):
+        keys += TRAINING_KEYS
+    out = []
+    for key in keys:
+        a, b = _norm(saved.get(key)), _norm(current.get(key))
+        if a != b:
+            out.append(f"{key} ({_show(saved.get(key))} vs {_show(current.get(key))})")
+    return out
+
+
+def _norm(value: Any) -> Any:
+    return list(value) if isinstance(value, (list, tuple)) else value
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def check_matches(base: Baseline, cfg: Any, x: np.ndarray) -> None:
+    """Refuse (exit 2) a baseline made from another configuration or another input."""
+    differ = differing_keys(base.config, cfg.to_dict())
+    if differ:
+        raise ConfigError(
+            f"--baseline: {base.path!r} was made with another configuration: " + "; ".join(differ)
+        )
+    saved = base.arrays.get("input")
+    if saved is None:
+        raise ConfigError(f"--baseline: {base.path!r} holds no input array")
+    ours = x.astype(saved.dtype) if saved.dtype.kind == "f" else x
+    if saved.shape != ours.shape or not np.array_equal(saved, ours, equal_nan=True):
+        diff = "shape" if saved.shape != ours.shape else "values"
+        raise ConfigError(
+            f"--baseline: {base.path!r} was made from another input (its {diff} differ: "
+            f"{saved.shape} vs {ours.shape})"
+        )
+
+
+def describe(environment: dict[str, Any]) -> str:
+    """Where a baseline came from, in a few words."""
+    from tdcheck.core.backends import framework_text
+
+    if not environment:
+        return "environment not recorded"
+    device = environment.get("device", "?")
+    return f"{framework_text(environment)} on {device}"

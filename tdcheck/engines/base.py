@@ -1,0 +1,300 @@
+"""The seam between tdcheck and a framework: one :class:`Engine` per Keras backend.
+
+Commands talk to an engine only: it imports its framework quietly, lists devices, builds the
+model from the NumPy-drawn weights of a config, runs it forward, takes gradients of the
+projected loss, trains, compiles for bench, and reports its environment (versions, TF32).
+
+=============  ===============================  =============================================
+engine         what it runs                     installed by
+=============  ===============================  =============================================
+tensorflow     Keras 3 on TensorFlow            ``pip install tdcheck`` (a dependency)
+jax            Keras 3 on JAX                   ``pip install 'tdcheck[jax]'``
+torch          Keras 3 on PyTorch               ``pip install 'tdcheck[torch]'``
+keras2         Keras 2 (``tf_keras``) on TF     ``pip install 'tdcheck[keras2]'``
+=============  ===============================  =============================================
+
+Keras reads ``KERAS_BACKEND`` once, when it is first imported, so a process holds at most one
+Keras 3 backend: :func:`load_engine` refuses another with :class:`EngineBusy`, and callers run
+that backend in a worker process instead (:mod:`tdcheck.commands.backends`).
+
+Nothing here imports a framework; the names and their parsing are in
+:mod:`tdcheck.core.backends`.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+import importlib
+import importlib.util
+import os
+import platform
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from tdcheck.core.backends import ENGINE_NAMES, LABELS
+from tdcheck.errors import ConfigError, EnvironmentProblem
+
+if TYPE_CHECKING:
+    from tdcheck.core.config import CompareConfig
+    from tdcheck.engines.keras_model import BuiltModel
+    from tdcheck.engines.training import TrainingRun
+
+#: The module each engine needs, and the pip line that installs it.
+REQUIRES = {
+    "tensorflow": ("tensorflow", "pip install 'tensorflow>=2.16'"),
+    "jax": ("jax", "pip install 'tdcheck[jax]' (or: pip install jax)"),
+    "torch": ("torch", "pip install 'tdcheck[torch]' (or: pip install torch)"),
+    "keras2": ("tf_keras", "pip install 'tdcheck[keras2]' (or: pip install tf_keras)"),
+}
+
+
+class EngineBusy(Exception):
+    """This process already imported Keras for another backend (use a worker process)."""
+
+
+def installed(name: str) -> bool:
+    """Whether the engine's framework can be found, without importing it."""
+    module, _ = REQUIRES[name]
+    return importlib.util.find_spec(module) is not None
+
+
+def require_installed(name: str) -> None:
+    """Raise :class:`EnvironmentProblem` (exit 3) with the pip line when it is missing."""
+    if not installed(name):
+        module, line = REQUIRES[name]
+        raise EnvironmentProblem(
+            f"the {name} backend needs {module!r}, which is not installed; install it: {line}"
+        )
+
+
+_LOADED: dict[str, Engine] = {}
+
+
+def keras_owner() -> str | None:
+    """The engine whose Keras this process imported, or None when Keras is not imported."""
+    for name, engine in _LOADED.items():
+        if engine.owns_keras:
+            return name
+    keras = sys.modules.get("keras")
+    if keras is None:
+        return None
+    backend = getattr(getattr(keras, "backend", None), "backend", None)
+    return str(backend()) if callable(backend) else "unknown"
+
+
+def can_load_here(name: str) -> bool:
+    """Whether :func:`load_engine` can give ``name`` in this process."""
+    if name in _LOADED:
+        return True
+    owner = keras_owner()
+    return owner is None or owner == name
+
+
+def load_engine(name: str) -> Engine:
+    """The loaded engine ``name`` (imported once per process, quietly).
+
+    Raises :class:`EnvironmentProblem` (exit 3) when its framework is missing and
+    :class:`EngineBusy` when this process already runs Keras on another backend.
+    """
+    if name in _LOADED:
+        return _LOADED[name]
+    if name not in ENGINE_NAMES:
+        raise ConfigError(f"unknown backend {name!r}; choose from {', '.join(ENGINE_NAMES)}")
+    require_installed(name)
+    owner = keras_owner()
+    if owner is not None and owner != name:
+        raise EngineBusy(f"this process already runs Keras on {owner}; {name} needs its own")
+    module = importlib.import_module(f"tdcheck.engines.{'tf_keras' if name == 'keras2' else name}")
+    engine: Engine = module.ENGINE()
+    engine.load()
+    _LOADED[name] = engine
+    return engine
+
+
+class Engine(abc.ABC):
+    """One framework behind Keras. Subclasses set :attr:`name` and implement the abstract
+    methods; the Keras 3 engines share :class:`tdcheck.engines.keras3.Keras3Engine`."""
+
+    name: str = ""
+    #: How to get a GPU build, for the "no GPU" message.
+    gpu_hint = "install tdcheck[gpu]"
+    #: Whether this engine's Keras is the module ``keras`` of this process.
+    owns_keras: bool = True
+    keras: Any = None
+
+    @property
+    def label(self) -> str:
+        return "Keras 2" if self.name == "keras2" else LABELS[self.name]
+
+    # -- start-up -----------------------------------------------------------------------
+    @abc.abstractmethod
+    def load(self) -> None:
+        """Import the framework and Keras quietly (``EnvironmentProblem`` when broken)."""
+
+    @abc.abstractmethod
+    def versions(self) -> dict[str, str]:
+        """``{"keras": ..., "<framework>": ...}`` for the environment block."""
+
+    def tf32_setting(self) -> bool | None:
+        """The framework's TF32 switch as it stands (None: the framework has none)."""
+        return None
+
+    def tf32(self) -> bool | None:
+        """Whether float32 matmuls may run in TF32 here: None without a GPU (TF32 is a GPU
+        format, Ampere and newer), else the framework's switch."""
+        return self.tf32_setting() if self.gpu_names() else None
+
+    def set_tf32(self, on: bool) -> None:  # noqa: B027  (engines without TF32 do nothing)
+        """Allow or forbid TF32 for float32 matmuls and convolutions."""
+
+    def set_deterministic(self) -> None:  # noqa: B027
+        """Turn on deterministic ops where the framework has such a switch."""
+
+    # -- devices ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def gpu_names(self) -> list[str]:
+        """Names of the visible GPUs (empty without one)."""
+
+    def select_devices(self, requested: str) -> list[str]:
+        """Map ``auto``/``cpu``/``gpu``/``both`` to device names, ``"CPU:0"``/``"GPU:0"``.
+
+        ``gpu`` or ``both`` with no GPU raises :class:`EnvironmentProblem` (exit 3).
+        """
+        if requested == "cpu":
+            return ["CPU:0"]
+        gpus = self.gpu_names()
+        if requested in ("gpu", "both") and not gpus:
+            raise EnvironmentProblem(
+                f"--device {requested}: no GPU is visible to {self.label} "
+                f"({self.gpu_hint} on a machine with a CUDA GPU, or use --device cpu)"
+            )
+        if requested == "both":
+            return ["CPU:0", "GPU:0"]
+        return ["GPU:0"] if gpus else ["CPU:0"]
+
+    @abc.abstractmethod
+    def on(self, device: str) -> contextlib.AbstractContextManager[Any]:
+        """A scope that places new variables and operations on ``device``."""
+
+    # -- the model ----------------------------------------------------------------------
+    def build(
+        self, cfg: CompareConfig, device: str, variants: tuple[str, ...] | None = None
+    ) -> BuiltModel:
+        """The model of a validated, resolved config, its variables on ``device``."""
+        from tdcheck.engines.keras_model import build_model
+
+        with quiet(), self.on(device):
+            return build_model(cfg, self.keras, variants)
+
+    def input_dtype(self, built: BuiltModel) -> str:
+        """The model input's dtype name (Keras 2 holds a ``tf.DType``)."""
+        dtype = built.model.inputs[0].dtype
+        return str(getattr(dtype, "name", dtype))
+
+    @abc.abstractmethod
+    def forward(
+        self, built: BuiltModel, x: np.ndarray, device: str
+    ) -> tuple[list[np.ndarray], str]:
+        """Every head's output on ``device`` (inference), and the device that ran it."""
+
+    @abc.abstractmethod
+    def gradients(
+        self, built: BuiltModel, x: np.ndarray, r: np.ndarray, device: str
+    ) -> dict[str, dict[str, np.ndarray]]:
+        """Per variant, the gradients of ``sum(R * y)`` (see :mod:`tdcheck.engines.gradients`)."""
+
+    def train(
+        self, cfg: CompareConfig, built: BuiltModel, x: np.ndarray, valid: np.ndarray, device: str
+    ) -> TrainingRun:
+        """Train one copy per variant (see :mod:`tdcheck.engines.training`)."""
+        from tdcheck.engines.training import train
+
+        return train(cfg, self, built, x, valid, device)
+
+    @abc.abstractmethod
+    def train_step(
+        self, built: BuiltModel, optimizer: Any, x: np.ndarray, target: np.ndarray,
+        weight: np.ndarray, device: str,
+    ) -> tuple[np.ndarray, float]:  # fmt: skip
+        """One optimizer step on ``loss = sum(weight * (y - target)**2)`` (the loss scaled
+        by a mixed-precision optimizer's ``scale_loss``); returns the output before the update
+        and the loss."""
+
+    def head_input(
+        self, built: BuiltModel, x: np.ndarray, device: str, dynamic: bool = False
+    ) -> np.ndarray:
+        """What every head read (the trunk's output, the masked input, or the input)."""
+        with quiet(), self.on(device):
+            return built.head_input(x)
+
+    def dynamic_outputs(
+        self, built: BuiltModel, x: np.ndarray, device: str
+    ) -> tuple[dict[str, np.ndarray], dict[str, str], str]:
+        """Each head traced with an unknown sequence length (``--time-dim dynamic``)."""
+        raise ConfigError(
+            f"--time-dim dynamic is TensorFlow's tf.function path; not available on {self.name}"
+        )
+
+    def compile(self, fn: Callable[..., Any], mode: str, spec: Any) -> Callable[..., Any]:
+        """``fn`` as bench mode ``mode`` runs it (eager: as is)."""
+        if mode == "eager":
+            return fn
+        raise ConfigError(f"bench --mode {mode} is not supported on the {self.name} backend yet")
+
+    # -- reporting ----------------------------------------------------------------------
+    def environment(self, device: str) -> dict[str, Any]:
+        """Versions and the device used, for the report's environment block."""
+        return {
+            "python": platform.python_version(),
+            **self.versions(),
+            "numpy": np.__version__,
+            "device": device or "unknown",
+            "platform": f"{platform.system()}-{platform.release()}-{platform.machine()}",
+            "machine": platform.machine(),
+            "cpu_count": os.cpu_count(),
+            "backend": self.name,
+            "tf32": self.tf32(),
+        }
+
+    def error_text(self, exc: BaseException) -> str:
+        from tdcheck.engines.tensorflow import error_text
+
+        return error_text(exc)
+
+
+def quiet() -> contextlib.AbstractContextManager[None]:
+    """Silence native logging and Python warnings (see :func:`tdcheck.engines.tensorflow.quiet`)."""
+    from tdcheck.engines.tensorflow import quiet as _quiet
+
+    return _quiet()
+
+
+def load_weights(built: BuiltModel, arrays: dict[str, np.ndarray]) -> None:
+    """Set the trunk's and the heads' weights from ``--save-arrays`` keys
+    (``weights/rnn/kernel``..., ``weights/<variant>/kernel``, ``weights/<variant>/bias``),
+    reshaped to each layer's own shapes; variants the arrays do not hold keep theirs."""
+    from tdcheck.engines.keras_model import TRUNK_WEIGHTS
+
+    if built.trunk is not None and all(f"weights/rnn/{k}" in arrays for k in TRUNK_WEIGHTS):
+        current = built.trunk.get_weights()
+        built.trunk.set_weights(
+            [np.asarray(arrays[f"weights/rnn/{k}"]).reshape(c.shape).astype(c.dtype)
+             for k, c in zip(TRUNK_WEIGHTS, current, strict=True)]
+        )  # fmt: skip
+    for variant, layer in built.heads.items():
+        keys = (f"weights/{variant}/kernel", f"weights/{variant}/bias")
+        if all(k in arrays for k in keys):
+            current = layer.get_weights()
+            layer.set_weights(
+                [np.asarray(arrays[k]).reshape(c.shape).astype(c.dtype)
+                 for k, c in zip(keys, current, strict=True)]
+            )  # fmt: skip
+
+
+def weights_of(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The ``weights/...`` entries of a run's arrays."""
+    return {k: v for k, v in arrays.items() if k.startswith("weights/")}
