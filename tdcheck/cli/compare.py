@@ -13,6 +13,7 @@ from tdcheck.cli.options import (
     Decorator,
     apply_options,
     check_output,
+    junit_option,
     model_options,
     wide_option,
 )
@@ -49,13 +50,7 @@ NUMERICS_OPTIONS: list[Decorator] = [
     "(readable with allow_pickle=False).",
 )
 @apply_options(NUMERICS_OPTIONS)
-@click.option(
-    "--junit",
-    type=click.Path(dir_okay=False),
-    default=None,
-    metavar="PATH",
-    help="Also write JUnit XML: one testcase per judged pair, failures with the statistics.",
-)
+@junit_option("one testcase per judged pair, failures with the statistics.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the verdict line.")
 @wide_option
 def compare_command(

@@ -245,6 +245,15 @@ OPTIONS: dict[str, Decorator] = {
 }
 COMMON_OPTIONS = list(OPTIONS.values())
 
+
+def junit_option(text: str) -> Decorator:
+    """``--junit PATH`` with the command's own description of its testcases."""
+    return click.option(
+        "--junit", type=click.Path(dir_okay=False), default=None, metavar="PATH",
+        help=f"Also write JUnit XML: {text}",
+    )  # fmt: skip
+
+
 #: ``--wide`` on every command with a table: show every column.
 wide_option = click.option(
     "--wide",

@@ -16,11 +16,12 @@ from tdcheck.cli.options import (
     Decorator,
     apply_options,
     check_output,
+    junit_option,
     model_options,
     wide_option,
     write_sweep_files,
 )
-from tdcheck.core.config import ACTIVATIONS, FORMAT_CHOICES, TIME_DIMS, WEIGHT_MODES, CompareConfig
+from tdcheck.core.config import ACTIVATIONS, TIME_DIMS, WEIGHT_MODES, CompareConfig
 from tdcheck.core.grid import DEFAULT_MAX_CASES
 from tdcheck.errors import ConfigError
 
@@ -80,13 +81,7 @@ def _interrupt_after() -> Iterator[None]:
 @apply_options(model_options(grid=True))
 @apply_options(SWEEP_OPTIONS)
 @apply_options(NUMERICS_OPTIONS)
-@click.option(
-    "--junit",
-    type=click.Path(dir_okay=False),
-    default=None,
-    metavar="PATH",
-    help="Also write JUnit XML: one testcase per case; cases that did not run are errors.",
-)
+@junit_option("one testcase per case; cases that did not run are errors.")
 @click.option(
     "--shard",
     default=None,
@@ -196,28 +191,8 @@ def sweep_command(
 
 @click.command("merge")
 @click.argument("files", nargs=-1, required=True, metavar="FILES...")
-@click.option(
-    "--format",
-    "format_",
-    type=click.Choice(FORMAT_CHOICES),
-    default="table",
-    show_default=True,
-    help="Report format on stdout.",
-)
-@click.option(
-    "--output",
-    type=click.Path(dir_okay=False),
-    default=None,
-    metavar="PATH",
-    help="Also write the merged report here; format by suffix (.json, .md, .txt).",
-)
-@click.option(
-    "--junit",
-    type=click.Path(dir_okay=False),
-    default=None,
-    metavar="PATH",
-    help="Also write JUnit XML for the merged report; missing cases are errors.",
-)
+@apply_options([OPTIONS["format"], OPTIONS["output"]])
+@junit_option("one testcase per case of the merged report; missing cases are errors.")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary line.")
 @wide_option
 def merge_command(
