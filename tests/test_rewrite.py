@@ -72,6 +72,21 @@ def test_rule_entry_rewrites_to_the_same_outputs(tf_keras, name):
     assert all(c.stats.total > 0 for c in result.comparisons)
 
 
+def test_activity_regularizer_changes_the_training_loss_so_needs_the_opt_in(tf_keras):
+    import tdcheck
+
+    keras = tf_keras[1]
+    x = keras.Input((None, 4))
+    dense = keras.layers.Dense(3, activity_regularizer="l1")
+    model = keras.Model(x, keras.layers.TimeDistributed(dense, name="td")(x))
+    assert tdcheck.rewrite(model, checks=1, timing=False).replaced == []
+    result = tdcheck.rewrite(model, checks=1, timing=False, inference_only=True)
+    assert [t.name for t in result.replaced] == ["td"] and result.passed
+    xs = model_files.random_input(2, 3)
+    model(xs), result.model(xs)
+    assert (len(model.losses), len(result.model.losses)) == (0, 1)  # what training would see
+
+
 def test_inference_only_layers_need_the_opt_in(tf_keras):
     import tdcheck
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import stat
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -94,6 +95,8 @@ def read_model_file(path: str) -> ModelFile:
             )
         raise _refuse(path, "is a folder, not a .keras or .h5 model file")
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a pipe or device would block or never end
+            raise _refuse(path, "is not a regular file (a pipe or a device?); give a model file")
         with open(path, "rb") as handle:
             head = handle.read(8)
         size = os.path.getsize(path)
