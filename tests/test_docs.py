@@ -96,7 +96,7 @@ def test_measured_figures_are_current_on_the_machine_they_were_measured_on():
             assert body == gen.render_body(name, env), (
                 f"{filename}: figure {name!r} is stale: run python docs/gen_figures.py"
             )
-    assert {"seed", "gelu", "float64-survey", "readme-example"} <= {
+    assert {"seed", "gelu", "float64-survey", "readme-example", "readme-scan", "models-scan"} <= {
         name for f in gen.FILES for name in gen.regions((ROOT / "docs" / f).resolve().read_text())
     }
 
