@@ -79,7 +79,7 @@ def check_output_path(path: str, option: str) -> None:
     real = os.path.realpath(path)
     folder = os.path.dirname(real)
     if not os.path.isdir(folder):
-        shown = os.path.dirname(path) or "."
+        shown = (os.path.dirname(path) or ".") if real == os.path.abspath(path) else folder
         raise ConfigError(f"{option}: the folder {shown!r} does not exist")
     if not os.access(folder, os.W_OK):
         raise ConfigError(f"{option}: cannot write into {folder!r}")

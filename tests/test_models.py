@@ -190,3 +190,19 @@ def test_80_columns_tables_fit(runner, saved_models):
     checks = lines[start : lines.index("", start)]
     assert max(len(line) for line in checks) <= 80
     assert sum(line.split()[-2:] == ["yes", "PASS"] for line in checks) == 2  # never cut
+
+
+def test_a_model_b_that_raises_fails_its_checks_without_crashing(runner, tf_keras, saved_models,
+                                                                  tmp_path):  # fmt: skip
+    from test_rewrite import _masked_softmax
+
+    path = str(tmp_path / "broken.keras")
+    _masked_softmax(tf_keras[1]).save(path)
+    result = run(runner, "models", saved_models["functional"], path, "--checks", "1",
+                 "--format", "json")  # fmt: skip
+    assert result.exit_code == 1, result.output
+    doc = json.loads(result.stdout)
+    assert [(c["check"], c["passed"], c["total"], c["shape_b"]) for c in doc["comparisons"]] == [
+        ("#1 2x5x4", False, 30, [2, 5, 3])]  # fmt: skip
+    assert doc["comparisons"][0]["note"].startswith("raised ValueError: ")
+    assert doc["verdict"].startswith("NOT EQUIVALENT: 1 of 1 checks failed; raised ValueError: ")

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import pathlib
+import shutil
+import struct
 
 import model_files
 import numpy as np
@@ -67,6 +70,21 @@ def test_rule_entry_rewrites_to_the_same_outputs(tf_keras, name):
     assert type(layer).__name__ == name  # the wrapper is gone, the name is kept
     assert len(result.comparisons) == 2  # the eager call and predict
     assert all(c.stats.total > 0 for c in result.comparisons)
+
+
+def test_activity_regularizer_changes_the_training_loss_so_needs_the_opt_in(tf_keras):
+    import tdcheck
+
+    keras = tf_keras[1]
+    x = keras.Input((None, 4))
+    dense = keras.layers.Dense(3, activity_regularizer="l1")
+    model = keras.Model(x, keras.layers.TimeDistributed(dense, name="td")(x))
+    assert tdcheck.rewrite(model, checks=1, timing=False).replaced == []
+    result = tdcheck.rewrite(model, checks=1, timing=False, inference_only=True)
+    assert [t.name for t in result.replaced] == ["td"] and result.passed
+    xs = model_files.random_input(2, 3)
+    model(xs), result.model(xs)
+    assert (len(model.losses), len(result.model.losses)) == (0, 1)  # what training would see
 
 
 def test_inference_only_layers_need_the_opt_in(tf_keras):
@@ -248,9 +266,18 @@ def test_user_inputs(runner, saved_models, tmp_path):
     ("make", "message"),
     [
         (lambda p: np.save(p, np.array([{"a": 1}], dtype=object)),
-         "cannot read it as .npy/.npz (Object arrays cannot be loaded when allow_pickle=False)"),
+         "holds object values, not numbers a model can take"),
         (lambda p: np.save(p, np.zeros((2, 3, 5), "float32")),
          "array for 'x' has shape (2, 3, 5), the model expects (None, None, 4)"),
+        (lambda p: np.save(p, np.array([[["a"] * 4] * 3] * 2)),
+         "holds <U1 values, not numbers a model can take"),
+        (lambda p: np.save(p, np.zeros((2, 3, 4), "complex64")),
+         "holds complex64 values, not numbers a model can take"),
+        (lambda p: np.save(p, np.zeros((2, 0, 4), "float32")),
+         "array for 'x' has shape (2, 0, 4): no values"),
+        (lambda p: _huge_npy(p),
+         "an array of shape (100000, 100000, 4) is more than the 50,000,000 elements "
+         "tdcheck loads"),
     ],
 )  # fmt: skip
 def test_bad_user_inputs_exit_2(runner, saved_models, tmp_path, make, message):
@@ -259,6 +286,91 @@ def test_bad_user_inputs_exit_2(runner, saved_models, tmp_path, make, message):
     result = run(runner, "rewrite", saved_models["functional"], "--dry-run", "--input", path)
     assert result.exit_code == 2
     assert result.stderr == f"tdcheck: error: --input {path}: {message}\n"
+
+
+def _huge_npy(path):
+    """An .npy whose header claims 4e10 float32 values (149 GiB) in a file of 200 bytes."""
+    header = "{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000, 4), }"
+    header = header.ljust(117) + "\n"
+    with open(path, "wb") as handle:
+        handle.write(b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode())
+        handle.write(bytes(64))
+
+
+def test_npz_bomb_is_refused_before_loading(runner, saved_models, tmp_path):
+    path = str(tmp_path / "bomb.npz")
+    np.savez_compressed(path, x=np.zeros((60, 1_000_000, 1), "float32"))  # 240 MB in 230 kB
+    result = run(runner, "rewrite", saved_models["functional"], "--dry-run", "--input", path)
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"tdcheck: error: --input {path} (x.npy): an array of shape (60, 1000000, 1) is more "
+        "than the 50,000,000 elements tdcheck loads\n"
+    )
+
+
+def test_out_same_as_in_is_refused(runner, saved_models, tmp_path):
+    path = str(tmp_path / "model.keras")
+    shutil.copy(saved_models["functional"], path)
+    before = pathlib.Path(path).read_bytes()
+    result = run(runner, "rewrite", path, os.path.join(str(tmp_path), ".", "model.keras"))
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"tdcheck: error: OUT '{tmp_path}/./model.keras' is IN: ")
+    assert pathlib.Path(path).read_bytes() == before
+
+
+def test_dangling_symlink_out_names_the_missing_folder(runner, saved_models, tmp_path):
+    link = tmp_path / "fast.keras"
+    link.symlink_to(tmp_path / "gone" / "fast.keras")
+    result = run(runner, "rewrite", saved_models["functional"], str(link))
+    assert result.exit_code == 2
+    assert result.stderr == f"tdcheck: error: OUT: the folder '{tmp_path}/gone' does not exist\n"
+
+
+def _masked_softmax(keras):
+    """Masking -> TD(Softmax): Keras 3.15 itself raises when this model is called."""
+    x = keras.Input((None, 4), name="x")
+    h = keras.layers.Masking()(x)
+    h = keras.layers.TimeDistributed(keras.layers.Dense(4), name="td")(h)
+    y = keras.layers.TimeDistributed(keras.layers.Softmax(), name="sm")(h)
+    return keras.Model(x, keras.layers.LSTM(2, name="last")(y))
+
+
+def test_an_original_that_raises_is_one_line_exit_2(runner, tf_keras, tmp_path):
+    path = str(tmp_path / "broken.keras")
+    _masked_softmax(tf_keras[1]).save(path)
+    result = run(runner, "rewrite", path, "--dry-run", "--checks", "1", "--no-timing")
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(
+        f"tdcheck: error: the original model ({path}) raises when called on input #1 2x5x4 "
+        "(ValueError: "
+    )
+    assert result.stderr.endswith("; nothing can be checked against it\n")
+    assert result.stderr.count("\n") == 1 and result.stdout == ""
+
+
+def test_h5_compile_settings_keras_cannot_read_are_said_lost(runner, tf_keras, tmp_path):
+    keras = tf_keras[1]
+    x = keras.Input((None, 4))
+    model = keras.Model(x, model_files.td_dense(keras)(x))
+    model.compile(optimizer="adam", loss="mse")
+    path, out = str(tmp_path / "compiled.h5"), str(tmp_path / "fast.keras")
+    with _quiet_legacy_warning():
+        model.save(path)
+    result = run(runner, "rewrite", path, out, "--checks", "1", "--no-timing", "--quiet")
+    assert result.exit_code == 0, result.output
+    import tdcheck
+
+    notes = tdcheck.rewrite(path, str(tmp_path / "fast2.keras"), checks=1, timing=False).notes
+    assert notes[-1].startswith("IN's compile settings could not be carried over (Keras cannot")
+    assert notes[-1].endswith("); compile OUT before training")
+
+
+def _quiet_legacy_warning():
+    import warnings
+
+    context = warnings.catch_warnings()
+    warnings.simplefilter("ignore")
+    return context
 
 
 @pytest.mark.parametrize(

@@ -143,6 +143,27 @@ def test_savedmodel_folder_names_the_keras_format(runner, tmp_path):
     )
 
 
+def test_pipes_and_devices_are_refused_without_blocking(runner, tmp_path):
+    fifo = str(tmp_path / "model.keras")
+    os.mkfifo(fifo)  # opening it for reading would wait for a writer forever
+    result = run(runner, "scan", fifo, "/dev/zero")
+    assert result.exit_code == 2
+    assert result.stderr.splitlines() == [
+        f"tdcheck: error: {fifo}: is not a regular file (a pipe or a device?); give a model file",
+        "tdcheck: error: /dev/zero: is not a regular file (a pipe or a device?); give a model file",
+    ]
+
+
+def test_activity_regularizer_is_inference_only():
+    from tdcheck.core import rules
+
+    verdict = rules.judge("Dense", {"name": "d", "units": 3, "activity_regularizer": "l1"})
+    assert (verdict.verdict, verdict.reason) == (rules.INFERENCE_ONLY, rules.ACTIVITY_REASON)
+    assert verdict.config == {"name": "d", "units": 3, "activity_regularizer": "l1"}
+    plain = rules.judge("Dense", {"name": "d", "units": 3, "activity_regularizer": None})
+    assert plain.verdict == rules.REWRITABLE
+
+
 def test_missing_file_and_plain_folder(runner, tmp_path):
     result = run(runner, "scan", str(tmp_path / "nope.keras"), str(tmp_path))
     assert result.exit_code == 2

@@ -14,6 +14,8 @@ default tolerances). The result's truth value is the verdict.
 from __future__ import annotations
 
 import os
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -202,6 +204,7 @@ def load_inputs(paths: Sequence[str], specs: Sequence[Spec]) -> list[tuple[str, 
     the inputs (or ``arr_0``, ``arr_1``... in order). Never unpickled."""
     sets = []
     for path in paths:
+        check_array_file(path)
         try:
             data = np.load(path, allow_pickle=False)
         except (OSError, ValueError, EOFError) as exc:
@@ -219,14 +222,59 @@ def load_inputs(paths: Sequence[str], specs: Sequence[Spec]) -> list[tuple[str, 
     return sets
 
 
+def _check_header(handle: Any, what: str) -> None:
+    """Refuse an ``.npy`` stream whose header names a non-numeric dtype or more than
+    :data:`MAX_INPUT_ELEMENTS` elements, before numpy allocates anything."""
+    try:
+        version = np.lib.format.read_magic(handle)
+        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                else np.lib.format.read_array_header_2_0)  # fmt: skip
+        shape, _, dtype = read(handle)
+    except (ValueError, OSError, EOFError) as exc:
+        raise ConfigError(f"{what}: cannot read it as .npy/.npz ({exc})") from None
+    if dtype.kind not in "fiub":
+        raise ConfigError(f"{what}: holds {dtype} values, not numbers a model can take")
+    if int(np.prod(shape, dtype=np.float64)) > MAX_INPUT_ELEMENTS:
+        raise ConfigError(
+            f"{what}: an array of shape {tuple(shape)} is more than the "
+            f"{MAX_INPUT_ELEMENTS:,} elements tdcheck loads"
+        )
+
+
+def check_array_file(path: str) -> None:
+    """Check every array header in an ``.npy``/``.npz`` file (see :func:`_check_header`)."""
+    what = f"--input {path}"
+    try:
+        with open(path, "rb") as handle:
+            magic = handle.read(4)
+            handle.seek(0)
+            if magic != b"PK\x03\x04":
+                _check_header(handle, what)
+                return
+            with zipfile.ZipFile(handle) as archive:
+                for info in archive.infolist():
+                    with archive.open(info) as member:
+                        _check_header(member, f"{what} ({info.filename})")
+    except (OSError, zipfile.BadZipFile, zlib.error, EOFError, RuntimeError,
+            NotImplementedError) as exc:  # fmt: skip
+        raise ConfigError(f"{what}: cannot read it as .npy/.npz ({exc})") from None
+
+
 def check_shapes(what: str, arrays: Sequence[np.ndarray], specs: Sequence[Spec]) -> None:
-    """One array per model input, each of the input's rank and known sizes."""
+    """One array per model input, each numeric, not empty, of the input's rank and known
+    sizes."""
     if len(arrays) != len(specs):
         raise ConfigError(
             f"{what}: holds {len(arrays)} array(s), the model takes {len(specs)} "
             "input(s); use an .npz with one array per input name"
         )
     for x, (name, shape, _) in zip(arrays, specs, strict=True):
+        if x.dtype.kind not in "fiub":
+            raise ConfigError(
+                f"{what}: array for {name!r} holds {x.dtype} values, not numbers a model can take"
+            )
+        if x.size == 0:
+            raise ConfigError(f"{what}: array for {name!r} has shape {x.shape}: no values")
         if x.ndim != len(shape) or any(
             d is not None and d != s for d, s in zip(shape, x.shape, strict=True)
         ):
@@ -265,6 +313,44 @@ def judge_outputs(
         Check(label, name, judge(b, a, tolerance))
         for name, b, a in zip(names, actual, expected, strict=True)
     ]
+
+
+def reference_outputs(model: Any, xs: InputSet, label: str, what: str) -> list[np.ndarray]:
+    """The reference model's outputs on ``xs``; a reference that raises is a usage error
+    (exit 2, one line): there is nothing to check the other model against."""
+    from tdcheck.engines import keras_rewrite as kr
+
+    try:
+        return kr.call(model, xs)
+    except kr.CallFailed as exc:
+        raise ConfigError(
+            f"{what} raises when called on input {label} ({exc}); nothing can be checked against it"
+        ) from None
+
+
+def judged_call(
+    label: str, names: Sequence[str], model: Any, xs: InputSet,
+    expected: Sequence[np.ndarray], tolerance: Tolerance,
+) -> list[Check]:  # fmt: skip
+    """``model`` called on ``xs`` and judged against ``expected``; a model that raises
+    fails every output of the check (with the error as the note), it does not crash."""
+    from tdcheck.engines import keras_rewrite as kr
+
+    try:
+        actual = kr.call(model, xs)
+    except kr.CallFailed as exc:
+        return [Check(label, name, raised_stats(f"raised {exc}", want, tolerance))
+                for name, want in zip(names, expected, strict=True)]  # fmt: skip
+    return judge_outputs(label, names, actual, expected, tolerance)
+
+
+def raised_stats(note: str, expected: np.ndarray, tolerance: Tolerance) -> ArrayStats:
+    """A failed comparison for an output that was never produced."""
+    return ArrayStats(
+        shape_a=(), shape_b=tuple(expected.shape), dtype_a="none", dtype_b=str(expected.dtype),
+        atol=tolerance.atol, rtol=tolerance.rtol, exact=False, passed=False,
+        total=int(expected.size), mismatched=int(expected.size), note=note,
+    )  # fmt: skip
 
 
 def describe(model: Any, path: str | None) -> dict[str, Any]:
@@ -379,8 +465,8 @@ def compare_models(
     names = kr.output_names(model_a)
     comparisons: list[Check] = []
     for label, xs in sets:
-        comparisons += judge_outputs(label, names, kr.call(model_b, xs), kr.call(model_a, xs),
-                                     tolerance)  # fmt: skip
+        expected = reference_outputs(model_a, xs, label, f"A ({path_a or model_a.name})")
+        comparisons += judged_call(label, names, model_b, xs, expected, tolerance)
     return ModelsResult(
         a=describe(model_a, path_a),
         b=describe(model_b, path_b),

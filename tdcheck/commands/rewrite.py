@@ -36,7 +36,9 @@ from tdcheck.commands.models import (
     Tolerance,
     input_sets,
     judge_outputs,
+    judged_call,
     output_tolerance,
+    reference_outputs,
     verdict_text,
 )
 from tdcheck.core.model_file import WrappedLayer, read_model_file
@@ -156,7 +158,9 @@ def predict_findings(
                  f"{got}")
             )  # fmt: skip
             continue
-        expected = kr.call(model if reference is None else reference, xs)
+        expected = reference_outputs(
+            model if reference is None else reference, xs, label, "the original model"
+        )
         for name, y, want in zip(names, got, expected, strict=True):
             if y.shape != want.shape:
                 findings.append((label,
@@ -194,11 +198,17 @@ def rewrite(
     ``on_step`` is called with a short text before each slow step (a progress line).
     """
     step = on_step or (lambda text: None)
+    lost_compile: str | None = None  # IN had compile settings that cannot be carried over
     from tdcheck import files
     from tdcheck.engines import keras_rewrite as kr
 
     if out is not None and not dry_run:
         check_model_output(out)
+        if not kr.is_keras_model(model) and _same_file(os.fspath(model), out):
+            raise ConfigError(
+                f"OUT {out!r} is IN: write the rewritten model to another file (IN stays the "
+                "reference to compare it with)"
+            )
     if kr.is_keras_model(model):
         original, source = model, model.name
         compile_config = kr.compile_config_of(model)
@@ -206,8 +216,18 @@ def rewrite(
         source = os.fspath(model)
         saved = read_model_file(source)  # one clear line for a file that is not a model at all
         compile_config = saved.config.get("compile_config")
+        if saved.compiled and not compile_config:
+            lost_compile = "Keras cannot read them"
         step(f"loading {source}")
-        original = kr.load_model(source, unsafe=unsafe)
+        original = None
+        if saved.format == "h5":  # its compile settings are in training_config, in Keras' form
+            try:
+                original = kr.load_model(source, unsafe=unsafe, compile=True)
+                compile_config = kr.compile_config_of(original)
+            except ConfigError as exc:  # a loss or metric Keras cannot rebuild: uncompiled
+                original, lost_compile = None, str(exc).split(": ", 1)[-1]
+        if original is None:
+            original = kr.load_model(source, unsafe=unsafe)
     kr.check_graph_model(original, source)
     step("rebuilding without TimeDistributed")
     rewritten, done = kr.rebuild(original, inference_only=inference_only, unsafe=unsafe)
@@ -224,9 +244,8 @@ def rewrite(
     if done.replaced:
         for label, xs in sets:
             step(f"checking {label}")
-            comparisons += judge_outputs(
-                f"call {label}", names, kr.call(rewritten, xs), kr.call(original, xs), tolerance
-            )
+            expected = reference_outputs(original, xs, label, f"the original model ({source})")
+            comparisons += judged_call(f"call {label}", names, rewritten, xs, expected, tolerance)
         step("the rewritten model's predict on each sequence length")
         after_findings, predict_checks = predict_findings(
             rewritten, sets, names, tolerance, reference=original
@@ -252,10 +271,14 @@ def rewrite(
     after = {"params": kr.count_params(rewritten),
              "time_distributed": kr.count_time_distributed(rewritten), "timing": {}}  # fmt: skip
     if timing and done.replaced:
-        step(f"timing the original at {shape}")
-        before["timing"] = kr.timings(original, longest)
-        step(f"timing the rewritten model at {shape}")
-        after["timing"] = kr.timings(rewritten, longest)
+        try:
+            step(f"timing the original at {shape}")
+            before["timing"] = kr.timings(original, longest)
+            step(f"timing the rewritten model at {shape}")
+            after["timing"] = kr.timings(rewritten, longest)
+        except kr.CallFailed as exc:  # the checks already failed it
+            before["timing"], after["timing"] = {}, {}
+            notes.append(f"not timed: a model raised ({exc})")
 
     result = RewriteResult(
         source=source, out=out, replaced=done.replaced, kept=done.kept,
@@ -271,8 +294,9 @@ def rewrite(
             with files.atomic_path(out, suffix=".keras") as tmp:
                 kr.save(rewritten, tmp)
                 reloaded = kr.load_model(tmp, unsafe=unsafe)
-                result.comparisons += judge_outputs(
-                    "reloaded OUT", names, kr.call(reloaded, first), kr.call(original, first),
+                result.comparisons += judged_call(
+                    "reloaded OUT", names, reloaded, first,
+                    reference_outputs(original, first, sets[0][0], "the original model"),
                     tolerance,
                 )  # fmt: skip
                 if not (result.passed or force):
@@ -281,10 +305,22 @@ def rewrite(
             result.notes.append("the saved file did not reload to the same outputs: not written")
             return result
         result.written = True
+        if compile_note is None and lost_compile is not None:
+            compile_note = (
+                f"IN's compile settings could not be carried over ({lost_compile}); compile OUT "
+                "before training"
+            )
         result.notes.append(
             compile_note or "OUT has no compile settings (IN had none): compile it before training"
         )
     return result
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # OUT does not exist yet
+        return False
 
 
 class _ReloadFailed(Exception):

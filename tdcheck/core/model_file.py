@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import stat
 import zipfile
 import zlib
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ class ModelFile:
     config: dict[str, Any]
     keras_version: str | None = None
     size_bytes: int = 0
+    compiled: bool = False  # the file holds compile settings (loss, metrics, optimizer)
 
 
 @dataclass
@@ -93,6 +95,8 @@ def read_model_file(path: str) -> ModelFile:
             )
         raise _refuse(path, "is a folder, not a .keras or .h5 model file")
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a pipe or device would block or never end
+            raise _refuse(path, "is not a regular file (a pipe or a device?); give a model file")
         with open(path, "rb") as handle:
             head = handle.read(8)
         size = os.path.getsize(path)
@@ -154,7 +158,8 @@ def _read_keras(path: str) -> ModelFile:
         NotImplementedError,
     ) as exc:
         raise _refuse(path, f"corrupt or truncated .keras archive ({exc})") from None
-    return ModelFile(path, "keras", _parse_config(raw, path, "config.json"), version)
+    config = _parse_config(raw, path, "config.json")
+    return ModelFile(path, "keras", config, version, compiled=bool(config.get("compile_config")))
 
 
 def _read_h5(path: str) -> ModelFile:
@@ -178,6 +183,7 @@ def _read_h5(path: str) -> ModelFile:
                 )
             raw = handle.attrs["model_config"]
             version = handle.attrs.get("keras_version")
+            compiled = "training_config" in handle.attrs
     except ConfigError:
         raise
     except (OSError, KeyError, ValueError, TypeError) as exc:
@@ -187,7 +193,7 @@ def _read_h5(path: str) -> ModelFile:
     if isinstance(version, bytes):
         version = version.decode("utf-8", "replace")
     return ModelFile(path, "h5", _parse_config(str(raw).encode(), path, "model_config"),
-                     None if version is None else str(version))  # fmt: skip
+                     None if version is None else str(version), compiled=compiled)  # fmt: skip
 
 
 def _parse_config(raw: bytes, path: str, what: str) -> dict[str, Any]:

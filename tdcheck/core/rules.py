@@ -212,7 +212,15 @@ def judge(class_name: str, config: dict[str, Any], *, masked: bool = False) -> V
         adapted = rule.adapt(copy.deepcopy(config))
     except Refused as refused:
         return Verdict(refused.verdict, refused.reason, refused.config)
+    if rule.verdict == REWRITABLE and config.get("activity_regularizer") is not None:
+        return Verdict(INFERENCE_ONLY, ACTIVITY_REASON, adapted)
     return Verdict(rule.verdict, rule.reason, adapted)
+
+
+ACTIVITY_REASON = (
+    "has an activity_regularizer: TimeDistributed (Keras 3) adds no activity loss for it, "
+    "the layer alone does, so the training loss differs; equal in inference"
+)
 
 
 SUMMARY_KEYS = (

@@ -25,12 +25,13 @@ from tdcheck.errors import ConfigError
 GRAPH_CLASSES = ("Functional", "Sequential")
 
 
-def load_model(path: str, *, unsafe: bool = False) -> Any:
-    """Load a saved model with Keras (safe mode unless ``unsafe``), without compiling it."""
+def load_model(path: str, *, unsafe: bool = False, compile: bool = False) -> Any:
+    """Load a saved model with Keras (safe mode unless ``unsafe``), compiled only if asked
+    (a legacy ``.h5`` file keeps its compile settings nowhere else)."""
     _, keras = load_tensorflow()
     try:
         with quiet():
-            return keras.models.load_model(path, compile=False, safe_mode=not unsafe)
+            return keras.models.load_model(path, compile=compile, safe_mode=not unsafe)
     except Exception as exc:
         text = error_text(exc)
         if "safe_mode" in text or "unsafe" in text.lower():
@@ -143,10 +144,21 @@ def _feed(xs: Sequence[np.ndarray]) -> Any:
     return xs[0] if len(xs) == 1 else list(xs)
 
 
+class CallFailed(Exception):
+    """The model raised when called (its one-line text is the message)."""
+
+
 def call(model: Any, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
-    """The model called eagerly in inference mode; one array per output."""
-    with quiet():
-        return _flatten(model(_feed(xs), training=False))
+    """The model called eagerly in inference mode; one array per output.
+
+    :class:`CallFailed` (one line) when the model raises: a Keras bug in the model
+    itself (TimeDistributed(Softmax) under a mask), inputs it cannot take...
+    """
+    try:
+        with quiet():
+            return _flatten(model(_feed(xs), training=False))
+    except Exception as exc:
+        raise CallFailed(error_text(exc)) from None
 
 
 def predict(model: Any, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
