@@ -22,7 +22,7 @@ def npy(array: np.ndarray) -> bytes:
 
 def header_only(shape: tuple[int, ...], data: bytes = b"\0" * 64) -> bytes:
     """A .npy member whose header claims ``shape`` of float64 but holds ``data``."""
-    text = "{'descr': '<f8', 'fortran_order': False, 'shape': %r, }" % (shape,)
+    text = "{'descr': '<f8', 'fortran_order': False, 'shape': " + repr(shape) + ", }"
     text += " " * ((64 - (10 + len(text) + 1) % 64) % 64) + "\n"
     return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text.encode() + data
 
@@ -60,7 +60,9 @@ def test_a_header_claiming_petabytes_is_refused_before_allocating(tmp_path):
     members = {**base_members(), "outputs/dense.npy": header_only((10**15,))}
     with pytest.raises(ConfigError) as err:  # was: MemoryError, exit 3
         baseline.load(archive(tmp_path / "b.npz", members))
-    assert "member 'outputs/dense.npy' claims shape (1000000000000000,) of float64" in str(err.value)
+    assert "member 'outputs/dense.npy' claims shape (1000000000000000,) of float64" in str(
+        err.value
+    )
     assert "but holds 64" in str(err.value)
 
 
@@ -88,6 +90,9 @@ def test_a_pickled_member_is_refused_without_unpickling(tmp_path):
 
 
 def test_a_malformed_original_dtypes_is_exit_2(tmp_path):
-    members = {**base_members(), "meta/report.json.npy": meta({**GOOD_META, "original_dtypes": [1]})}
-    with pytest.raises(ConfigError, match="malformed meta/report.json"):  # was: AttributeError
+    members = {
+        **base_members(),
+        "meta/report.json.npy": meta({**GOOD_META, "original_dtypes": [1]}),
+    }
+    with pytest.raises(ConfigError, match=r"malformed meta/report\.json"):  # was: AttributeError
         baseline.load(archive(tmp_path / "b.npz", members))

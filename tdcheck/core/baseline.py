@@ -94,7 +94,9 @@ def _read_arrays(path: str, max_bytes: int) -> dict[str, np.ndarray]:
     from numpy.lib import format as npy_format
 
     def refuse(why: str) -> ConfigError:
-        return ConfigError(f"--baseline: {path!r} is not an archive written by --save-arrays ({why})")
+        return ConfigError(
+            f"--baseline: {path!r} is not an archive written by --save-arrays ({why})"
+        )
 
     arrays: dict[str, np.ndarray] = {}
     try:
