@@ -191,10 +191,10 @@ def check_matches(base: Baseline, cfg: Any, x: np.ndarray) -> None:
         )
     if not np.array_equal(saved, ours, equal_nan=True):
         same = (saved == ours) | (np.isnan(saved) & np.isnan(ours))
-        differ = int(np.count_nonzero(~same))
+        count = int(np.count_nonzero(~same))
         raise ConfigError(
             f"--baseline: {base.path!r} was made from another input (its values differ: "
-            f"{differ} of {saved.size} elements)"
+            f"{count} of {saved.size} elements)"
         )
 
 
