@@ -171,6 +171,10 @@ def test_baseline_judges_a_changed_output(runner, tmp_path):
     doc = json.loads(result.output)
     (bad,) = [c for c in doc["comparisons"] if not c["passed"]]
     assert (bad["kind"], bad["a"], bad["b"]) == ("baseline", "dense", "dense@baseline")
+    assert doc["verdict"].startswith(  # was: "(the variants disagree)"
+        "NOT EQUIVALENT: 1 of 6 comparisons failed (this run disagrees with the baseline); "
+        "worst dense vs dense@baseline at [0, "
+    )
     assert (bad["mismatched"], bad["total"]) == (6, 6)
     assert bad["max_abs_diff"] == pytest.approx(1e-3, rel=1e-3)
 
