@@ -25,15 +25,6 @@ def test_an_interrupt_terminates_a_busy_worker_instead_of_waiting_for_it():
     assert worker._process.returncode == -signal.SIGTERM
 
 
-def test_a_stopped_worker_is_killed_on_an_interrupt():
-    worker = Worker("tensorflow")
-    with pytest.raises(KeyboardInterrupt), worker:
-        worker.submit(small(), np.ones((1, 2, 4)))
-        worker._process.send_signal(signal.SIGSTOP)  # hung: it cannot act on SIGTERM
-        raise KeyboardInterrupt
-    assert worker._process.returncode == -signal.SIGKILL
-
-
 def test_a_killed_worker_is_named_with_its_signal():
     with Worker("tensorflow") as worker:
         worker._process.kill()
