@@ -96,3 +96,21 @@ def test_a_malformed_original_dtypes_is_exit_2(tmp_path):
     }
     with pytest.raises(ConfigError, match=r"malformed meta/report\.json"):  # was: AttributeError
         baseline.load(archive(tmp_path / "b.npz", members))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_an_input_saved_in_the_compute_dtype_matches_the_same_input(dtype):
+    import ml_dtypes
+
+    from tdcheck.core.config import CompareConfig
+    from tdcheck.core.inputs import make_input
+
+    cfg = CompareConfig(hidden=3, seq=2, dtype=dtype, input="random")
+    x = make_input("random", batch=1, seq=2, features=4, seed=0)
+    stored = np.dtype(ml_dtypes.bfloat16) if dtype == "bfloat16" else np.dtype(dtype)
+    saved = baseline.Baseline("b.npz", {"input": x.astype(stored)}, cfg.to_dict())
+    baseline.check_matches(saved, cfg, x)  # was: "made from another input" for bfloat16
+    y = x.copy()
+    y[0, 1, 2] += 1.0
+    with pytest.raises(ConfigError, match=r"its values differ: 1 of 8 elements"):
+        baseline.check_matches(saved, cfg, y)

@@ -183,7 +183,8 @@ def check_matches(base: Baseline, cfg: Any, x: np.ndarray) -> None:
     saved = base.arrays.get("input")
     if saved is None:
         raise ConfigError(f"--baseline: {base.path!r} holds no input array")
-    ours = x.astype(saved.dtype) if saved.dtype.kind == "f" else x
+    floating = saved.dtype.kind == "f" or saved.dtype.name == "bfloat16"  # ml_dtypes: kind V
+    ours = x.astype(saved.dtype) if floating else x
     if saved.shape != ours.shape:
         raise ConfigError(
             f"--baseline: {base.path!r} was made from another input (shape {saved.shape} "
