@@ -250,7 +250,7 @@ def test_worker_runner_reuses_one_process_per_engine(monkeypatch):
         def result(self):
             return self.cfg.hidden
 
-        def close(self):
+        def close(self, abort=False):
             started.append(f"closed {self.engine}")
 
     monkeypatch.setattr(backends, "Worker", FakeWorker)
