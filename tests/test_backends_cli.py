@@ -138,7 +138,7 @@ def test_baseline_refuses_another_configuration(runner, tmp_path):
     )
     result = run(runner, "compare", "--baseline", str(base))  # ones, not random
     assert result.exit_code == 2
-    assert "was made from another input (its values differ" in result.output
+    assert "was made from another input (its values differ: 12 of 12 elements)" in result.output
 
 
 def test_baseline_refuses_files_that_are_not_archives(runner, tmp_path):
@@ -171,6 +171,10 @@ def test_baseline_judges_a_changed_output(runner, tmp_path):
     doc = json.loads(result.output)
     (bad,) = [c for c in doc["comparisons"] if not c["passed"]]
     assert (bad["kind"], bad["a"], bad["b"]) == ("baseline", "dense", "dense@baseline")
+    assert doc["verdict"].startswith(  # was: "(the variants disagree)"
+        "NOT EQUIVALENT: 1 of 6 comparisons failed (this run disagrees with the baseline); "
+        "worst dense vs dense@baseline at [0, "
+    )
     assert (bad["mismatched"], bad["total"]) == (6, 6)
     assert bad["max_abs_diff"] == pytest.approx(1e-3, rel=1e-3)
 
@@ -246,7 +250,7 @@ def test_worker_runner_reuses_one_process_per_engine(monkeypatch):
         def result(self):
             return self.cfg.hidden
 
-        def close(self):
+        def close(self, abort=False):
             started.append(f"closed {self.engine}")
 
     monkeypatch.setattr(backends, "Worker", FakeWorker)

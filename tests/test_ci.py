@@ -501,6 +501,14 @@ def test_env_text_and_json(runner, tf_keras):
     lines = text.stdout.splitlines()
     assert lines[0] == f"tdcheck     {__version__}"
     assert f"tensorflow  {tf.__version__}" in lines
+    from importlib import metadata
+
+    from tdcheck.engines.base import installed
+
+    for module, name in (("jax", "jax"), ("torch", "torch"), ("tf_keras", "keras2")):
+        version = metadata.version(module) if installed(name) else None
+        assert doc[module] == version  # the other backends, for the CI log
+        assert f"{module.ljust(10)}  {version or 'not installed'}" in lines
 
 
 def test_env_without_tensorflow_exits_3(runner, monkeypatch):

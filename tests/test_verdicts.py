@@ -287,3 +287,24 @@ def test_elu_near_zero_is_judged_with_its_cancellation():
     assert r.passed, r.verdict()
     oracle = r.comparisons[-1]
     assert abs(oracle.stats.worst_b) < 2e-4 and 0.001 < oracle.stats.margin < 0.1
+
+
+@pytest.mark.parametrize(
+    ("kinds", "who"),
+    [
+        (["output"], "the variants disagree"),
+        (["cross-backend"], "the backends disagree"),
+        (["baseline"], "this run disagrees with the baseline"),
+        (["cross-backend", "baseline"], "the backends and the baseline disagree"),
+        (["output", "baseline"], "the variants disagree"),
+    ],
+)
+def test_verdict_names_who_disagrees(kinds, who):
+    from tdcheck.core.stats import compare_arrays
+    from tdcheck.reports.result import CompareResult, Comparison
+
+    bad = compare_arrays(np.array([1.0], np.float32), np.array([2.0], np.float32), atol=0, rtol=0)
+    comparisons = [Comparison(kind, "dense@jax", "dense@tensorflow", bad) for kind in kinds]
+    verdict = CompareResult({}, {}, [], 0, comparisons).verdict()
+    assert verdict.startswith(f"NOT EQUIVALENT: {len(kinds)} of {len(kinds)} ")
+    assert f" failed ({who}); worst " in verdict

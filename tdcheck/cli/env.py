@@ -17,7 +17,8 @@ import click
     help="Output format on stdout.",
 )
 def env_command(format_: str) -> int:
-    """Print tdcheck, Python, platform, TensorFlow, Keras and NumPy versions and the devices.
+    """Print tdcheck, Python, platform, TensorFlow, Keras and NumPy versions, the devices,
+    and the versions of JAX, PyTorch and tf_keras (the other backends) where installed.
 
     \b
     Example:
@@ -33,7 +34,10 @@ def env_command(format_: str) -> int:
         return 0
     width = max(len(key) for key in info)
     for key, value in info.items():
-        text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
+        if value is None:  # a backend that is not installed
+            text = "not installed"
+        else:
+            text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
         click.echo(f"{key.ljust(width)}  {text or '-'}")
     return 0
 

@@ -19,6 +19,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -298,8 +299,8 @@ class Worker:
     def __enter__(self) -> Worker:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(abort=exc_type is not None)
 
     def submit(
         self, cfg: CompareConfig, x: np.ndarray, weights: dict[str, np.ndarray] | None = None
@@ -341,14 +342,25 @@ class Worker:
         self._stderr.flush()
         tail = (Path(self._tmp.name) / "stderr.txt").read_text(errors="replace").strip()
         last = tail.splitlines()[-1][:300] if tail else "no message"
-        return EnvironmentProblem(f"the {self.engine} worker ended (exit {code}): {last}")
+        how = f"exit {code}"
+        if code < 0:
+            with contextlib.suppress(ValueError):
+                how = f"killed by {signal.Signals(-code).name}"
+        return EnvironmentProblem(f"the {self.engine} worker ended ({how}): {last}")
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
+        """End the process. An idle worker exits when its stdin closes; one still busy with a
+        request nobody will read (an interrupt, another worker's error) is terminated at once,
+        and killed if it does not end within a few seconds (a hung or stopped worker)."""
         with contextlib.suppress(OSError):
             if self._process.stdin is not None:
                 self._process.stdin.close()
+        busy = abort or self._pending is not None
+        if busy and self._process.poll() is None:
+            with contextlib.suppress(OSError):
+                self._process.terminate()
         try:
-            self._process.wait(timeout=30)
+            self._process.wait(timeout=3 if busy else 30)
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
@@ -420,8 +432,8 @@ class EngineRunner:
     def __enter__(self) -> EngineRunner:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        self.close(abort=exc_type is not None)
 
     def run(self, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
         from tdcheck.engines.base import can_load_here, require_installed
@@ -440,9 +452,9 @@ class EngineRunner:
         self._workers[name].submit(cfg, x)
         return self._workers[name].result()
 
-    def close(self) -> None:
+    def close(self, abort: bool = False) -> None:
         for worker in self._workers.values():
-            worker.close()
+            worker.close(abort=abort)
         self._workers.clear()
 
 

@@ -31,4 +31,23 @@ def env_info() -> dict[str, Any]:
         devices = [short_device(d.name) for d in tf.config.list_physical_devices()]
     info["devices"] = [d.replace("physical_device:", "") for d in devices]
     info["gpus"] = len(gpu_names(tf))
+    info.update(other_backends())
     return info
+
+
+def other_backends() -> dict[str, str | None]:
+    """The version of each other engine's framework (``--backend``/``--backends``), None
+    when it is not installed; read from the package metadata, nothing is imported."""
+    from importlib import metadata
+
+    from tdcheck.engines.base import REQUIRES
+
+    versions: dict[str, str | None] = {}
+    for name, (module, _line) in REQUIRES.items():
+        if name == "tensorflow":
+            continue
+        try:
+            versions[module] = metadata.version(module)
+        except metadata.PackageNotFoundError:
+            versions[module] = None
+    return versions

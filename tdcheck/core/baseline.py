@@ -13,7 +13,9 @@ configuration that shapes the numbers differs (the keys are named) or the input 
 
 from __future__ import annotations
 
+import io
 import json
+import math
 import os
 import zipfile
 from dataclasses import dataclass, field
@@ -21,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from tdcheck.core.inputs import MAX_HEADER_BYTES
 from tdcheck.errors import ConfigError
 
 META_KEY = "meta/report.json"
@@ -59,17 +62,7 @@ def load(path: str, max_bytes: int = 4 * 1024**3) -> Baseline:
         raise ConfigError(f"--baseline: cannot read {path!r} ({exc.strerror})") from None
     if size > max_bytes:
         raise ConfigError(f"--baseline: {path!r} is {size} bytes, over the {max_bytes} limit")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if len(archive.files) > MAX_MEMBERS:
-                raise ConfigError(f"--baseline: {path!r} holds over {MAX_MEMBERS} arrays")
-            arrays = {key: archive[key] for key in archive.files}
-    except ConfigError:
-        raise
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise ConfigError(
-            f"--baseline: {path!r} is not an archive written by --save-arrays ({exc})"
-        ) from None
+    arrays = _read_arrays(path, max_bytes)
     if META_KEY not in arrays:
         raise ConfigError(
             f"--baseline: {path!r} has no {META_KEY} (write it with tdcheck compare --save-arrays)"
@@ -79,9 +72,9 @@ def load(path: str, max_bytes: int = 4 * 1024**3) -> Baseline:
         report = meta["report"]
         config, environment = report["config"], report["environment"]
         original = meta.get("original_dtypes") or {}
-    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+    except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
         raise ConfigError(f"--baseline: {path!r} has an unreadable {META_KEY} ({exc})") from None
-    if not isinstance(config, dict) or not isinstance(environment, dict):
+    if not all(isinstance(part, dict) for part in (config, environment, original)):
         raise ConfigError(f"--baseline: {path!r} has a malformed {META_KEY}")
     for key, dtype in original.items():  # bfloat16 was stored as float32, exactly
         if key in arrays and dtype == "bfloat16":
@@ -89,6 +82,68 @@ def load(path: str, max_bytes: int = 4 * 1024**3) -> Baseline:
 
             arrays[key] = arrays[key].astype(ml_dtypes.bfloat16)
     return Baseline(path, arrays, config, environment)
+
+
+def _read_arrays(path: str, max_bytes: int) -> dict[str, np.ndarray]:
+    """Every ``.npy`` member of the archive, each header checked before anything is allocated.
+
+    NumPy's own ``np.load`` would allocate whatever a member's header claims and inflate a
+    compressed member whole, so the archive's uncompressed total and each member's claimed
+    size are capped at ``max_bytes`` (``--max-memory``) and must match what the member holds.
+    """
+    from numpy.lib import format as npy_format
+
+    def refuse(why: str) -> ConfigError:
+        return ConfigError(
+            f"--baseline: {path!r} is not an archive written by --save-arrays ({why})"
+        )
+
+    arrays: dict[str, np.ndarray] = {}
+    try:
+        with zipfile.ZipFile(path) as archive:
+            infos = [info for info in archive.infolist() if not info.is_dir()]
+            if len(infos) > MAX_MEMBERS:
+                raise ConfigError(f"--baseline: {path!r} holds over {MAX_MEMBERS} arrays")
+            total = sum(info.file_size for info in infos)
+            if total > max_bytes:
+                raise ConfigError(
+                    f"--baseline: {path!r} holds {total:,} bytes uncompressed, over the "
+                    f"{max_bytes:,} limit (--max-memory)"
+                )
+            for info in infos:
+                if not info.filename.endswith(".npy"):
+                    raise refuse(f"member {info.filename!r} is not a .npy array")
+                with archive.open(info) as member:
+                    raw = member.read(info.file_size)
+                handle = io.BytesIO(raw)
+                version = npy_format.read_magic(handle)
+                reader = {
+                    (1, 0): npy_format.read_array_header_1_0,
+                    (2, 0): npy_format.read_array_header_2_0,
+                }.get(version)
+                if reader is None:
+                    raise refuse(f"member {info.filename!r} has .npy version {version}")
+                shape, _fortran, dtype = reader(handle, max_header_size=MAX_HEADER_BYTES)
+                if dtype.hasobject or dtype.kind not in "biufc":
+                    raise refuse(f"member {info.filename!r} holds dtype {dtype}, not numbers")
+                claimed = math.prod(shape) * dtype.itemsize
+                held = len(raw) - handle.tell()
+                if claimed != held:
+                    raise refuse(
+                        f"member {info.filename!r} claims shape {tuple(shape)} of {dtype} "
+                        f"({claimed:,} bytes) but holds {held:,}"
+                    )
+                handle.seek(0)
+                arrays[info.filename[: -len(".npy")]] = npy_format.read_array(
+                    handle, allow_pickle=False
+                )
+    except ConfigError:
+        raise
+    except OSError as exc:
+        raise ConfigError(f"--baseline: cannot read {path!r} ({exc.strerror or exc})") from None
+    except (ValueError, zipfile.BadZipFile, EOFError, NotImplementedError) as exc:
+        raise refuse(str(exc)) from None
+    return arrays
 
 
 def differing_keys(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
@@ -128,12 +183,19 @@ def check_matches(base: Baseline, cfg: Any, x: np.ndarray) -> None:
     saved = base.arrays.get("input")
     if saved is None:
         raise ConfigError(f"--baseline: {base.path!r} holds no input array")
-    ours = x.astype(saved.dtype) if saved.dtype.kind == "f" else x
-    if saved.shape != ours.shape or not np.array_equal(saved, ours, equal_nan=True):
-        diff = "shape" if saved.shape != ours.shape else "values"
+    floating = saved.dtype.kind == "f" or saved.dtype.name == "bfloat16"  # ml_dtypes: kind V
+    ours = x.astype(saved.dtype) if floating else x
+    if saved.shape != ours.shape:
         raise ConfigError(
-            f"--baseline: {base.path!r} was made from another input (its {diff} differ: "
-            f"{saved.shape} vs {ours.shape})"
+            f"--baseline: {base.path!r} was made from another input (shape {saved.shape} "
+            f"vs {ours.shape})"
+        )
+    if not np.array_equal(saved, ours, equal_nan=True):
+        same = (saved == ours) | (np.isnan(saved) & np.isnan(ours))
+        count = int(np.count_nonzero(~same))
+        raise ConfigError(
+            f"--baseline: {base.path!r} was made from another input (its values differ: "
+            f"{count} of {saved.size} elements)"
         )
 
 

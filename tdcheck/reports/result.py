@@ -154,7 +154,7 @@ class CompareResult:
                 need = ""
             count = f"{len(self.failures)} of {n} {noun} failed"
             if failed_pairs:
-                return f"NOT EQUIVALENT: {count} (the variants disagree){where}{need}"
+                return f"NOT EQUIVALENT: {count} ({_who(failed_pairs)}){where}{need}"
             agree = (
                 "the variants are bitwise identical"
                 if pairs and all(c.stats.bitwise_equal for c in pairs)
@@ -255,3 +255,15 @@ def to_jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v) for v in value]
     return value
+
+
+def _who(failed: list[Comparison]) -> str:
+    """Who disagrees: the variants, the backends (``--backends``) or the run and its baseline."""
+    kinds = {c.kind for c in failed}
+    if kinds == {"baseline"}:
+        return "this run disagrees with the baseline"
+    if kinds == {"cross-backend"}:
+        return "the backends disagree"
+    if kinds == {"baseline", "cross-backend"}:
+        return "the backends and the baseline disagree"
+    return "the variants disagree"
