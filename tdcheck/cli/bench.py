@@ -162,7 +162,9 @@ def bench_command(
 
     status = BenchStatus(len(plan.cells())) if is_terminal(sys.stderr) else None
     if status is not None:
-        status.loading()
+        from tdcheck.core.backends import LABELS
+
+        status.loading(LABELS[plan.backend])
     try:
         doc = bench(plan, on_cell=status)
     finally:
