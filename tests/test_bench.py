@@ -269,7 +269,7 @@ def test_plan_round_trips_through_json():
 
 
 JAX_FAKE_CLOCK = """
-import itertools, json
+import itertools, json, sys
 from tdcheck.commands.bench import BenchPlan, run_bench
 from tdcheck.core.config import CompareConfig
 from tdcheck.engines.base import installed
@@ -278,7 +278,12 @@ cfg = CompareConfig(hidden=4, units=2, variants=("dense", "time-distributed"), i
                     backend="jax").validated()
 plan = BenchPlan(config=cfg, seqs=(2, 3), batches=(2,), modes=("eager", "jit"), repeats=3,
                  warmup=1).validated()
-print(json.dumps(run_bench(plan, clock=lambda: next(counter) * 0.001).to_dict()))
+doc = run_bench(plan, clock=lambda: next(counter) * 0.001).to_dict()
+backward = BenchPlan(config=cfg, seqs=(2,), batches=(2,), modes=("eager", "jit"), repeats=2,
+                     warmup=0, backward=True).validated()
+doc["backward"] = run_bench(backward, clock=lambda: next(counter) * 0.001).to_dict()
+doc["tensorflow_imported"] = "tensorflow" in sys.modules
+print(json.dumps(doc))
 """
 
 
@@ -310,6 +315,18 @@ def test_jax_bench_in_process_with_a_fake_clock(tmp_path):
     assert doc["notes"] == [
         "jit: jax.jit traces and compiles once per input shape; first call is that cost"
     ]
+    # JAX alone: TensorFlow (2-4 s to import) is never loaded for a JAX bench.
+    assert doc["tensorflow_imported"] is False
+    # --backward: jax.grad (eager) and jax.jit(jax.grad) run; outputs are not checked.
+    back = doc["backward"]
+    assert back["plan"]["backward"] is True
+    assert [(r["variant"], r["mode"]) for r in back["results"]] == [
+        ("dense", "eager"), ("time-distributed", "eager"), ("dense", "jit"),
+        ("time-distributed", "jit"),
+    ]  # fmt: skip
+    for r in back["results"]:
+        assert r["error"] is None and r["matches_dense"] is None
+        assert r["median_s"] == pytest.approx(0.001) and r["ratio_to_dense"] == pytest.approx(1.0)
 
 
 @pytest.mark.skipif(not installed("jax"), reason="jax not installed")
