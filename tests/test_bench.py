@@ -329,28 +329,35 @@ def test_jax_bench_in_process_with_a_fake_clock(tmp_path):
         assert r["median_s"] == pytest.approx(0.001) and r["ratio_to_dense"] == pytest.approx(1.0)
 
 
-@pytest.mark.skipif(not installed("jax"), reason="jax not installed")
-def test_real_jax_bench_runs_in_a_worker(runner, tf_keras):
-    # TensorFlow's Keras is loaded in this process: --backend jax must run in a worker.
-    result = runner.invoke(cli, ["bench", "--backend", "jax", "--seq", "3", "--batch", "2",
+@pytest.mark.parametrize(
+    ("backend", "modes", "label"),
+    [
+        pytest.param("jax", ("eager", "jit"), "JAX",
+                     marks=pytest.mark.skipif(not installed("jax"), reason="jax not installed")),
+        pytest.param("torch", ("eager",), "PyTorch",
+                     marks=pytest.mark.skipif(not installed("torch"), reason="no torch")),
+    ],
+)  # fmt: skip
+def test_real_bench_runs_in_a_worker(runner, tf_keras, backend, modes, label):
+    # TensorFlow's Keras is loaded in this process: --backend jax|torch must run in a worker.
+    result = runner.invoke(cli, ["bench", "--backend", backend, "--seq", "3", "--batch", "2",
                                  "--hidden", "4", "--variants", "dense,time-distributed",
                                  "--repeats", "2", "--warmup", "0", "--format", "json"])  # fmt: skip
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert result.stderr == ""
-    assert doc["environment"]["backend"] == "jax"
-    assert doc["environment"]["keras"].startswith("3.")
+    env = doc["environment"]
+    assert env["backend"] == backend and env[backend] and env["keras"].startswith("3.")
     assert doc["equivalence"]["passed"] is True
     assert [(r["variant"], r["mode"]) for r in doc["results"]] == [
-        ("dense", "eager"), ("time-distributed", "eager"),
-        ("dense", "jit"), ("time-distributed", "jit"),
-    ]  # fmt: skip
+        (v, m) for m in modes for v in ("dense", "time-distributed")
+    ]
     for r in doc["results"]:
         assert 0 < r["min_s"] <= r["median_s"] <= r["max_s"] and r["trace_s"] > 0
         assert r["matches_dense"] is True
     from tdcheck.reports.bench_render import headline
 
-    assert f"JAX {doc['environment']['jax']}, Keras " in headline(doc)
+    assert f"{label} {env[backend]}, Keras " in headline(doc)
 
 
 def test_bench_without_its_backend_installed_exits_3(runner, monkeypatch):
