@@ -1,4 +1,4 @@
-"""Regenerate the measured figures quoted in docs/ulp.md and docs/guide.md, or check them.
+"""Regenerate the figures quoted in docs/ulp.md, guide.md, models.md and README.md, or check them.
 
 python docs/gen_figures.py            # rewrite the marked regions
 python docs/gen_figures.py --check    # exit 1 if a region differs from what the code gives now
@@ -12,17 +12,21 @@ recorded one, and skips elsewhere.
 
 from __future__ import annotations
 
+import atexit
+import functools
 import os
 import platform
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 DOCS = Path(__file__).resolve().parent
 REGION = re.compile(r"(<!-- figures:(?P<name>[a-z0-9-]+) -->\n)(?P<body>.*?)(<!-- /figures -->)",
                     re.DOTALL)  # fmt: skip
-FILES = ("ulp.md", "guide.md", "../README.md")
+FILES = ("ulp.md", "guide.md", "models.md", "../README.md")
 
 
 def environment_line() -> str:
@@ -144,10 +148,54 @@ def readme_example() -> str:
     return f"```text\n$ tdcheck {' '.join(args)}\n{result.stdout}```\n"
 
 
+@functools.cache
+def example_models() -> Path:
+    """models.md's two example files, ``model.keras`` and ``video.keras``, in a temporary folder."""
+    from tdcheck.engines.tensorflow import load_tensorflow
+
+    _, keras = load_tensorflow()
+    layers = keras.layers
+    folder = Path(tempfile.mkdtemp(prefix="tdcheck-figures-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    x = keras.Input((None, 8), name="features")
+    h = layers.Masking(name="masking")(x)
+    h = layers.LSTM(32, return_sequences=True, name="lstm")(h)
+    h = layers.TimeDistributed(layers.Dense(16, activation="relu"), name="hidden")(h)
+    h = layers.TimeDistributed(layers.Dropout(0.1), name="dropout")(h)
+    y = layers.TimeDistributed(layers.Dense(4), name="head")(h)
+    keras.Model(x, y, name="tagger").save(folder / "model.keras")
+    v = keras.Input((None, 16, 16, 3), name="frames")
+    h = layers.TimeDistributed(layers.Conv2D(8, 3), name="conv")(v)
+    h = layers.TimeDistributed(layers.Flatten(), name="flatten")(h)
+    y = layers.TimeDistributed(layers.Dense(4), name="head")(h)
+    keras.Model(v, y, name="video").save(folder / "video.keras")
+    return folder
+
+
+def scan_example(files: list[str], columns: int, show_exit: bool) -> str:
+    """``tdcheck scan`` of the example models, piped, at the given width."""
+    from click.testing import CliRunner
+
+    from tdcheck.cli import cli
+
+    here = os.getcwd()
+    os.chdir(example_models())  # the report names the files as given
+    try:
+        result = CliRunner().invoke(
+            cli, ["scan", *files], env={"COLUMNS": str(columns), "NO_COLOR": "1"}
+        )
+    finally:
+        os.chdir(here)
+    tail = f"$ echo $?\n{result.exit_code}\n" if show_exit else ""
+    return f"```text\n$ tdcheck scan {' '.join(files)}\n{result.stdout}{tail}```\n"
+
+
 FIGURES: dict[str, Callable[[], str]] = {
     "seed": seed_figure,
     "gelu": gelu_figure,
     "readme-example": readme_example,
+    "readme-scan": lambda: scan_example(["model.keras"], 80, show_exit=False),
+    "models-scan": lambda: scan_example(["model.keras", "video.keras"], 100, show_exit=True),
 }
 SLOW: dict[str, Callable[[], str]] = {"float64-survey": survey_figure}
 

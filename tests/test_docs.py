@@ -96,7 +96,7 @@ def test_measured_figures_are_current_on_the_machine_they_were_measured_on():
             assert body == gen.render_body(name, env), (
                 f"{filename}: figure {name!r} is stale: run python docs/gen_figures.py"
             )
-    assert {"seed", "gelu", "float64-survey", "readme-example"} <= {
+    assert {"seed", "gelu", "float64-survey", "readme-example", "readme-scan", "models-scan"} <= {
         name for f in gen.FILES for name in gen.regions((ROOT / "docs" / f).resolve().read_text())
     }
 
@@ -134,3 +134,42 @@ def test_guide_limits_are_the_code_constants():
         f"`--max-memory` {MAX_MEMORY // 1024**5} PiB", f"(float16: {DTYPE_MAX['float16']:g})",
     ):  # fmt: skip
         assert fragment in text, fragment
+
+
+def _anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens, -N repeats."""
+    found: set[str] = set()
+    seen: dict[str, int] = {}
+    fenced = False
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            fenced = not fenced
+        match = None if fenced else re.match(r"#{1,6} (.*)", line)
+        if match:
+            slug = re.sub(r"[^\w\- ]", "", match.group(1).strip().lower()).replace(" ", "-")
+            count = seen.get(slug, 0)
+            seen[slug] = count + 1
+            found.add(slug if count == 0 else f"{slug}-{count}")
+    return found
+
+
+def test_anchor_slugs_follow_github():
+    path = ROOT / "docs" / "checks.md"
+    assert {"how-a-comparison-is-judged", "power---power", "time-dimension---time-dim"} <= (
+        _anchors(path)
+    )
+
+
+def test_internal_links_and_anchors_exist():
+    broken = []
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        for target in re.findall(r"\]\(([^)\s]+)\)", doc.read_text(encoding="utf-8")):
+            if target.startswith(("http://", "https://", "mailto:")):
+                continue
+            path, _, fragment = target.partition("#")
+            dest = (doc.parent / path).resolve() if path else doc
+            if not dest.exists():
+                broken.append(f"{doc.name}: {target} (no such file)")
+            elif fragment and dest.suffix == ".md" and fragment not in _anchors(dest):
+                broken.append(f"{doc.name}: {target} (no such heading)")
+    assert broken == []
