@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 
 import pytest
 
 from tdcheck.cli import cli
 from tdcheck.commands.bench import BenchPlan, Timing, apply_ratios, run_bench, time_calls
 from tdcheck.core.config import CompareConfig
+from tdcheck.engines.base import installed
 from tdcheck.errors import ConfigError
 
 
@@ -141,7 +143,24 @@ def test_plot_without_matplotlib_exits_3(runner, tmp_path, monkeypatch):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--mode", "jit"], "--mode: unknown value 'jit'; choose from eager, graph, xla"),
+        (
+            ["--mode", "jit"],
+            "--mode jit: not available on the tensorflow backend; choose from eager, graph, xla",
+        ),
+        (["--mode", "fast"], "--mode: unknown value 'fast'; choose from eager, graph, xla"),
+        (
+            ["--backend", "jax", "--mode", "eager,graph"],
+            "--mode graph: not available on the jax backend; choose from eager, jit",
+        ),
+        (
+            ["--backend", "torch", "--mode", "jit"],
+            "--mode jit: not available on the torch backend; choose from eager",
+        ),
+        (
+            ["--backend", "jax", "--time-dim", "dynamic"],
+            "--time-dim dynamic: not available on the jax backend (an unknown length is "
+            "TensorFlow's tf.function trace; jax.jit traces each concrete length)",
+        ),
         (["--time-dim", "both"], "--time-dim: unknown value 'both'; choose from static, dynamic"),
         (["--repeats", "0"], "--repeats: must be 1..10000 (got 0)"),
         (["--repeats", "10001"], "--repeats: must be 1..10000 (got 10001)"),
@@ -152,8 +171,12 @@ def test_plot_without_matplotlib_exits_3(runner, tmp_path, monkeypatch):
         (["--device", "both"], "--device both is for compare; bench one device at a time"),
     ],
 )
-def test_bench_usage_errors(runner, args, message):
-    result = runner.invoke(cli, ["bench", *args])
+def test_bench_usage_errors(runner, args, message, monkeypatch):
+    def never(*a, **k):
+        raise AssertionError("refused too late: the bench started")
+
+    monkeypatch.setattr("tdcheck.commands.bench.bench", never)
+    result = runner.invoke(cli, ["bench", *args], env={"KERAS_BACKEND": None})
     assert result.exit_code == 2
     assert result.stderr.startswith(f"tdcheck: error: {message}")
 
@@ -207,3 +230,141 @@ def test_dynamic_time_dim_reports_what_keras_really_computes():
     else:
         assert td_row.matches_dense is False or td_row.error is not None
         assert any(n.startswith("time-distributed") for n in result.notes)
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "backend", "modes"),
+    [
+        ([], None, "tensorflow", ("eager", "graph")),
+        ([], "jax", "jax", ("eager", "jit")),
+        ([], "torch", "torch", ("eager",)),
+        (["--backend", "tensorflow"], "jax", "tensorflow", ("eager", "graph")),
+        (["--backend", "jax", "--mode", "jit"], None, "jax", ("jit",)),
+    ],
+)
+def test_backend_and_default_modes(runner, monkeypatch, args, env, backend, modes):
+    # --backend, else $KERAS_BACKEND, else tensorflow; --mode defaults to eager plus the
+    # backend's compiled mode. Nothing runs: the plan is caught before bench starts.
+    seen = []
+
+    def fake_bench(plan, on_cell=None):
+        seen.append(plan)
+        raise SystemExit(0)
+
+    monkeypatch.setattr("tdcheck.commands.bench.bench", fake_bench)
+    result = runner.invoke(cli, ["bench", *args], env={"KERAS_BACKEND": env})
+    assert result.exit_code == 0, result.output
+    assert (seen[0].backend, seen[0].modes) == (backend, modes)
+
+
+def test_plan_round_trips_through_json():
+    from tdcheck.commands.bench import plan_from_dict, plan_to_dict
+
+    base = CompareConfig(hidden=4, variants=("dense", "einsum"), backend="jax", seed=7)
+    original = BenchPlan(config=base.validated(), seqs=(2, 5), batches=(3,), modes=("jit",),
+                         repeats=4, warmup=1, backward=True, with_trunk=True).validated()  # fmt: skip
+    again = plan_from_dict(json.loads(json.dumps(plan_to_dict(original))))
+    assert again == original
+    assert again.backend == "jax"
+
+
+JAX_FAKE_CLOCK = """
+import itertools, json, sys
+from tdcheck.commands.bench import BenchPlan, run_bench
+from tdcheck.core.config import CompareConfig
+from tdcheck.engines.base import installed
+counter = itertools.count()
+cfg = CompareConfig(hidden=4, units=2, variants=("dense", "time-distributed"), input="random",
+                    backend="jax").validated()
+plan = BenchPlan(config=cfg, seqs=(2, 3), batches=(2,), modes=("eager", "jit"), repeats=3,
+                 warmup=1).validated()
+doc = run_bench(plan, clock=lambda: next(counter) * 0.001).to_dict()
+backward = BenchPlan(config=cfg, seqs=(2,), batches=(2,), modes=("eager", "jit"), repeats=2,
+                     warmup=0, backward=True).validated()
+doc["backward"] = run_bench(backward, clock=lambda: next(counter) * 0.001).to_dict()
+doc["tensorflow_imported"] = "tensorflow" in sys.modules
+print(json.dumps(doc))
+"""
+
+
+@pytest.mark.skipif(not installed("jax"), reason="jax not installed")
+def test_jax_bench_in_process_with_a_fake_clock(tmp_path):
+    # A fresh process: Keras loads on JAX there (this test process may hold TensorFlow's).
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", JAX_FAKE_CLOCK], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "KERAS_BACKEND": "jax"})  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    doc = json.loads(proc.stdout)
+    assert "tensorflow" not in doc["environment"]
+    assert doc["environment"]["backend"] == "jax" and doc["environment"]["jax"]
+    assert doc["plan"]["backend"] == "jax"
+    assert doc["equivalent"] is True
+    cells = [(r["mode"], r["seq"]) for r in doc["reference"]]
+    assert cells == [("eager", 2), ("eager", 3), ("jit", 2), ("jit", 3)]
+    assert [(r["variant"], r["mode"], r["seq"]) for r in doc["results"]] == [
+        (v, m, s) for m, s in cells for v in ("dense", "time-distributed")
+    ]
+    for r in doc["results"]:
+        assert (r["min_s"], r["median_s"], r["max_s"]) == pytest.approx((0.001,) * 3)
+        assert r["trace_s"] == pytest.approx(0.001)
+        assert r["ratio_to_dense"] == pytest.approx(1.0)
+        assert r["efficiency"] == pytest.approx(1.0)
+        assert r["repeats"] == 3 and r["matches_dense"] is True and r["error"] is None
+    assert doc["notes"] == [
+        "jit: jax.jit traces and compiles once per input shape; first call is that cost"
+    ]
+    # JAX alone: TensorFlow (2-4 s to import) is never loaded for a JAX bench.
+    assert doc["tensorflow_imported"] is False
+    # --backward: jax.grad (eager) and jax.jit(jax.grad) run; outputs are not checked.
+    back = doc["backward"]
+    assert back["plan"]["backward"] is True
+    assert [(r["variant"], r["mode"]) for r in back["results"]] == [
+        ("dense", "eager"), ("time-distributed", "eager"), ("dense", "jit"),
+        ("time-distributed", "jit"),
+    ]  # fmt: skip
+    for r in back["results"]:
+        assert r["error"] is None and r["matches_dense"] is None
+        assert r["median_s"] == pytest.approx(0.001) and r["ratio_to_dense"] == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize(
+    ("backend", "modes", "label"),
+    [
+        pytest.param("jax", ("eager", "jit"), "JAX",
+                     marks=pytest.mark.skipif(not installed("jax"), reason="jax not installed")),
+        pytest.param("torch", ("eager",), "PyTorch",
+                     marks=pytest.mark.skipif(not installed("torch"), reason="no torch")),
+    ],
+)  # fmt: skip
+def test_real_bench_runs_in_a_worker(runner, tf_keras, backend, modes, label):
+    # TensorFlow's Keras is loaded in this process: --backend jax|torch must run in a worker.
+    result = runner.invoke(cli, ["bench", "--backend", backend, "--seq", "3", "--batch", "2",
+                                 "--hidden", "4", "--variants", "dense,time-distributed",
+                                 "--repeats", "2", "--warmup", "0", "--format", "json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert result.stderr == ""
+    env = doc["environment"]
+    assert env["backend"] == backend and env[backend] and env["keras"].startswith("3.")
+    assert doc["equivalence"]["passed"] is True
+    assert [(r["variant"], r["mode"]) for r in doc["results"]] == [
+        (v, m) for m in modes for v in ("dense", "time-distributed")
+    ]
+    for r in doc["results"]:
+        assert 0 < r["min_s"] <= r["median_s"] <= r["max_s"] and r["trace_s"] > 0
+        assert r["matches_dense"] is True
+    from tdcheck.reports.bench_render import headline
+
+    assert f"{label} {env[backend]}, Keras " in headline(doc)
+
+
+def test_bench_without_its_backend_installed_exits_3(runner, monkeypatch):
+    monkeypatch.setattr("tdcheck.engines.base.installed", lambda name: name != "torch")
+    result = runner.invoke(cli, ["bench", "--backend", "torch", "--seq", "2"])
+    assert result.exit_code == 3
+    assert result.stderr == (
+        "tdcheck: error: the torch backend needs 'torch', which is not installed; install it: "
+        "pip install 'tdcheck[torch]' (or: pip install torch)\n"
+    )

@@ -275,13 +275,14 @@ def test_help_and_argument_errors_import_no_framework(argv):
         assert heavy not in modules, heavy
 
 
-def test_bench_stays_on_tensorflow_whatever_keras_backend_says(runner, monkeypatch, tmp_path):
+def test_bench_backend_option_wins_over_keras_backend(runner, monkeypatch, tmp_path):
+    # bench follows $KERAS_BACKEND like compare (tests/test_bench.py); --backend overrides it.
     from tdcheck.cli import cli
 
     monkeypatch.setenv("KERAS_BACKEND", "jax")
     out = tmp_path / "b.json"
-    result = runner.invoke(cli, ["bench", "--seq", "2", "--repeats", "1", "--warmup", "0",
-                                 "--output", str(out)])  # fmt: skip
+    result = runner.invoke(cli, ["bench", "--backend", "tensorflow", "--seq", "2", "--repeats",
+                                 "1", "--warmup", "0", "--output", str(out)])  # fmt: skip
     assert result.exit_code == 0, result.output
     doc = json.loads(out.read_text())
     assert doc["config"]["backend"] == "tensorflow"

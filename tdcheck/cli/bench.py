@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from tdcheck.cli.backend_options import BACKEND_OPTIONS
 from tdcheck.cli.options import OPTIONS, apply_options, check_output, wide_option
 from tdcheck.core.config import DEFAULT_FEATURES, DTYPE_CHOICES, RNN_CHOICES, CompareConfig
 from tdcheck.errors import ConfigError
@@ -68,12 +69,14 @@ _BENCH_SHARED = ("initializer", "bias-initializer", "activation", "weights", "se
     metavar="LIST",
     help="Comma list of variants; must include dense.",
 )
+@BACKEND_OPTIONS[0]
 @click.option(
     "--mode",
-    default="eager,graph",
-    show_default=True,
+    default=None,
     metavar="LIST",
-    help="Comma list from eager, graph (tf.function), xla (jit_compile=True).",
+    help="Comma list: eager on every backend; graph (tf.function), xla "
+    "(jit_compile=True) on tensorflow; jit (jax.jit) on jax.  "
+    "[default: eager,graph; eager,jit on jax; eager on torch]",
 )
 @click.option(
     "--time-dim",
@@ -81,7 +84,8 @@ _BENCH_SHARED = ("initializer", "bias-initializer", "activation", "weights", "se
     show_default=True,
     metavar="LIST",
     help="Comma list from static, dynamic: the time dimension graph and xla trace "
-    "with (TimeDistributed loops when static, uses vectorized_map when dynamic).",
+    "with (TimeDistributed loops when static, uses vectorized_map when dynamic); "
+    "dynamic is TensorFlow's only.",
 )
 @click.option(
     "--repeats",
@@ -111,9 +115,9 @@ _BENCH_SHARED = ("initializer", "bias-initializer", "activation", "weights", "se
 @apply_options([OPTIONS[name] for name in _BENCH_SHARED])
 @wide_option
 def bench_command(
-    seq: str, batch: str, mode: str, time_dim: str, repeats: int, warmup: int, backward: bool,
-    with_trunk: bool, plot: str | None, format_: str, output: str | None, wide: bool,
-    **options: Any,
+    seq: str, batch: str, mode: str | None, time_dim: str, repeats: int, warmup: int,
+    backward: bool, with_trunk: bool, plot: str | None, format_: str, output: str | None,
+    wide: bool, **options: Any,
 ) -> int:  # fmt: skip
     """Time each variant: medians, ratios to dense, throughput, efficiency against a matmul.
 
@@ -122,19 +126,24 @@ def bench_command(
       tdcheck bench --seq 10,100,1000 --mode eager,graph --plot bench.png
       tdcheck bench --hidden 64 --units 16 --mode graph,xla \\
         --time-dim static,dynamic
+      tdcheck bench --backend jax --hidden 64 --units 16 --mode eager,jit
     Exit codes: 0 timed, 1 the variants are not equivalent (timings flagged),
     2 usage, 3 environment (e.g. --plot without matplotlib), 130 interrupted.
     """
-    from tdcheck.commands.bench import BenchPlan
+    from tdcheck.commands.bench import DEFAULT_MODES, BenchPlan
     from tdcheck.core.grid import parse_list
 
-    # bench times TensorFlow (tf.function, XLA): $KERAS_BACKEND does not apply to it.
-    config = CompareConfig(**options, input="random", backend="tensorflow").validated()
+    # --backend, else $KERAS_BACKEND, else tensorflow (as compare); a backend this process
+    # cannot load runs in a worker process.
+    config = CompareConfig(**options, input="random").validated()
+    modes = (
+        DEFAULT_MODES.get(config.engine, ("eager",)) if mode is None else parse_list("mode", mode)
+    )
     plan = BenchPlan(
         config=config,
         seqs=tuple(parse_list("seq", seq)),
         batches=tuple(parse_list("batch", batch)),
-        modes=tuple(parse_list("mode", mode)),
+        modes=tuple(modes),
         time_dims=tuple(parse_list("time-dim", time_dim)),
         repeats=repeats, warmup=warmup, backward=backward, with_trunk=with_trunk,
     ).validated()  # fmt: skip
@@ -146,16 +155,18 @@ def bench_command(
             raise ConfigError(f"--plot: {plot!r} must end in .png")
         check_plot_available()
 
-    from tdcheck.commands.bench import run_bench
+    from tdcheck.commands.bench import bench
     from tdcheck.reports.bench_render import render, render_table, write_plot
     from tdcheck.reports.color import is_terminal
     from tdcheck.reports.progress import BenchStatus
 
     status = BenchStatus(len(plan.cells())) if is_terminal(sys.stderr) else None
     if status is not None:
-        status.loading()
+        from tdcheck.core.backends import LABELS
+
+        status.loading(LABELS[plan.backend])
     try:
-        doc = run_bench(plan, on_cell=status).to_dict()
+        doc = bench(plan, on_cell=status)
     finally:
         if status is not None:
             status.clear()

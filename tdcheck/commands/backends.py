@@ -305,16 +305,27 @@ class Worker:
     def submit(
         self, cfg: CompareConfig, x: np.ndarray, weights: dict[str, np.ndarray] | None = None
     ) -> None:
-        self._count += 1
-        directory = Path(self._tmp.name) / f"request-{self._count}"
-        directory.mkdir()
-        request = {"engine": self.engine, "config": cfg.to_dict()}
-        (directory / "request.json").write_text(json.dumps(request), encoding="utf-8")
+        directory = self._directory({"engine": self.engine, "config": cfg.to_dict()})
         np.save(directory / "input.npy", x, allow_pickle=False)
         if weights:
             from tdcheck.commands.worker import save_npz
 
             save_npz(directory / "weights.npz", weights)
+        self._post(directory)
+
+    def submit_bench(self, plan: dict[str, Any]) -> None:
+        """Send a bench plan (:func:`tdcheck.commands.bench.plan_to_dict`) without waiting."""
+        self._post(self._directory({"engine": self.engine, "bench": plan}))
+
+    def _directory(self, request: dict[str, Any]) -> Path:
+        """A new request directory holding ``request.json``."""
+        self._count += 1
+        directory = Path(self._tmp.name) / f"request-{self._count}"
+        directory.mkdir()
+        (directory / "request.json").write_text(json.dumps(request), encoding="utf-8")
+        return directory
+
+    def _post(self, directory: Path) -> None:
         assert self._process.stdin is not None
         try:
             self._process.stdin.write(json.dumps({"dir": str(directory)}) + "\n")
@@ -325,6 +336,14 @@ class Worker:
 
     def result(self) -> CompareRun:
         """The finished run of the last request (raises its error, with its exit code)."""
+        return read_result(self._reply())
+
+    def bench_result(self) -> dict[str, Any]:
+        """The bench report document of the last :meth:`submit_bench`."""
+        return dict(json.loads((self._reply() / "result.json").read_text(encoding="utf-8")))
+
+    def _reply(self) -> Path:
+        """Wait for the answer to the last request; its directory (or its error raised)."""
         assert self._pending is not None and self._process.stdout is not None
         directory, self._pending = self._pending, None
         line = self._process.stdout.readline()
@@ -335,7 +354,7 @@ class Worker:
             error = TdcheckError(f"{self.engine}: {reply.get('error', 'failed')}")
             error.exit_code = int(reply.get("exit_code", EXIT_ENVIRONMENT))
             raise error
-        return read_result(directory)
+        return directory
 
     def _died(self) -> EnvironmentProblem:
         code = self._process.wait()

@@ -6,9 +6,14 @@ inner layer once (keras-team/keras#21179). This module times every variant on th
 
 * **what**: the heads alone (input ``(batch, seq, hidden)``, as the trunk would give), or with
   ``with_trunk`` the whole model (trunk + head);
-* **how**: ``eager`` (Keras call), ``graph`` (``tf.function``) or ``xla`` (``jit_compile=True``),
-  with a ``static`` (``TensorSpec([batch, seq, d])``) or ``dynamic`` (``[batch, None, d]``) time
-  dimension; eager always sees a concrete length, so eager runs only ``static``;
+* **backend**: ``tensorflow``, ``jax`` or ``torch`` (``--backend``; default ``$KERAS_BACKEND``,
+  else tensorflow). Keras picks its backend once per process, so a backend other than the one
+  this process can load runs in a worker process (:class:`tdcheck.commands.backends.Worker`);
+* **how** (:data:`BACKEND_MODES`): ``eager`` (Keras call) on every backend; on TensorFlow
+  ``graph`` (``tf.function``) or ``xla`` (``jit_compile=True``), with a ``static``
+  (``TensorSpec([batch, seq, d])``) or ``dynamic`` (``[batch, None, d]``) time dimension; on
+  JAX ``jit`` (``jax.jit`` over ``stateless_call``), which traces each concrete shape, so it
+  runs ``static`` only; eager always sees a concrete length, so eager runs only ``static``;
 * **method**: the first call (tracing and compiling in graph/xla) is timed on its own and
   reported as ``trace_s``; then ``warmup`` calls are discarded and ``repeats`` calls are timed
   one by one (the device is synchronised after each); results are min, median, max.
@@ -30,10 +35,21 @@ from typing import Any
 
 import numpy as np
 
+from tdcheck.core.backends import default_backend
 from tdcheck.core.config import CompareConfig, check_choice
 from tdcheck.errors import ConfigError
 
-MODES = ("eager", "graph", "xla")
+MODES = ("eager", "graph", "xla", "jit")
+#: The modes each backend offers. torch.compile is not offered: see docs/backends.md.
+BACKEND_MODES = {
+    "tensorflow": ("eager", "graph", "xla"),
+    "jax": ("eager", "jit"),
+    "torch": ("eager",),
+}
+#: ``--mode`` when not given: eager and the backend's compiled mode.
+DEFAULT_MODES = {"tensorflow": ("eager", "graph"), "jax": ("eager", "jit"), "torch": ("eager",)}
+#: Backends whose compiled mode can trace an unknown length (``--time-dim dynamic``).
+DYNAMIC_BACKENDS = ("tensorflow",)
 TIME_DIMS = ("static", "dynamic")
 REFERENCE = "matmul"
 #: Caps on the count options (documented in --help): each is far beyond a useful run.
@@ -58,15 +74,36 @@ class BenchPlan:
     backward: bool = False
     with_trunk: bool = False
 
+    @property
+    def backend(self) -> str:
+        """The Keras backend bench runs on (``$KERAS_BACKEND`` when the config names none)."""
+        return self.config.backend or default_backend()
+
     def validated(self) -> BenchPlan:
+        """Check everything before anything loads (``ConfigError``, exit 2)."""
+        if self.config.backends is not None or self.config.keras != 3:
+            raise ConfigError("bench times one Keras 3 backend: use --backend")
+        backend = self.backend
+        check_choice("--backend", backend, tuple(BACKEND_MODES))
+        modes = BACKEND_MODES[backend]
         for name, values, choices in (
-            ("--mode", self.modes, MODES),
+            ("--mode", self.modes, modes),
             ("--time-dim", self.time_dims, TIME_DIMS),
         ):
             if not values:
                 raise ConfigError(f"{name}: give at least one value")
             for value in values:
+                if name == "--mode" and value in MODES and value not in modes:
+                    raise ConfigError(
+                        f"--mode {value}: not available on the {backend} backend; "
+                        f"choose from {', '.join(modes)}"
+                    )
                 check_choice(name, value, choices)
+        if "dynamic" in self.time_dims and backend not in DYNAMIC_BACKENDS:
+            raise ConfigError(
+                f"--time-dim dynamic: not available on the {backend} backend (an unknown length "
+                "is TensorFlow's tf.function trace; jax.jit traces each concrete length)"
+            )
         for name, sizes in (("--seq", self.seqs), ("--batch", self.batches)):
             if not sizes or any(v <= 0 for v in sizes):
                 raise ConfigError(f"{name}: sizes must be > 0 (got {list(sizes)})")
@@ -241,20 +278,62 @@ def time_calls(
     return first, times, out
 
 
+def bench(plan: BenchPlan, *, on_cell: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The report document of a validated plan: run here when this process can load the
+    plan's backend, else in a worker process started for it (``on_cell`` is not called
+    there: the worker reports only its finished result)."""
+    from tdcheck.engines.base import can_load_here, require_installed
+
+    require_installed(plan.backend)
+    if can_load_here(plan.backend):
+        return run_bench(plan, on_cell=on_cell).to_dict()
+    from tdcheck.commands.backends import Worker
+
+    with Worker(plan.backend) as worker:
+        worker.submit_bench(plan_to_dict(plan))
+        return worker.bench_result()
+
+
+def plan_to_dict(plan: BenchPlan) -> dict[str, Any]:
+    """A JSON-ready plan (what a worker receives)."""
+    return {
+        "config": plan.config.to_dict(), "seqs": list(plan.seqs), "batches": list(plan.batches),
+        "modes": list(plan.modes), "time_dims": list(plan.time_dims), "repeats": plan.repeats,
+        "warmup": plan.warmup, "backward": plan.backward, "with_trunk": plan.with_trunk,
+    }  # fmt: skip
+
+
+def plan_from_dict(doc: dict[str, Any]) -> BenchPlan:
+    """The inverse of :func:`plan_to_dict`, validated again."""
+    from tdcheck.commands.worker import config_from_dict
+
+    return BenchPlan(
+        config=config_from_dict(doc["config"]),
+        seqs=tuple(int(v) for v in doc["seqs"]),
+        batches=tuple(int(v) for v in doc["batches"]),
+        modes=tuple(str(v) for v in doc["modes"]),
+        time_dims=tuple(str(v) for v in doc["time_dims"]),
+        repeats=int(doc["repeats"]), warmup=int(doc["warmup"]),
+        backward=bool(doc["backward"]), with_trunk=bool(doc["with_trunk"]),
+    ).validated()  # fmt: skip
+
+
 def run_bench(
     plan: BenchPlan,
     *,
     clock: Clock = time.perf_counter,
     on_cell: Callable[[str], None] | None = None,
 ) -> BenchResult:
-    """Check equivalence, then time every variant and the reference in every cell."""
+    """Check equivalence, then time every variant and the reference in every cell, in this
+    process (its backend must be loadable here; :func:`bench` chooses)."""
     from tdcheck.commands.compare import Session, prepare
-    from tdcheck.engines.tensorflow import environment, error_text, quiet, select_devices
+    from tdcheck.engines.base import quiet
+    from tdcheck.engines.keras3 import to_numpy
 
-    session = Session()
-    tf, keras = session.tf, session.keras
+    session = Session(engine=plan.backend)
+    engine = session.engine
     cfg = plan.config
-    device = select_devices(tf, cfg.device)[0]
+    device = engine.select_devices(cfg.device)[0]
 
     # Equivalence first, on the smallest cell, as compare would judge it.
     check_cfg = dataclasses.replace(
@@ -279,11 +358,9 @@ def run_bench(
             "time_dims": list(plan.time_dims), "repeats": plan.repeats, "warmup": plan.warmup,
             "backward": plan.backward, "with_trunk": plan.with_trunk,
             "what": "trunk + head" if plan.with_trunk else "head only",
+            "backend": plan.backend,
         },
-        environment={
-            **environment(tf, keras, device), **_threads(tf),
-            "device_name": _device_name(tf, device),
-        },
+        environment=engine.bench_environment(device),
         equivalence=equivalence,
     )  # fmt: skip
     if not check.passed:
@@ -293,27 +370,32 @@ def run_bench(
         )
     if "eager" in plan.modes and "dynamic" in plan.time_dims:
         result.notes.append("eager mode always sees a concrete length: it runs static only")
-    sync = _syncer(tf, device)
+    if "jit" in plan.modes:
+        result.notes.append(
+            "jit: jax.jit traces and compiles once per input shape; first call is that cost"
+        )
+    sync = engine.bench_sync(device)
     timing: dict[str, Any] = {"repeats": plan.repeats, "warmup": plan.warmup, "clock": clock}
     rng = np.random.default_rng(cfg.seed)
-    dtype = built.model.inputs[0].dtype
+    dtype = engine.input_dtype(built)
     units = cfg.units
+    in_features = int(built.model.inputs[0].shape[-1])
     for mode, dim, seq, batch in plan.cells():
         if on_cell is not None:
             on_cell(f"{mode} {dim} seq={seq} batch={batch}")
-        in_features = built.model.inputs[0].shape[-1]
-        x = tf.constant(rng.standard_normal((batch, seq, in_features)).astype(dtype))
         flops = 2 * batch * seq * d * units
-        spec = tf.TensorSpec([batch, seq if dim == "static" else None, in_features], dtype)
-        with quiet(), tf.device(device):
+        shape = (batch, seq if dim == "static" else None, in_features)
+        with quiet(), engine.on(device):
+            x = engine.bench_tensor(
+                rng.standard_normal((batch, seq, in_features)).astype(dtype), device
+            )
             dense_out = None
             for index, variant in enumerate(cfg.variants):
-                sub = keras.Model(built.model.inputs, built.model.outputs[index])
-                fn = _callable(tf, sub, mode, spec, plan.backward)
+                fn = engine.bench_function(built, index, mode, shape, plan.backward)
                 try:
                     first, times, out = time_calls(fn, (x,), sync, **timing)
                 except Exception as exc:  # e.g. a Keras bug on the dynamic path
-                    error = error_text(exc)
+                    error = engine.error_text(exc)
                     result.results.append(
                         Timing(variant, mode, dim, seq, batch, [], 0.0, flops, error=error)
                     )
@@ -321,7 +403,7 @@ def run_bench(
                     continue
                 timing_row = Timing(variant, mode, dim, seq, batch, times, first, flops)
                 if not plan.backward:
-                    y = np.asarray(out)
+                    y = to_numpy(out)
                     if variant == "dense":
                         dense_out = y
                     elif dense_out is not None:
@@ -335,9 +417,9 @@ def run_bench(
                     if variant == "dense":
                         timing_row.matches_dense = True
                 result.results.append(timing_row)
-            a = tf.constant(rng.standard_normal((batch * seq, d)).astype(dtype))
-            w = tf.constant(rng.standard_normal((d, units)).astype(dtype))
-            ref = _matmul(tf, mode, plan.backward)
+            a = engine.bench_tensor(rng.standard_normal((batch * seq, d)).astype(dtype), device)
+            w = engine.bench_tensor(rng.standard_normal((d, units)).astype(dtype), device)
+            ref = engine.bench_matmul(mode, plan.backward)
             first, times, _ = time_calls(ref, (a, w), sync, **timing)
             result.references.append(Timing(REFERENCE, mode, dim, seq, batch, times, first, flops))
     apply_ratios(result.results, result.references)
@@ -350,63 +432,3 @@ def _matches(y: np.ndarray, dense: np.ndarray, cfg: CompareConfig) -> bool:
 
     atol, rtol = cfg.tolerances()
     return bool(compare_arrays(y, dense, atol=atol, rtol=rtol).passed)
-
-
-def _callable(tf: Any, model: Any, mode: str, spec: Any, backward: bool) -> Callable[[Any], Any]:
-    def forward(x: Any) -> Any:
-        return model(x, training=False)
-
-    def forward_backward(x: Any) -> Any:
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            y = model(x, training=True)
-            loss = tf.reduce_sum(tf.cast(y, tf.float32))
-        return tape.gradient(loss, [x, *model.trainable_weights])
-
-    body = forward_backward if backward else forward
-    if mode == "eager":
-        return body
-    return tf.function(
-        body, input_signature=[spec], jit_compile=mode == "xla", reduce_retracing=True
-    )
-
-
-def _matmul(tf: Any, mode: str, backward: bool) -> Callable[[Any, Any], Any]:
-    def forward(a: Any, w: Any) -> Any:
-        return tf.matmul(a, w)
-
-    def forward_backward(a: Any, w: Any) -> Any:
-        with tf.GradientTape() as tape:
-            tape.watch([a, w])
-            loss = tf.reduce_sum(tf.cast(tf.matmul(a, w), tf.float32))
-        return tape.gradient(loss, [a, w])
-
-    body = forward_backward if backward else forward
-    if mode == "eager":
-        return body
-    return tf.function(body, jit_compile=mode == "xla")
-
-
-def _syncer(tf: Any, device: str) -> Callable[[Any], None]:
-    if "GPU" in device:
-        sync_devices = tf.test.experimental.sync_devices
-        return lambda _: sync_devices()
-    return lambda _: None  # CPU ops have finished when the call returns
-
-
-def _threads(tf: Any) -> dict[str, Any]:
-    return {
-        "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads() or "default",
-        "inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads() or "default",
-    }
-
-
-def _device_name(tf: Any, device: str) -> str:
-    if "GPU" in device:
-        gpus = tf.config.list_physical_devices("GPU")
-        if gpus:
-            details = tf.config.experimental.get_device_details(gpus[0])
-            return str(details.get("device_name", gpus[0].name))
-    import platform
-
-    return platform.processor() or platform.machine()

@@ -238,7 +238,7 @@ class Session:
     def __init__(self, max_models: int = 16, engine: str = "tensorflow") -> None:
         self.engine: Engine = load_engine(engine)
         self.keras = self.engine.keras
-        self.tf: Any = getattr(self.engine, "tf", None)  # bench's TensorFlow-only paths
+        self.tf: Any = getattr(self.engine, "tf", None)  # TensorFlow's module, when on it
         self.max_models = max_models
         self._models: dict[tuple[Any, ...], BuiltModel] = {}
         #: Initial weights (``weights/...`` arrays) every new model takes instead of its own,

@@ -9,7 +9,9 @@ comparison, writes ``result.json`` (the report document) and ``arrays.npz`` ther
 one line, ``{"ok": true}`` or ``{"ok": false, "error": TEXT, "exit_code": N}``. Arrays travel as
 ``.npy``/``.npz`` read with ``allow_pickle=False``; nothing is pickled. Everything else the
 frameworks print goes to standard error. The worker stays up for further requests (a sweep
-reuses it) until standard input closes.
+reuses it) until standard input closes. A bench request (``tdcheck bench --backend``) holds
+``{"engine": NAME, "bench": PLAN}`` (:func:`tdcheck.commands.bench.plan_to_dict`) and gets only
+``result.json``, the bench report.
 """
 
 from __future__ import annotations
@@ -65,6 +67,12 @@ def handle(directory: Path, sessions: dict[str, Any]) -> None:
 
     request = json.loads((directory / "request.json").read_text(encoding="utf-8"))
     engine = request["engine"]
+    if "bench" in request:  # tdcheck bench: the plan in, the report document out
+        from tdcheck.commands.bench import plan_from_dict, run_bench
+
+        doc = run_bench(plan_from_dict(request["bench"])).to_dict()
+        (directory / "result.json").write_text(json.dumps(doc), encoding="utf-8")
+        return
     cfg = config_from_dict(request["config"])
     x = np.load(directory / "input.npy", allow_pickle=False)
     if engine not in sessions:

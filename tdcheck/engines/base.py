@@ -239,11 +239,35 @@ class Engine(abc.ABC):
             f"--time-dim dynamic is TensorFlow's tf.function path; not available on {self.name}"
         )
 
-    def compile(self, fn: Callable[..., Any], mode: str, spec: Any) -> Callable[..., Any]:
-        """``fn`` as bench mode ``mode`` runs it (eager: as is)."""
-        if mode == "eager":
-            return fn
-        raise ConfigError(f"bench --mode {mode} is not supported on the {self.name} backend yet")
+    # -- bench (``tdcheck bench``; the modes each engine offers are in commands.bench) ----
+    def bench_tensor(self, array: np.ndarray, device: str) -> Any:
+        """``array`` as this framework's tensor on ``device`` (the input of a timed call)."""
+        raise NotImplementedError(f"tdcheck bench does not run on {self.name}")
+
+    def bench_function(
+        self, built: BuiltModel, index: int, mode: str, shape: tuple[int, int | None, int],
+        backward: bool,
+    ) -> Callable[[Any], Any]:  # fmt: skip
+        """The callable bench times for head ``index`` in ``mode``: forward (inference), or
+        with ``backward`` the gradients of ``sum(y)`` with respect to the input and the
+        trainable weights. ``shape`` is what a compiled mode traces with (None: unknown)."""
+        raise NotImplementedError(f"tdcheck bench does not run on {self.name}")
+
+    def bench_matmul(self, mode: str, backward: bool) -> Callable[[Any, Any], Any]:
+        """The reference ``a @ w`` (and its gradients with ``backward``) in ``mode``."""
+        raise NotImplementedError(f"tdcheck bench does not run on {self.name}")
+
+    def bench_sync(self, device: str) -> Callable[[Any], None]:
+        """Wait until a call's result is computed (CPU frameworks that return at once: no-op)."""
+        return lambda _: None
+
+    def bench_environment(self, device: str) -> dict[str, Any]:
+        """:meth:`environment` plus the device's name, for bench's headline."""
+        name = self.gpu_names()[0] if "GPU" in device and self.gpu_names() else ""
+        return {
+            **self.environment(device),
+            "device_name": name or platform.processor() or platform.machine(),
+        }
 
     # -- reporting ----------------------------------------------------------------------
     def environment(self, device: str) -> dict[str, Any]:

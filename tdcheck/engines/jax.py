@@ -10,6 +10,7 @@ variable. TF32: JAX's default matmul precision on an Ampere-or-newer GPU is TF32
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -122,6 +123,54 @@ class JaxEngine(Engine):
             (_, (raw, loss)), grads = jax.value_and_grad(loss_fn, has_aux=True)(trainable)
             optimizer.apply(grads, model.trainable_variables)
         return np.asarray(raw), float(loss)
+
+    # -- bench: eager (Keras call), jit (jax.jit over stateless_call) ---------------------
+    def bench_tensor(self, array: np.ndarray, device: str) -> Any:
+        return self.jax.device_put(array, self._device(device))
+
+    def bench_function(
+        self, built: Any, index: int, mode: str, shape: tuple[int, int | None, int],
+        backward: bool,
+    ) -> Callable[[Any], Any]:  # fmt: skip
+        """Eager: the Keras call (forward) or ``jax.grad`` run op by op (backward); jit: the
+        same through ``jax.jit``, which traces once per concrete input shape (``shape``, always
+        static here: a new length is a new trace)."""
+        jax, jnp = self.jax, self.jax.numpy
+        model = self.keras.Model(built.model.inputs, built.model.outputs[index])
+        trainable = [v.value for v in model.trainable_variables]
+        frozen = [v.value for v in model.non_trainable_variables]
+
+        def forward(params: list[Any], x: Any) -> Any:
+            return model.stateless_call(params, frozen, x, training=False)[0]
+
+        def loss(x: Any, params: list[Any]) -> Any:
+            y = model.stateless_call(params, frozen, x, training=True)[0]
+            return jnp.sum(y.astype(jnp.float32))
+
+        grad = jax.grad(loss, argnums=(0, 1))
+        if mode == "eager":
+            if backward:
+                return lambda x: grad(x, trainable)
+            return lambda x: model(x, training=False)
+        if backward:
+            jitted_grad = jax.jit(grad)
+            return lambda x: jitted_grad(x, trainable)
+        jitted = jax.jit(forward)
+        return lambda x: jitted(trainable, x)
+
+    def bench_matmul(self, mode: str, backward: bool) -> Callable[[Any, Any], Any]:
+        jax, jnp = self.jax, self.jax.numpy
+
+        def loss(a: Any, w: Any) -> Any:
+            return jnp.sum(jnp.matmul(a, w).astype(jnp.float32))
+
+        body = jax.grad(loss, argnums=(0, 1)) if backward else jnp.matmul
+        return body if mode == "eager" else jax.jit(body)
+
+    def bench_sync(self, device: str) -> Callable[[Any], None]:
+        # JAX dispatches asynchronously, on the CPU too: wait for the result.
+        block = self.jax.block_until_ready
+        return lambda out: block(out)
 
 
 ENGINE = JaxEngine

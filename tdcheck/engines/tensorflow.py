@@ -14,7 +14,7 @@ import platform
 import re
 import sys
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -285,6 +285,72 @@ class TensorFlowEngine(Engine):
     def environment(self, device: str) -> dict[str, Any]:
         env = super().environment(device)
         env["onednn"] = os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default")
+        return env
+
+    # -- bench: eager (Keras call), graph (tf.function), xla (jit_compile=True) -------------
+    def bench_tensor(self, array: np.ndarray, device: str) -> Any:
+        with self.on(device):
+            return self.tf.constant(array)
+
+    def bench_function(
+        self, built: Any, index: int, mode: str, shape: tuple[int, int | None, int],
+        backward: bool,
+    ) -> Callable[[Any], Any]:  # fmt: skip
+        tf = self.tf
+        model = self.keras.Model(built.model.inputs, built.model.outputs[index])
+
+        def forward(x: Any) -> Any:
+            return model(x, training=False)
+
+        def forward_backward(x: Any) -> Any:
+            with tf.GradientTape() as tape:
+                tape.watch(x)
+                y = model(x, training=True)
+                loss = tf.reduce_sum(tf.cast(y, tf.float32))
+            return tape.gradient(loss, [x, *model.trainable_weights])
+
+        body = forward_backward if backward else forward
+        if mode == "eager":
+            return body
+        spec = tf.TensorSpec(list(shape), built.model.inputs[0].dtype)
+        return tf.function(
+            body, input_signature=[spec], jit_compile=mode == "xla", reduce_retracing=True
+        )
+
+    def bench_matmul(self, mode: str, backward: bool) -> Callable[[Any, Any], Any]:
+        tf = self.tf
+
+        def forward(a: Any, w: Any) -> Any:
+            return tf.matmul(a, w)
+
+        def forward_backward(a: Any, w: Any) -> Any:
+            with tf.GradientTape() as tape:
+                tape.watch([a, w])
+                loss = tf.reduce_sum(tf.cast(tf.matmul(a, w), tf.float32))
+            return tape.gradient(loss, [a, w])
+
+        body = forward_backward if backward else forward
+        if mode == "eager":
+            return body
+        return tf.function(body, jit_compile=mode == "xla")
+
+    def bench_sync(self, device: str) -> Callable[[Any], None]:
+        if "GPU" in device:
+            sync_devices = self.tf.test.experimental.sync_devices
+            return lambda _: sync_devices()
+        return lambda _: None  # CPU ops have finished when the call returns
+
+    def bench_environment(self, device: str) -> dict[str, Any]:
+        tf = self.tf
+        env = super().bench_environment(device)
+        threading = tf.config.threading
+        env["intra_op_threads"] = threading.get_intra_op_parallelism_threads() or "default"
+        env["inter_op_threads"] = threading.get_inter_op_parallelism_threads() or "default"
+        if "GPU" in device:
+            gpus = tf.config.list_physical_devices("GPU")
+            if gpus:
+                details = tf.config.experimental.get_device_details(gpus[0])
+                env["device_name"] = str(details.get("device_name", gpus[0].name))
         return env
 
 

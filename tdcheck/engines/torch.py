@@ -10,6 +10,7 @@ input and every trainable variable. TF32: PyTorch allows it for cuDNN convolutio
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -138,6 +139,50 @@ class TorchEngine(Engine):
             grads = torch.autograd.grad(scaled, [v.value for v in variables])
             optimizer.apply(list(grads), variables)
         return to_numpy(raw), float(loss.detach())
+
+    # -- bench: eager only (the Keras call; torch.compile is not offered, see docs) -----
+    def bench_tensor(self, array: np.ndarray, device: str) -> Any:
+        return self.tensor(array, device)
+
+    def bench_function(
+        self, built: Any, index: int, mode: str, shape: tuple[int, int | None, int],
+        backward: bool,
+    ) -> Callable[[Any], Any]:  # fmt: skip
+        torch = self.torch
+        model = self.keras.Model(built.model.inputs, built.model.outputs[index])
+        params = [v.value for v in model.trainable_variables]
+
+        def forward(x: Any) -> Any:
+            with torch.no_grad():
+                return model(x, training=False)
+
+        def forward_backward(x: Any) -> Any:
+            xg = x.detach().requires_grad_(True)
+            y = model(xg, training=True)
+            loss = torch.sum(y.to(torch.float32))
+            return torch.autograd.grad(loss, [xg, *params], allow_unused=True)
+
+        return forward_backward if backward else forward
+
+    def bench_matmul(self, mode: str, backward: bool) -> Callable[[Any, Any], Any]:
+        torch = self.torch
+
+        def forward(a: Any, w: Any) -> Any:
+            with torch.no_grad():
+                return torch.matmul(a, w)
+
+        def forward_backward(a: Any, w: Any) -> Any:
+            ag, wg = a.detach().requires_grad_(True), w.detach().requires_grad_(True)
+            loss = torch.sum(torch.matmul(ag, wg).to(torch.float32))
+            return torch.autograd.grad(loss, [ag, wg])
+
+        return forward_backward if backward else forward
+
+    def bench_sync(self, device: str) -> Callable[[Any], None]:
+        if "GPU" in device:
+            synchronize = self.torch.cuda.synchronize
+            return lambda _: synchronize()
+        return lambda _: None
 
 
 ENGINE = TorchEngine

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import IO, Any
 
+from tdcheck.core.backends import LABELS, VERSION_KEYS
 from tdcheck.reports.render import fmt, print_table, render_document, report_console
 
 BAR_WIDTH = 30
@@ -52,13 +53,21 @@ def row_cells(r: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
 
 
+def framework(env: dict[str, Any]) -> str:
+    """``"TensorFlow 2.21.0, Keras 3.15.1"``, ``"JAX 0.10.2, Keras 3.15.1"``... (the backend
+    the report ran on; reports from before ``--backend`` are TensorFlow's)."""
+    backend = env.get("backend", "tensorflow")
+    version = env.get(VERSION_KEYS.get(backend, backend), "?")
+    return f"{LABELS.get(backend, backend)} {version}, Keras {env['keras']}"
+
+
 def headline(doc: dict[str, Any]) -> str:
     env = doc["environment"]
     what = doc["plan"]["what"] + (" forward+backward" if doc["plan"]["backward"] else " forward")
     return (
         f"tdcheck bench: {what}, median of {doc['plan']['repeats']} calls after "
         f"{doc['plan']['warmup']} warm-ups; {env['device']} ({env['device_name']}), "
-        f"{env['cpu_count']} CPUs, TensorFlow {env['tensorflow']}, Keras {env['keras']}"
+        f"{env['cpu_count']} CPUs, {framework(env)}"
     )
 
 
@@ -223,8 +232,8 @@ def write_plot(doc: dict[str, Any], path: str) -> None:
     fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), fontsize=8)
     env = doc["environment"]
     fig.suptitle(
-        f"tdcheck bench ({doc['plan']['what']}): {env['device']}, TensorFlow {env['tensorflow']}, "
-        f"Keras {env['keras']}  (x: output differs from dense)",
+        f"tdcheck bench ({doc['plan']['what']}): {env['device']}, {framework(env)}  "
+        "(x: output differs from dense)",
         fontsize=9,
     )
     fig.tight_layout(rect=(0, 0.08, 1, 0.95))

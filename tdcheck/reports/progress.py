@@ -89,8 +89,8 @@ class BenchStatus:
     def __call__(self, cell: str) -> None:
         _status(self.line(cell))
 
-    def loading(self) -> None:
-        _status("loading TensorFlow ...")
+    def loading(self, framework: str = "TensorFlow") -> None:
+        _status(f"loading {framework} ...")
 
     @staticmethod
     def clear() -> None:
