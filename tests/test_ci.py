@@ -352,6 +352,7 @@ def _edit(path, change):
         (lambda d: d.pop("fingerprint"), "has no 'fingerprint' key (is it a current sweep report?)"),
         (lambda d: d.pop("plan"), "has no 'plan' key (is it a current sweep report?)"),
         (lambda d: d["fingerprint"].pop("hash"), ": fingerprint has no 'hash' key"),
+        (lambda d: d["fingerprint"]["axes"].update(seq=[2, 3, 4]), ": fingerprint.hash does not match the fingerprint (the report was edited); merge unedited shard reports"),
         (lambda d: d["cases"][0].pop("status"), ": cases[0] has no 'status' key"),
         (lambda d: d["cases"][0].update(index="0"), ": cases[0]: 'index' has the wrong type"),
         (lambda d: d["cases"][0].update(status="great"), ": cases[0]: unknown status 'great'"),

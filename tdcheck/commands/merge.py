@@ -15,7 +15,7 @@ import os
 from typing import Any
 
 from tdcheck.commands.sweep import STATUSES, summarize
-from tdcheck.core.grid import fingerprint_differences
+from tdcheck.core.grid import fingerprint_differences, fingerprint_hash
 from tdcheck.errors import ConfigError
 
 #: The largest report merge reads (a 5000-case sweep with gradients is about 60 MB).
@@ -86,6 +86,9 @@ def load_report(path: str) -> dict[str, Any]:
     _check_keys(doc, REQUIRED, f"{path!r}")
     fp, plan = doc["fingerprint"], doc["plan"]
     _check_keys(fp, {"hash": str, "shards": int}, f"{path!r}: fingerprint")
+    if fingerprint_hash(fp) != fp["hash"]:
+        raise ConfigError(f"merge: {path!r}: fingerprint.hash does not match the fingerprint "
+                          "(the report was edited); merge unedited shard reports")  # fmt: skip
     _check_keys(plan, {"indices": list, "names": list}, f"{path!r}: plan")
     indices, plan_names = plan["indices"], plan["names"]
     if (

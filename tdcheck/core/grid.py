@@ -363,8 +363,14 @@ def fingerprint(
         "select": select,
         "shards": shards,
     }
-    canonical = json.dumps(parts, sort_keys=True, separators=(",", ":"))
-    return {"hash": "sha256:" + hashlib.sha256(canonical.encode()).hexdigest(), **parts}
+    return {"hash": fingerprint_hash(parts), **parts}
+
+
+def fingerprint_hash(parts: dict[str, Any]) -> str:
+    """``sha256:...`` of a fingerprint's parts (every key but ``hash``) as canonical JSON."""
+    rest = {key: value for key, value in parts.items() if key != "hash"}
+    canonical = json.dumps(rest, sort_keys=True, separators=(",", ":"))
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def fingerprint_differences(a: dict[str, Any], b: dict[str, Any]) -> list[str]:
