@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from tdcheck.core.inputs import read_npy_header
 from tdcheck.core.stats import ArrayStats, compare_arrays
 from tdcheck.core.tolerances import DEFAULT_TOLERANCES
 from tdcheck.errors import EXIT_FAIL, EXIT_PASS, ConfigError
@@ -226,10 +227,7 @@ def _check_header(handle: Any, what: str) -> None:
     """Refuse an ``.npy`` stream whose header names a non-numeric dtype or more than
     :data:`MAX_INPUT_ELEMENTS` elements, before numpy allocates anything."""
     try:
-        version = np.lib.format.read_magic(handle)
-        read = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                else np.lib.format.read_array_header_2_0)  # fmt: skip
-        shape, _, dtype = read(handle)
+        shape, dtype = read_npy_header(handle)
     except (ValueError, OSError, EOFError) as exc:
         raise ConfigError(f"{what}: cannot read it as .npy/.npz ({exc})") from None
     if dtype.kind not in "fiub":

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from tdcheck.core.inputs import MAX_HEADER_BYTES
+from tdcheck.core.inputs import read_npy_header
 from tdcheck.errors import ConfigError
 
 META_KEY = "meta/report.json"
@@ -116,14 +116,10 @@ def _read_arrays(path: str, max_bytes: int) -> dict[str, np.ndarray]:
                 with archive.open(info) as member:
                     raw = member.read(info.file_size)
                 handle = io.BytesIO(raw)
-                version = npy_format.read_magic(handle)
-                reader = {
-                    (1, 0): npy_format.read_array_header_1_0,
-                    (2, 0): npy_format.read_array_header_2_0,
-                }.get(version)
-                if reader is None:
-                    raise refuse(f"member {info.filename!r} has .npy version {version}")
-                shape, _fortran, dtype = reader(handle, max_header_size=MAX_HEADER_BYTES)
+                try:
+                    shape, dtype = read_npy_header(handle)
+                except ValueError as exc:
+                    raise refuse(f"member {info.filename!r}: {exc}") from None
                 if dtype.hasobject or dtype.kind not in "biufc":
                     raise refuse(f"member {info.filename!r} holds dtype {dtype}, not numbers")
                 claimed = math.prod(shape) * dtype.itemsize

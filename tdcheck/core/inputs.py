@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Any
 
 import numpy as np
 
@@ -21,6 +22,25 @@ from tdcheck.errors import ConfigError
 MAX_HEADER_BYTES = 10_000
 
 
+def read_npy_header(handle: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """``(shape, dtype)`` from the ``.npy`` header at ``handle``'s position; reads no data.
+
+    Raises ValueError for an unsupported version or a malformed header (NumPy's message), and
+    for a header over :data:`MAX_HEADER_BYTES`.
+    """
+    from numpy.lib import format as npy_format
+
+    version = npy_format.read_magic(handle)
+    reader = {
+        (1, 0): npy_format.read_array_header_1_0,
+        (2, 0): npy_format.read_array_header_2_0,
+    }.get(version)
+    if reader is None:
+        raise ValueError(f"unsupported .npy version {version}")
+    shape, _fortran, dtype = reader(handle, max_header_size=MAX_HEADER_BYTES)
+    return tuple(shape), dtype
+
+
 def check_npy_header(path: str, max_bytes: int | None = None) -> tuple[tuple[int, ...], np.dtype]:
     """Read only the header of a ``.npy`` file and refuse it before any data is allocated.
 
@@ -28,8 +48,6 @@ def check_npy_header(path: str, max_bytes: int | None = None) -> tuple[tuple[int
     more is refused, whatever it claims), and fit in ``max_bytes`` (``--max-memory``).
     Returns ``(shape, dtype)``.
     """
-    from numpy.lib import format as npy_format
-
     try:
         with open(path, "rb") as handle:
             magic = handle.read(6)
@@ -38,14 +56,7 @@ def check_npy_header(path: str, max_bytes: int | None = None) -> tuple[tuple[int
             if magic != b"\x93NUMPY":
                 raise ConfigError(f"--input: {path!r} is not a .npy file (no NumPy header)")
             handle.seek(0)
-            version = npy_format.read_magic(handle)
-            reader = {
-                (1, 0): npy_format.read_array_header_1_0,
-                (2, 0): npy_format.read_array_header_2_0,
-            }.get(version)
-            if reader is None:
-                raise ConfigError(f"--input: {path!r} has an unsupported .npy version {version}")
-            shape, _fortran, dtype = reader(handle, max_header_size=MAX_HEADER_BYTES)
+            shape, dtype = read_npy_header(handle)
             data_bytes = os.fstat(handle.fileno()).st_size - handle.tell()
     except OSError as exc:
         raise ConfigError(f"--input: cannot read {path!r} ({exc.strerror or exc})") from None
