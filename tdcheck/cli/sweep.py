@@ -173,16 +173,8 @@ def sweep_command(
         result = SweepResult.start(plan)
         result.interrupted = True
         result.mark_not_run(plan.cases)
-    from tdcheck.reports.sweep_render import headline, render, render_table
-
     doc = result.to_dict()
-    write_sweep_files(doc, output, output_format, junit)
-    if quiet:
-        click.echo(headline(doc))
-    elif format_ == "table":
-        render_table(doc, sys.stdout, wide=wide)
-    else:
-        click.echo(render(doc, format_), nl=False)
+    _report(doc, output, output_format, junit, format_, quiet=quiet, wide=wide)
     if result.interrupted:
         click.echo("tdcheck: interrupted; the report covers the cases that finished", err=True)
         return 130
@@ -217,6 +209,15 @@ def merge_command(
     for line in missing_lines(doc):
         click.echo(f"tdcheck: {line}", err=True)
 
+    _report(doc, output, output_format, junit, format_, quiet=quiet, wide=wide)
+    return 0 if doc["passed"] else 1
+
+
+def _report(
+    doc: dict[str, Any], output: str | None, output_format: str | None, junit: str | None,
+    format_: str, *, quiet: bool, wide: bool,
+) -> None:  # fmt: skip
+    """Write the files a sweep or merge report goes to, then print it on stdout."""
     from tdcheck.reports.sweep_render import headline, render, render_table
 
     write_sweep_files(doc, output, output_format, junit)
@@ -226,7 +227,6 @@ def merge_command(
         render_table(doc, sys.stdout, wide=wide)
     else:
         click.echo(render(doc, format_), nl=False)
-    return 0 if doc["passed"] else 1
 
 
 COMMANDS = [sweep_command, merge_command]
