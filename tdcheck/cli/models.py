@@ -194,14 +194,23 @@ def models_command(
     A's on random inputs (--checks, --seq, --batch) and every --input. Exit 0
     equivalent, 1 not, 2 bad input, 3 environment problem.
 
+    A or B may be a deployment artifact (a SavedModel folder, .onnx, .tflite), run in
+    its own runtime and checked on probe shapes too (batch != length: see tdcheck
+    export).
+
     \b
     Example:
       tdcheck models model.keras model_fast.keras
       tdcheck models before.h5 after.keras --input batch.npz --format json
+      tdcheck models model.keras exported/model.onnx
     """
     lengths = _check_options(checks, seq, batch, atol, rtol)
     output_format = check_output(output)
     from tdcheck.commands.models import compare_models
+    from tdcheck.core.artifact_file import artifact_format
+
+    if artifact_format(a) or artifact_format(b):  # a SavedModel folder, .onnx, .tflite
+        from tdcheck.commands.export import compare_with_artifact as compare_models
 
     result = compare_models(
         a, b, list(inputs) or None, checks=checks, seq=lengths, batch=batch, atol=atol,

@@ -176,10 +176,14 @@ MODEL_HEADERS = ["", "model", "class", "inputs", "outputs", "params", "TD layers
 PARAM_HEADERS = ["layer", "class A", "class B", "params A", "params B", "equal"]
 
 
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"  # an artifact may not tell
+
+
 def _model_rows(doc: dict[str, Any]) -> list[list[str]]:
     return [
         [side, m["name"], m["class"], _tensors(m["inputs"]), _tensors(m["outputs"]),
-         f"{m['params']:,}", str(m["time_distributed"])]
+         _count(m["params"]), _count(m["time_distributed"])]
         for side, m in (("A", doc["a"]), ("B", doc["b"]))
     ]  # fmt: skip
 
@@ -196,9 +200,11 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
 
 def _models_markdown_body(doc: dict[str, Any]) -> list[str]:
     out = ["### Models", "", *_md_table(MODEL_HEADERS, _model_rows(doc)), ""]
-    out += ["### Parameters by layer", ""]
-    out += _md_table(PARAM_HEADERS, _params_rows(doc))
-    out += [f"| **total** | | | **{doc['a']['params']:,}** | **{doc['b']['params']:,}** | |", ""]
+    if doc["params"]:  # none when a side is an artifact (it has no layers)
+        out += ["### Parameters by layer", ""]
+        out += _md_table(PARAM_HEADERS, _params_rows(doc))
+        total = f"**{_count(doc['a']['params'])}** | **{_count(doc['b']['params'])}**"
+        out += [f"| **total** | | | {total} | |", ""]
     out += ["### Checks", "", _rule_line(doc), ""]
     out += _md_table(CHECK_HEADERS, _check_rows(doc))
     out += ["", f"**{doc['verdict']}**"]
@@ -309,11 +315,12 @@ def models_table(
         console.print()
         print_table(console, MODEL_HEADERS, _model_rows(doc), title="Models",
                     left=(0, 1, 2, 3, 4))  # fmt: skip
-        total = doc["a"]["params"] == doc["b"]["params"]
-        footer = ["total", "", "", f"{doc['a']['params']:,}", f"{doc['b']['params']:,}",
-                  "yes" if total else "NO"]  # fmt: skip
-        print_table(console, PARAM_HEADERS, _params_rows(doc), title="Parameters by layer",
-                    left=(0, 1, 2), footer=footer)  # fmt: skip
+        if doc["params"]:  # none when a side is an artifact (it has no layers)
+            total = doc["a"]["params"] == doc["b"]["params"]
+            footer = ["total", "", "", _count(doc["a"]["params"]), _count(doc["b"]["params"]),
+                      "yes" if total else "NO"]  # fmt: skip
+            print_table(console, PARAM_HEADERS, _params_rows(doc), title="Parameters by layer",
+                        left=(0, 1, 2), footer=footer)  # fmt: skip
         _print_checks(doc, console)
         _print_end(doc, console, [])
 
