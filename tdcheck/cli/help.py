@@ -31,6 +31,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "device", "max-memory", "mode", "repeats", "warmup", "backward", "shard", "fail-fast",
         "max-cases", "k", "list", "backend", "backends", "keras", "tf32", "inference-only",
         "no-timing", "dry-run", "force", "unsafe", "no-plain",
+        "no-export-check",
     ),
     "Output options": (
         "format", "output", "junit", "save-arrays", "plot", "quiet", "wide", "to",

@@ -131,6 +131,11 @@ def load_keras(model: Any, unsafe: bool) -> tuple[Any, str]:
     from tdcheck.engines import keras_rewrite as kr
 
     if kr.is_keras_model(model):
+        if not getattr(model, "inputs", None):
+            raise ConfigError(
+                f"{model.name}: a subclassed model declares no inputs to probe; wrap it in a "
+                "functional model (keras.Input -> model -> outputs)"
+            )
         return model, str(model.name)
     path = os.fspath(model)
     from tdcheck.core.model_file import read_model_file
@@ -588,56 +593,83 @@ def export(
             plain_checks = _plain(original, fmt, scratch, sets, names, expected, tolerance,
                                   ref, step, result)  # fmt: skip
         result.plain = plain_checks
-        graph = True
+        subclassed = None
         try:
             kr.check_graph_model(original, source)
-        except ConfigError as exc:
-            graph = False
-            result.refused = f"{exc.message.split(': ', 1)[-1]}"
-        if graph:
+        except ConfigError:
+            subclassed = type(original).__name__
+        folded = original
+        if subclassed is None:
             step("rewriting TimeDistributed layers")
             rewritten, done = kr.rebuild(original, unsafe=unsafe)
             result.replaced, result.kept = done.replaced, done.kept
             step("folding the remaining TimeDistributed layers")
             folded, result.folded = ea.fold_time_distributed(rewritten)
-            try:  # Keras exports only a model that was called once
-                ea.call_keras(folded, sets[0][1])
-            except ea.ArtifactRaised as exc:
-                result.refused = f"the rewritten model raises ({exc})"
-            target = os.path.join(scratch, "model" + ("" if fmt == "savedmodel" else "." + fmt))
-            step(f"exporting {kind}")
-            start = time.perf_counter()
-            try:
-                if result.refused is None:
-                    ea.export(folded, target, fmt)
-            except ea.ExportFailed as exc:
-                result.refused = f"Keras cannot export the rewritten model as {kind} ({exc})"
-            except OSError as exc:
-                raise _disk(exc, out) from None
-            export_s = time.perf_counter() - start
+        try:  # Keras exports only a model that was called once
+            ea.call_keras(folded, sets[0][1])
+        except ea.ArtifactRaised as exc:
+            result.refused = f"the rewritten model raises ({exc})"
+        target = os.path.join(scratch, "model" + ("" if fmt == "savedmodel" else "." + fmt))
+        step(f"exporting {kind}")
+        start = time.perf_counter()
+        try:
             if result.refused is None:
-                step(f"checking the {kind} artifact")
+                ea.export(folded, target, fmt)
+        except ea.ExportFailed as exc:
+            result.refused = f"Keras cannot export the rewritten model as {kind} ({exc})"
+        except OSError as exc:
+            raise _disk(exc, out) from None
+        export_s = time.perf_counter() - start
+        if result.refused is None:
+            step(f"checking the {kind} artifact")
+            try:
+                result.comparisons, result.artifact = _probe_artifact(
+                    target, fmt, "the exported model", sets, names, expected, tolerance, ref
+                )
+            except ea.NeedsFlex as exc:
+                raise ea.NeedsFlex(
+                    f"{out}: not written: {exc.message.split(': ', 1)[-1]}"
+                ) from None
+            result.artifact["export_s"] = export_s
+            if subclassed is not None and not result.passed:
+                result.refused = (
+                    f"a subclassed model ({subclassed}) has no layer graph tdcheck can rebuild, "
+                    f"and its export is wrong ({_first_problem(result.comparisons)}); replace "
+                    "TimeDistributed(layer) by layer, or fold time into the batch axis, in its "
+                    "call()"
+                )
+            elif not result.passed:
+                custom = ea.custom_layers(folded)
+                inside = (
+                    f"; tdcheck cannot look inside custom layers ({', '.join(custom)}), where a "
+                    "TimeDistributed may hide"
+                    if custom
+                    else ""
+                )
+                result.refused = (
+                    f"the {kind} export is still wrong after rewriting and folding every "
+                    f"TimeDistributed layer ({_first_problem(result.comparisons)}){inside}"
+                )
+            if result.passed:
+                step(f"writing {out}")
                 try:
-                    result.comparisons, result.artifact = _probe_artifact(
-                        target, fmt, "the exported model", sets, names, expected, tolerance, ref
-                    )
-                except ea.NeedsFlex as exc:
-                    raise ea.NeedsFlex(
-                        f"{out}: not written: {exc.message.split(': ', 1)[-1]}"
-                    ) from None
-                result.artifact["export_s"] = export_s
-                if result.passed:
-                    step(f"writing {out}")
-                    try:
-                        _place(target, out, fmt, scratch)
-                    except OSError as exc:
-                        raise _disk(exc, out) from None
-                    result.written = True
+                    _place(target, out, fmt, scratch)
+                except OSError as exc:
+                    raise _disk(exc, out) from None
+                result.written = True
         result.probes = _probe_rows(sets, expected, result.comparisons, plain_checks)
         _explain(result, kind)
         return result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _first_problem(checks: Sequence[Check]) -> str:
+    bad = [c for c in checks if not c.passed]
+    noted = [c for c in bad if c.stats.note]
+    if noted:
+        return str(noted[0].stats.note)
+    return f"wrong values on {bad[0].check}" if bad else "no checks"
 
 
 def _disk(exc: OSError, out: str) -> EnvironmentProblem | ConfigError:
@@ -677,8 +709,7 @@ def _plain(
     bad = [c for c in checks if not c.passed]
     if bad:
         labels = {c.check for c in bad}
-        first = next(c for c in bad if c.stats.note) if any(c.stats.note for c in bad) else bad[0]
-        why = first.stats.note or f"wrong values on {first.check}"
+        why = _first_problem(bad)
         result.findings.append(
             f"plain model.export() is WRONG on {len(labels)} of {len({c.check for c in checks})} "
             f"probes: {why}"
@@ -703,3 +734,61 @@ def _explain(result: ExportResult, kind: str) -> None:
             f"serve it with its {'serving_default'!r} signature (tf.saved_model.load(OUT)"
             ".signatures['serving_default'])"
         )
+
+
+def export_formats() -> list[str]:
+    """The formats :func:`export_check` can check here: SavedModel always, ONNX with the
+    ``onnx`` extra (tf2onnx writes it, onnxruntime runs it)."""
+    import importlib.util
+
+    formats = ["savedmodel"]
+    if all(importlib.util.find_spec(m) for m in ("tf2onnx", "onnx", "onnxruntime")):
+        formats.append("onnx")
+    return formats
+
+
+def export_check(reference: Any, model: Any, *, seed: int = 0) -> str:
+    """One line for ``rewrite``'s report: does ``model`` (the rewritten ``reference``)
+    export right? Checked, not assumed: exported in each of :func:`export_formats`, run
+    in the runtime, judged against ``reference``'s eager call on the probe shapes."""
+    from tdcheck.engines import artifacts as ea
+    from tdcheck.engines import keras_rewrite as kr
+
+    ref = keras_side(reference, str(reference.name))
+    sets = probe_sets(ref.specs, DEFAULT_PROBES, seed, kr.mask_value(reference))
+    names = [n for n, _, _ in ref.outputs]
+    tolerance = _tolerance(ref, None, None)
+    expected = reference_outputs(ref, sets)
+    right, wrong = [], []
+    scratch = tempfile.mkdtemp(prefix="tdcheck-export-check-")
+    try:
+        ea.call_keras(model, sets[0][1])
+        for fmt in export_formats():
+            target = os.path.join(scratch, "model" + ("" if fmt == "savedmodel" else "." + fmt))
+            try:
+                ea.export(model, target, fmt)
+                checks, _ = _probe_artifact(target, fmt, f"its {FORMAT_NAMES[fmt]} export",
+                                            sets, names, expected, tolerance, ref)  # fmt: skip
+            except ea.ExportFailed as exc:
+                wrong.append(f"{FORMAT_NAMES[fmt]} cannot be exported ({exc})")
+                continue
+            if all(c.passed for c in checks):
+                right.append(FORMAT_NAMES[fmt])
+            else:
+                wrong.append(_first_problem(checks))
+    except ea.ArtifactRaised as exc:
+        wrong.append(f"the rewritten model raises ({exc})")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    shapes = "; ".join(label for label, _ in sets)
+    if wrong:
+        return (
+            f"the rewritten model still exports WRONG: {wrong[0]}; tdcheck export IN OUT "
+            "folds the TimeDistributed layers that stay"
+        )
+    missing = "" if "ONNX" in right else " (ONNX not checked: install the onnx extra)"
+    return (
+        f"the rewritten model exports right: its {' and '.join(right)} export "
+        f"{'gives' if len(right) == 1 else 'give'} the original's outputs on {len(sets)} probe "
+        f"shapes ({shapes}){missing}"
+    )

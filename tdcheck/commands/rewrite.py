@@ -190,12 +190,14 @@ def rewrite(
     seq: Sequence[int] = DEFAULT_SEQ, batch: int = DEFAULT_BATCH, atol: float | None = None,
     rtol: float | None = None, seed: int = 0, unsafe: bool = False, force: bool = False,
     dry_run: bool = False, inference_only: bool = False, timing: bool = True,
-    on_step: Callable[[str], None] | None = None,
+    on_step: Callable[[str], None] | None = None, check_export: bool = True,
 ) -> RewriteResult:  # fmt: skip
     """Rewrite ``model`` (a Keras model or a saved-model path); write ``out`` if given.
 
     See the module docstring for the steps; ``result.model`` is the rewritten model.
     ``on_step`` is called with a short text before each slow step (a progress line).
+    ``check_export``: once OUT is written, export the rewritten model (SavedModel, and
+    ONNX with the onnx extra), run it and say whether it exports right (a note).
     """
     step = on_step or (lambda text: None)
     lost_compile: str | None = None  # IN had compile settings that cannot be carried over
@@ -305,6 +307,11 @@ def rewrite(
             result.notes.append("the saved file did not reload to the same outputs: not written")
             return result
         result.written = True
+        if check_export:
+            from tdcheck.commands.export import export_check
+
+            step("checking the rewritten model's exports")
+            result.notes.append(export_check(original, rewritten, seed=seed))
         if compile_note is None and lost_compile is not None:
             compile_note = (
                 f"IN's compile settings could not be carried over ({lost_compile}); compile OUT "

@@ -88,7 +88,7 @@ def check_artifact_file(path: str, fmt: str) -> None:
     if not stat.S_ISREG(mode):
         raise ConfigError(f"{path}: is not a regular file (a pipe or a device?)")
     if os.path.getsize(path) == 0:
-        raise ConfigError(f"{path}: an empty file, not a {FORMAT_NAMES[fmt]} model")
+        raise ConfigError(f"{path}: an empty file, no {FORMAT_NAMES[fmt]} model in it")
     if fmt == "tflite":
         with open(path, "rb") as handle:
             head = handle.read(8)

@@ -415,6 +415,19 @@ def fold_time_distributed(model: Any) -> tuple[Any, list[str]]:
     return result, folded
 
 
+def custom_layers(model: Any) -> list[str]:
+    """Names of the layers (at any depth of the graph) that are not Keras' own classes."""
+    found: list[str] = []
+    for layer in getattr(model, "layers", []) or []:
+        if _is_graph(layer):
+            found += custom_layers(layer)
+        elif type(layer).__name__ != "FoldedTimeDistributed" and not (
+            type(layer).__module__.startswith("keras.")
+        ):
+            found.append(f"{layer.name} ({type(layer).__name__})")
+    return found
+
+
 def _is_graph(layer: Any) -> bool:
     return type(layer).__name__ in ("Functional", "Sequential")
 
