@@ -115,7 +115,7 @@ def export_warning(layers: Sequence[tuple[str, Sequence[object] | None]]) -> str
         return None
     names = ", ".join(hit[:3]) + (f" and {len(hit) - 3} more" if len(hit) > 3 else "")
     return (
-        f"exports affected: model.export() (SavedModel, ONNX, LiteRT) of this model returns "
-        f"wrong shapes or raises whenever batch size != sequence length (TimeDistributed on "
-        f"a variable-length axis: {names}); tdcheck export IN OUT writes a verified one"
+        f"exports affected: model.export() (SavedModel, ONNX, LiteRT) is wrong whenever batch "
+        f"!= length (TimeDistributed on a variable-length axis: {names}); tdcheck export "
+        "writes a right one"
     )

@@ -478,6 +478,19 @@ def call_keras(model: Any, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
         raise ArtifactRaised(_one_line(exc)) from None
 
 
+def keras_inputs(model: Any) -> list[tuple[str, tuple[int | None, ...], str]]:
+    """``(name, shape, dtype)`` of each input, named as an export names them: after the
+    input layer (an in-memory tensor is called ``keras_tensor_N``)."""
+    specs = []
+    for tensor in getattr(model, "inputs", None) or []:
+        history = getattr(tensor, "_keras_history", None)
+        layer = history[0] if history else None
+        name = str(getattr(layer, "name", None) or getattr(tensor, "name", "input"))
+        shape = tuple(None if d is None else int(d) for d in tensor.shape)
+        specs.append((name, shape, str(tensor.dtype)))
+    return specs
+
+
 def keras_outputs(model: Any) -> list[TensorInfo]:
     names = list(getattr(model, "output_names", None) or [])
     if len(names) != len(model.outputs):
