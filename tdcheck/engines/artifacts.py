@@ -89,10 +89,12 @@ class Artifact:
         except (EnvironmentProblem, ConfigError):
             raise
         except Exception as exc:
-            raise ArtifactRaised(_one_line(exc)) from None
+            raise ArtifactRaised(error_line(exc)) from None
 
 
-def _one_line(exc: BaseException) -> str:
+def error_line(exc: BaseException) -> str:
+    """The one line of a runtime's error worth showing (TensorFlow's and onnxruntime's
+    errors carry node traces and C++ source locations)."""
     text = error_text(exc)
     if "Status Message:" in text:  # onnxruntime: the innermost node's own words
         text = text.rsplit("Status Message:", 1)[1].strip()
@@ -142,7 +144,7 @@ def _open_savedmodel(path: str) -> Artifact:
             loaded = tf.saved_model.load(path)
     except Exception as exc:
         raise ConfigError(
-            f"{path}: TensorFlow cannot load it as a SavedModel ({_one_line(exc)})"
+            f"{path}: TensorFlow cannot load it as a SavedModel ({error_line(exc)})"
         ) from None
     signatures = dict(getattr(loaded, "signatures", {}) or {})
     if SIGNATURE not in signatures:
@@ -202,7 +204,7 @@ def _open_onnx(path: str) -> Artifact:
         with quiet():
             session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     except Exception as exc:
-        raise ConfigError(f"{path}: onnxruntime cannot load it ({_one_line(exc)})") from None
+        raise ConfigError(f"{path}: onnxruntime cannot load it ({error_line(exc)})") from None
     inputs = [_onnx_info(i) for i in session.get_inputs()]
     outputs = [_onnx_info(o) for o in session.get_outputs()]
     names = [i.name for i in inputs]
@@ -253,7 +255,7 @@ def _open_tflite(path: str) -> Artifact:
             interpreter = interpreter_class(model_path=path)
     except Exception as exc:
         raise ConfigError(
-            f"{path}: the LiteRT interpreter cannot load it ({_one_line(exc)})"
+            f"{path}: the LiteRT interpreter cannot load it ({error_line(exc)})"
         ) from None
     details = interpreter.get_input_details()
     out_details = interpreter.get_output_details()
@@ -278,7 +280,7 @@ def _open_tflite(path: str) -> Artifact:
         if FLEX_TEXT in str(exc):
             raise _flex(path) from None
         raise ConfigError(
-            f"{path}: the LiteRT interpreter cannot prepare it ({_one_line(exc)})"
+            f"{path}: the LiteRT interpreter cannot prepare it ({error_line(exc)})"
         ) from None
 
     def run(xs: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -376,7 +378,7 @@ def export(model: Any, path: str, fmt: str) -> None:
     except (EnvironmentProblem, KeyboardInterrupt, OSError):
         raise
     except Exception as exc:
-        raise ExportFailed(_one_line(exc)) from None
+        raise ExportFailed(error_line(exc)) from None
 
 
 # -- folding time into the batch ----------------------------------------------------------
@@ -475,7 +477,7 @@ def call_keras(model: Any, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
             out = model(xs[0] if len(xs) == 1 else list(xs), training=False)
         return [np.asarray(t) for t in keras.tree.flatten(out)]
     except Exception as exc:
-        raise ArtifactRaised(_one_line(exc)) from None
+        raise ArtifactRaised(error_line(exc)) from None
 
 
 def keras_inputs(model: Any) -> list[tuple[str, tuple[int | None, ...], str]]:
