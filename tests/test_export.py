@@ -393,3 +393,25 @@ def test_rewrite_says_whether_the_rewritten_model_exports_right(zoo, tmp_path):
     formats = "SavedModel and ONNX export give" if has_onnx() else "SavedModel export gives"
     assert line.startswith(f"the rewritten model exports right: its {formats} the original's "
                            "outputs on 4 probe shapes (batch 3, seq 5;")  # fmt: skip
+
+
+@pytest.mark.slow
+def test_real_process_has_clean_streams(zoo, tmp_path):
+    """The console path: pure JSON on stdout, nothing on stderr (no TensorFlow, tf2onnx or
+    onnxruntime log lines), the artifact written."""
+    import subprocess
+    import sys
+
+    out = tmp_path / ("video.onnx" if has_onnx() else "video")
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "TDCHECK_DEBUG")
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "tdcheck", "export", zoo["video"], str(out), "--format", "json"],
+        capture_output=True, text=True, timeout=600, env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    doc = json.loads(proc.stdout)
+    assert doc["written"] is True and out.exists()
+    assert doc["findings"][0].startswith("plain model.export() is WRONG on 4 of 4 probes")

@@ -739,10 +739,10 @@ def _explain(result: ExportResult, kind: str) -> None:
 def export_formats() -> list[str]:
     """The formats :func:`export_check` can check here: SavedModel always, ONNX with the
     ``onnx`` extra (tf2onnx writes it, onnxruntime runs it)."""
-    import importlib.util
+    from tdcheck.engines.artifacts import installed
 
     formats = ["savedmodel"]
-    if all(importlib.util.find_spec(m) for m in ("tf2onnx", "onnx", "onnxruntime")):
+    if all(installed(m) for m in ("tf2onnx", "onnx", "onnxruntime")):
         formats.append("onnx")
     return formats
 

@@ -181,8 +181,10 @@ def _open_savedmodel(path: str) -> Artifact:
 
 
 def _import_onnxruntime() -> Any:
+    load_tensorflow()  # first, quietly: onnxruntime's import logs through absl too
     try:
-        import onnxruntime
+        with quiet():
+            import onnxruntime
     except ImportError:
         raise EnvironmentProblem(
             f"running an ONNX model needs onnxruntime: {INSTALL['onnx']}"
@@ -331,15 +333,28 @@ KERAS_FORMATS = {"savedmodel": "tf_saved_model", "onnx": "onnx", "tflite": "lite
 
 
 def check_exporter(fmt: str) -> None:
+    """Exit 3 with the install line when Keras cannot write ``fmt`` here (looked up, not
+    imported: tf2onnx imports TensorFlow, which must be loaded quietly first)."""
     if fmt == "onnx":
         for module in ("tf2onnx", "onnx"):
-            try:
-                __import__(module)
-            except ImportError:
+            if not installed(module):
                 raise EnvironmentProblem(
                     f"Keras exports ONNX through {module}, which is not installed: "
                     f"{INSTALL['onnx']}"
-                ) from None
+                )
+
+
+def installed(module: str) -> bool:
+    """True when ``module`` can be imported (found, not imported)."""
+    import importlib.util
+    import sys
+
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 @contextlib.contextmanager
