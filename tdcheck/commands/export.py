@@ -604,9 +604,18 @@ def export(
             rewritten, done = kr.rebuild(original, unsafe=unsafe)
             result.replaced, result.kept = done.replaced, done.kept
             step("folding the remaining TimeDistributed layers")
-            folded, result.folded = ea.fold_time_distributed(rewritten)
+            try:
+                folded, result.folded = ea.fold_time_distributed(rewritten)
+            except (KeyboardInterrupt, TdcheckError):
+                raise
+            except Exception as exc:  # a graph Keras cannot clone
+                folded = rewritten
+                result.refused = (
+                    f"the remaining TimeDistributed layers cannot be folded ({ea.error_line(exc)})"
+                )
         try:  # Keras exports only a model that was called once
-            ea.call_keras(folded, sets[0][1])
+            if result.refused is None:
+                ea.call_keras(folded, sets[0][1])
         except ea.ArtifactRaised as exc:
             result.refused = f"the rewritten model raises ({exc})"
         target = os.path.join(scratch, "model" + ("" if fmt == "savedmodel" else "." + fmt))
