@@ -39,26 +39,21 @@ from tdcheck.commands.models import (
     DEFAULT_BATCH,
     DEFAULT_CHECKS,
     DEFAULT_SEQ,
-    Check,
     ModelsResult,
-    Tolerance,
     assertion_message,
     check_shapes,
-    judge,
     load_inputs,
-    raised_stats,
     random_sets,
-    tolerance_for,
-    verdict_text,
 )
 from tdcheck.core.artifact_file import (
     FORMAT_NAMES,
     artifact_format,
     output_format,
 )
+from tdcheck.core.judge import Tolerance, judge_output, raised_stats, tolerance_for
 from tdcheck.core.probes import DEFAULT_PROBES, probe_shapes
+from tdcheck.core.result import SCHEMA_VERSION, Check, fmt, to_jsonable, verdict_text
 from tdcheck.errors import EXIT_FAIL, EXIT_PASS, ConfigError, EnvironmentProblem, TdcheckError
-from tdcheck.reports.result import SCHEMA_VERSION, fmt, to_jsonable
 
 Spec = tuple[str, tuple[int | None, ...], str]
 InputSet = list[np.ndarray]
@@ -262,7 +257,7 @@ def probe(
         if n == 0:
             first_s = time.perf_counter() - start
         for name, y, w in zip(names, got, want, strict=True):
-            stats = judge(y, w, tolerance)
+            stats = judge_output(y, w, tolerance.for_output(name))
             if y.shape != w.shape:
                 stats = dataclasses.replace(stats, note=(
                     f"{subject} returns {_shape(y.shape)} for {label}; {reference} returns "
@@ -295,9 +290,9 @@ def reference_outputs(side: Side, sets: Sequence[tuple[str, InputSet]]) -> list[
     return out
 
 
-def _tolerance(side: Side, atol: float | None, rtol: float | None) -> Tolerance:
-    dtype = side.outputs[0][2] if side.outputs else "float32"
-    return tolerance_for(dtype, atol, rtol)
+def _output_dtype(side: Side) -> str:
+    """The dtype whose default tolerances judge the outputs (the first output's)."""
+    return side.outputs[0][2] if side.outputs else "float32"
 
 
 def compare_with_artifact(
@@ -323,7 +318,7 @@ def compare_with_artifact(
         sets += random_sets(side_a.specs, checks=checks, seq=seq, batch=batch, seed=seed,
                             mask_value=mask)  # fmt: skip
     sets += user_sets(inputs, side_a.specs)
-    tolerance = _tolerance(side_a, atol, rtol)
+    tolerance = tolerance_for(_output_dtype(side_a), atol, rtol)
     names = [n for n, _, _ in side_a.outputs]
     expected = reference_outputs(side_a, sets)
     subject, reference = _subjects(side_a, side_b)
@@ -577,7 +572,7 @@ def export(
         inputs, ref.specs
     )
     names = [n for n, _, _ in ref.outputs]
-    tolerance = _tolerance(ref, atol, rtol)
+    tolerance = tolerance_for(_output_dtype(ref), atol, rtol)
     step("running IN on the probes")
     expected = reference_outputs(ref, sets)
     kind = FORMAT_NAMES[fmt]
@@ -774,7 +769,7 @@ def _export_check(reference: Any, model: Any, seed: int) -> str:
     ref = keras_side(reference, str(reference.name))
     sets = probe_sets(ref.specs, DEFAULT_PROBES, seed, kr.mask_value(reference))
     names = [n for n, _, _ in ref.outputs]
-    tolerance = _tolerance(ref, None, None)
+    tolerance = tolerance_for(_output_dtype(ref), None, None)
     expected = reference_outputs(ref, sets)
     right, wrong = [], []
     scratch = tempfile.mkdtemp(prefix="tdcheck-export-check-")

@@ -23,8 +23,8 @@ from tdcheck.core.model_file import (
     time_distributed_layers,
 )
 from tdcheck.core.probes import export_warning
+from tdcheck.core.result import SCHEMA_VERSION, to_jsonable
 from tdcheck.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, ConfigError
-from tdcheck.reports.result import SCHEMA_VERSION, to_jsonable
 
 
 @dataclass
