@@ -531,7 +531,7 @@ def test_progress_steps(saved_models, tmp_path):
         "the original's predict on each sequence length", "checking #1 2x5x4", "checking #2 2x7x4",
         "the rewritten model's predict on each sequence length",
         "timing the original at (2, 7, 4)", "timing the rewritten model at (2, 7, 4)",
-        f"writing and reloading {out}",
+        f"writing and reloading {out}", "checking the rewritten model's exports",
     ]  # fmt: skip
 
 
