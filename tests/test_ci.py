@@ -502,7 +502,12 @@ def test_env_text_and_json(runner, tf_keras):
     lines = text.stdout.splitlines()
     assert lines[0] == f"tdcheck     {__version__}"
     assert f"tensorflow  {tf.__version__}" in lines
-    assert doc["notes"] == [] and doc["backend"] == "tensorflow"  # tested versions here
+    from tdcheck.commands.env import installed_versions
+    from tdcheck.core.install import untested_note
+
+    note = untested_note(installed_versions())  # None on the versions tdcheck was tested with
+    assert doc["notes"] == ([note] if note else []) and doc["backend"] == "tensorflow"
+    assert (f"note: {note}" in text.stdout.splitlines()) is bool(note)
     from importlib import metadata
 
     from tdcheck.engines.base import installed
