@@ -158,3 +158,20 @@ def test_env_on_jax_does_not_import_tensorflow():
     backend, devices, tf_loaded = json.loads(proc.stdout.splitlines()[-1])
     assert (backend, tf_loaded) == ("jax", False)
     assert devices[0] == "CPU:0"
+
+
+def test_env_names_versions_outside_the_tested_series(runner, monkeypatch):
+    import tdcheck.commands.env as env_module
+
+    real = env_module.installed_versions
+    monkeypatch.setattr(env_module, "installed_versions",
+                        lambda: {**real(), "keras": "3.16.0", "tensorflow": "2.21.0",
+                                 "jax": "0.4.30", "torch": None, "tf_keras": None})  # fmt: skip
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    result = runner.invoke(cli, ["env"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == (
+        "note: untested versions: Keras 3.16.0 (tested: 3.15), JAX 0.4.30 (tested: 0.10); "
+        "tdcheck's measurements and the Keras 3.15 findings in its docs may not hold (the "
+        "checks themselves still run and judge)"
+    )
