@@ -1,0 +1,1 @@
+"""Where cases run: worker processes and their protocol, and Ray actors (``--executor ray``)."""
