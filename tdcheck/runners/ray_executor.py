@@ -155,9 +155,32 @@ def cluster(address: str | None, workers: int) -> Iterator[Cluster]:
     """Connect for the block: reuse an initialised Ray, join ``address`` (or ``$RAY_ADDRESS``),
     or start a local instance of ``workers`` CPUs; disconnect (and stop what was started) at
     the end. Raises :class:`EnvironmentProblem` (exit 3) when the cluster cannot be joined."""
-    if ray.is_initialized():  # a test's instance, or a program that runs tdcheck in-process
-        yield _describe(None, started=False)
-        return
+    with _driver_prints_off():
+        if ray.is_initialized():  # a test's instance, or a program running tdcheck in-process
+            yield _describe(None, started=False)
+            return
+        with _connected(address, workers) as joined:
+            yield joined
+
+
+@contextlib.contextmanager
+def _driver_prints_off() -> Iterator[None]:
+    """Ray's driver prints the cluster's error messages ("(raylet) A worker died ...") on
+    *stdout*, even with ``log_to_driver=False``: that would corrupt the report (JSON on
+    stdout). tdcheck reports a dead worker itself, so they are turned off for the block, by
+    the switch Ray's own debugger (``ray.util.rpdb``) uses."""
+    from ray._private import worker as ray_worker
+
+    previous = getattr(ray_worker, "_worker_logs_enabled", True)
+    ray_worker._worker_logs_enabled = False
+    try:
+        yield
+    finally:
+        ray_worker._worker_logs_enabled = previous
+
+
+@contextlib.contextmanager
+def _connected(address: str | None, workers: int) -> Iterator[Cluster]:
     address = address or os.environ.get("RAY_ADDRESS") or None
     kwargs: dict[str, Any] = {
         "include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR,
