@@ -321,3 +321,33 @@ def test_a_heterogeneous_cluster_is_a_finding_naming_which_case_ran_where():
                                         "versions_differing": {"tensorflow": "2.20.0"}}  # fmt: skip
     same = _executor_section("x", driver, {"w1": workers["w1"]}, {"w1": [0]})
     assert same["findings"] == [] and same["workers"]["w1"]["versions_differing"] == {}
+
+
+def test_the_reports_say_where_the_cases_ran_the_findings_and_the_retries():
+    from tdcheck.reports.sweep_render import executor_lines, render
+
+    doc = {
+        "executor": {
+            "cluster": "a local Ray instance (2 CPU, 0 GPU)",
+            "workers": {"w1": {"host": "vm", "pid": 11, "cases": [0]},
+                        "w3": {"host": "vm", "pid": 13, "cases": [1, 2]}},
+            "findings": ["the workers run different versions: ..."],
+        },
+        "cases": [
+            {"name": "a", "worker": {"id": "w1"}},
+            {"name": "b", "worker": {"id": "w3", "retried": "worker w2 (pid 12 on vm) died "
+                                     "mid-case: killed"}},
+        ],
+    }  # fmt: skip
+    assert executor_lines(doc) == [
+        "Ray: a local Ray instance (2 CPU, 0 GPU), 2 worker(s): w1 on vm (pid 11) ran 1 "
+        "case(s); w3 on vm (pid 13) ran 2 case(s)",
+        "finding: the workers run different versions: ...",
+        "b: ran again on w3: worker w2 (pid 12 on vm) died mid-case: killed",
+    ]
+    assert executor_lines({"cases": []}) == []  # a local sweep's report: nothing
+    full = {
+        "passed": True, "summary": {"total": 0, "passed": 0, "failed": 0, "errored": 0,
+                                    "not_run": 0}, "not_run": [], **doc, "cases": [],
+    }  # fmt: skip
+    assert "### Workers\n\n- Ray: a local Ray instance" in render(full, "markdown")

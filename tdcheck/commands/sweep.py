@@ -403,8 +403,10 @@ def run_on_ray(
     local_size = options.workers or os.cpu_count() or 1
     by_index = {c.index: c for c in todo}
     ran_by: dict[str, list[int]] = {}
+    began = time.perf_counter()
     try:
         with rx.native_stderr_aside(), rx.cluster(options.address, local_size) as cluster:
+            connected = time.perf_counter()
             wanting = [c.name for c in todo if c.resolved.device in ("gpu", "both")]
             if wanting and cluster.gpus == 0:
                 raise EnvironmentProblem(
@@ -436,6 +438,11 @@ def run_on_ray(
                 pool.close()  # cancels pending cases, kills the actors
             result.executor = _executor_section(cluster.describe(), driver, pool.identities,
                                                 ran_by)  # fmt: skip
+            result.executor["workers_requested"] = min(workers, len(jobs))
+            result.executor["seconds"] = {  # joining or starting Ray; the cases, start to end
+                "connect": round(connected - began, 3),
+                "cases": round(time.perf_counter() - connected, 3),
+            }
     except KeyboardInterrupt:
         result.interrupted = True
     result.cases.sort(key=lambda c: c.index)
