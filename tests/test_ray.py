@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -351,3 +352,88 @@ def test_the_reports_say_where_the_cases_ran_the_findings_and_the_retries():
                                     "not_run": 0}, "not_run": [], **doc, "cases": [],
     }  # fmt: skip
     assert "### Workers\n\n- Ray: a local Ray instance" in render(full, "markdown")
+
+
+# -- the pool, with a runner that needs no TensorFlow (its actors start in about a second) ----
+
+
+class FakeRunner:
+    """A stand-in for the sweep's runner: answers at once, or dies (SIGKILL) when told."""
+
+    def __call__(self, request: str) -> str:
+        doc = json.loads(request)
+        if doc.get("die"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        time.sleep(doc.get("sleep", 0))
+        return json.dumps({"key": doc["key"], "pid": os.getpid()})
+
+
+def _pool(workers: int = 2):
+    import ray
+
+    from tdcheck.runners.ray_executor import RayPool
+
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers lack tests/
+    return RayPool(FakeRunner, workers)
+
+
+def _job(key: int, **request):
+    from tdcheck.runners.ray_executor import Job
+
+    return Job(key, f"case{key}", json.dumps({"key": key, **request}))
+
+
+def test_a_case_whose_worker_dies_twice_is_reported_with_the_reason(ray_address):
+    pool = _pool()
+    states: list[dict[str, str]] = []
+    pool._on_state = lambda s: states.append(dict(s))
+    try:
+        done = {d.key: d for d in pool.run([_job(0), _job(1, die=True), _job(2)])}
+    finally:
+        pool.close()
+    assert sorted(done) == [0, 1, 2]
+    assert [json.loads(done[k].reply)["key"] for k in (0, 2)] == [0, 2]
+    dead = done[1]
+    assert dead.reply is None and dead.attempts == 2
+    assert dead.error.startswith("worker w") and " died mid-case: " in dead.error
+    assert dead.error.endswith("(ran 2 times)")
+    assert dead.retried.startswith("worker w") and dead.retried != dead.error
+    # It ran on two workers, both named (pid and host) in the reasons.
+    pids = [re.search(r"\(pid (\d+) on ", text).group(1) for text in (dead.retried, dead.error)]
+    assert pids[0] != pids[1]
+    assert {int(p) for p in pids} <= {i["pid"] for i in pool.identities.values()}
+    assert any(set(s.values()) & {"case0", "case1", "case2"} for s in states)  # progress
+
+
+def test_closing_the_pool_cancels_what_is_pending_and_kills_the_workers(ray_address):
+    pool = _pool()
+    jobs = [_job(0), *(_job(k, sleep=60) for k in range(1, 5))]
+    finished = []
+    try:
+        for done in pool.run(jobs):
+            finished.append(done.key)
+            break  # --fail-fast: stop at the first result
+    finally:
+        pool.close()
+    assert finished == [0]
+    _wait_for(lambda: not _actor_pids(), timeout=30)  # the sleeping case's actor is gone
+
+
+def test_gpu_cases_on_a_cluster_without_a_gpu_are_exit_3_before_running(runner, ray_address):
+    result = runner.invoke(cli, ["sweep", *GRID, "--device", "gpu", "--executor", "ray"])
+    assert result.exit_code == 3
+    assert result.stderr == (
+        "tdcheck: error: 4 case(s) need a GPU (--device gpu or both; e.g. "
+        "lstm4-f4-u2-s3-b1-float32-dense+time-distributed) and a local Ray "
+        "instance (2 CPU, 0 GPU) has none\n"
+    )
+    assert _actor_pids() == []
+
+
+def test_which_cases_ask_for_a_gpu():
+    from tdcheck.commands.sweep import needs_gpu
+
+    assert [needs_gpu(CompareConfig(device=d), 0) for d in ("auto", "cpu", "gpu", "both")] == [
+        False, False, True, True,
+    ]  # fmt: skip
+    assert [needs_gpu(CompareConfig(device=d), 1) for d in ("auto", "cpu")] == [True, False]

@@ -437,6 +437,7 @@ class RayPool:
             self._report_state()
 
     def _who(self, slot: _Slot) -> str:
+        self._note_identity(slot)  # a worker that died mid-case had answered who it is
         if not slot.identity:
             return slot.label
         return f"{slot.label} (pid {slot.identity['pid']} on {slot.identity['host']})"
