@@ -437,3 +437,27 @@ def test_which_cases_ask_for_a_gpu():
         False, False, True, True,
     ]  # fmt: skip
     assert [needs_gpu(CompareConfig(device=d), 1) for d in ("auto", "cpu")] == [True, False]
+
+
+def test_progress_on_a_terminal_shows_each_workers_state(monkeypatch):
+    import io
+
+    from tdcheck.reports import progress
+
+    class FakeTTY(io.StringIO):
+        def isatty(self):
+            return True
+
+    err = FakeTTY()
+    monkeypatch.setattr(sys, "stderr", err)
+    monkeypatch.setenv("NO_COLOR", "1")
+    with progress.progress_reporter(2) as on_case:
+        on_case.workers({"w1": "lstm4-f4", "w2": "starting"})
+        on_case(CaseResult(0, "lstm4-f4", {}, "passed", 0.1))
+        on_case.workers({"w1": "idle", "w2": "lstm8-f4"})
+    text = err.getvalue()
+    assert "sweep on Ray" in text and "1/2" in text
+    assert "w1 lstm4-f4 | w2 starting" in text and "w1 idle | w2 lstm8-f4" in text
+    assert progress.worker_line({"w1": "a" * 50, "w2": "idle"}, 30) == (
+        "w1 aaaaaaaaa… | w2 idle"  # each state cut to (30 - 3) // 2 = 13 characters
+    )

@@ -48,7 +48,7 @@ def worker_line(states: dict[str, str], width: int = 60) -> str:
     """``w1 lstm5-f4-... | w2 idle``, each name cut so the line fits ``width``.
 
     >>> worker_line({"w1": "lstm5-f4-u2-s3-b1-float32-dense+time-distributed", "w2": "idle"}, 40)
-    'w1 lstm5-f4-u2-s3-b1-f… | w2 idle'
+    'w1 lstm5-f4-u2-s3… | w2 idle'
     """
     if not states:
         return ""
