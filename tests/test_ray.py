@@ -46,22 +46,31 @@ def ray_address():
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              logging_level=logging.ERROR, object_store_memory=LOCAL_OBJECT_STORE)  # fmt: skip
+    node = ray._private.worker._global_node
+    RAYLET[:] = [info.process.pid for info in node.all_processes["raylet"]]
     yield ray.get_runtime_context().gcs_address
     ray.shutdown()
+    RAYLET.clear()
+
+
+#: The pid of this module's Ray instance's raylet: its actors are its children (pytest -n 2
+#: may run another module's Ray instance beside this one).
+RAYLET: list[int] = []
 
 
 def _actor_pids(busy: bool = False) -> list[int]:
-    """The pids of this machine's tdcheck Ray actors (``ray::CaseActor...`` titles), only those
-    running a case when ``busy``."""
+    """The pids of this instance's tdcheck actors (``ray::CaseActor...`` titles, children of
+    its raylet), only those running a case when ``busy``."""
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             title = (entry / "cmdline").read_bytes().split(b"\0")[0].decode(errors="replace")
-        except OSError:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
             continue
-        if title.startswith("ray::CaseActor" + (".run" if busy else "")):
+        if parent in RAYLET and title.startswith("ray::CaseActor" + (".run" if busy else "")):
             found.append(int(entry.name))
     return found
 
@@ -150,7 +159,10 @@ def test_a_worker_killed_mid_case_loses_no_case(runner, ray_address):
     retried = [c for c in doc["cases"] if c["worker"].get("attempts") == 2]
     assert len(retried) == 1
     case = retried[0]
-    assert f"(pid {killed[0]} on {socket.gethostname()}) died mid-case" in case["worker"]["retried"]
+    assert (
+        f"(pid {killed[0]} on {socket.gethostname()}) died mid-case: " in case["worker"]["retried"]
+    )
+    assert "\n" not in case["worker"]["retried"] and len(case["worker"]["retried"]) < 400
     if case["status"] == "errored":  # its second worker died too (never here: one kill)
         pytest.fail(case["error"])
     assert case["worker"]["pid"] != killed[0]  # it ran again on another worker
@@ -412,6 +424,7 @@ def test_closing_the_pool_cancels_what_is_pending_and_kills_the_workers(ray_addr
     try:
         for done in pool.run(jobs):
             finished.append(done.key)
+            assert len(_actor_pids()) == 2  # both workers are up, one on a 60 s case
             break  # --fail-fast: stop at the first result
     finally:
         pool.close()
@@ -461,3 +474,15 @@ def test_progress_on_a_terminal_shows_each_workers_state(monkeypatch):
     assert progress.worker_line({"w1": "a" * 50, "w2": "idle"}, 30) == (
         "w1 aaaaaaaaa… | w2 idle"  # each state cut to (30 - 3) // 2 = 13 characters
     )
+
+
+def test_doctests_of_the_runner_and_the_progress_line():
+    import doctest
+
+    pytest.importorskip("ray")
+    from tdcheck.reports import progress
+    from tdcheck.runners import ray_executor
+
+    for module in (ray_executor, progress):
+        results = doctest.testmod(module)
+        assert results.failed == 0 and results.attempted >= 1, module.__name__

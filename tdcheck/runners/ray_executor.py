@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import platform
+import re
 import signal
 import socket
 import sys
@@ -313,17 +314,26 @@ class _Slot:
 
 
 def death_reason(exc: BaseException) -> str:
-    """A short, honest reason from Ray's long actor-death message."""
-    text = str(exc)
+    """A short, honest reason from Ray's long actor-death message: its exit detail (first
+    sentence) and exit type, or that it was killed for memory.
+
+    >>> death_reason(Exception("The actor died unexpectedly before finishing this task.\\n"
+    ...     "\\tpid: 7\\nThe actor is dead because its worker process has died. Worker exit type: "
+    ...     "SYSTEM_ERROR Worker exit detail: Worker unexpectedly exits with a connection error "
+    ...     "code 2. End of file. Some common causes include: (1) the OOM killer, ..."))
+    'Worker unexpectedly exits with a connection error code 2 (exit type SYSTEM_ERROR)'
+    """
+    text = " ".join(str(exc).split())
     lowered = text.lower()
-    if "outofmemory" in lowered.replace(" ", "") or "memory monitor" in lowered:
-        return "killed for memory (out of memory)"
-    for marker in ("worker exit detail:", "error_message:"):
-        if marker in text:
-            detail = text.split(marker, 1)[1].strip()
-            return detail.split(". ")[0].rstrip(".")[:200]
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return (lines[0] if lines else type(exc).__name__)[:200]
+    memory = any(m in lowered for m in ("node_out_of_memory", "outofmemoryerror",
+                                        "running low on memory"))  # fmt: skip
+    match = re.search(r"worker exit detail: (.*?)(?:\. |\.?$)", text, re.IGNORECASE)
+    kind = re.search(r"worker exit type: (\w+)", text, re.IGNORECASE)
+    if match:
+        reason = match.group(1)[:200] + (f" (exit type {kind.group(1)})" if kind else "")
+    else:
+        reason = (text.split(". ")[0] or type(exc).__name__)[:200]
+    return f"killed for memory (out of memory): {reason}" if memory else reason
 
 
 class RayPool:
