@@ -42,7 +42,7 @@ def ray_address():
     ray = pytest.importorskip("ray")
     import logging
 
-    from tdcheck.runners.ray_executor import LOCAL_OBJECT_STORE
+    from tdcheck.engines.ray_cluster import LOCAL_OBJECT_STORE
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              logging_level=logging.ERROR, object_store_memory=LOCAL_OBJECT_STORE)  # fmt: skip
@@ -480,9 +480,9 @@ def test_doctests_of_the_runner_and_the_progress_line():
     import doctest
 
     pytest.importorskip("ray")
+    from tdcheck.engines import ray_cluster
     from tdcheck.reports import progress
-    from tdcheck.runners import ray_executor
 
-    for module in (ray_executor, progress):
+    for module in (ray_cluster, progress):
         results = doctest.testmod(module)
         assert results.failed == 0 and results.attempted >= 1, module.__name__
