@@ -11,7 +11,6 @@ Ray itself is called through :mod:`tdcheck.engines.ray_cluster` (frameworks live
 
 from __future__ import annotations
 
-import contextlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -64,6 +63,7 @@ class _Slot:
     engines: set[str] = field(default_factory=set)
     job: Job | None = None
     since: float = 0.0  # when its job was handed to it
+    failed: str | None = None  # why it died before it answered who it is
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -96,6 +96,7 @@ class RayPool:
         self._slots: list[_Slot] = []
         self._count = 0
         self._inflight: dict[Any, _Slot] = {}
+        self._start_failures: list[str] = []
         self.identities: dict[str, dict[str, Any]] = {}  # every worker that ever answered
 
     # -- actors --------------------------------------------------------------------------
@@ -118,13 +119,27 @@ class RayPool:
             for _ in range(max(0, min(wanted, limit) - have)):
                 self._start(gpu)
 
-    def _note_identity(self, slot: _Slot, wait: bool = False) -> None:
-        if slot.identity:
+    def _note_identity(self, slot: _Slot, wait: float | None = 0) -> None:
+        """Read the worker's identity when it has come (waiting up to ``wait`` seconds, None:
+        until it comes); a worker that died before answering is marked ``failed``."""
+        if slot.identity or slot.failed:
             return
-        if ray_cluster.ready([slot.identity_ref], timeout=None if wait else 0):
-            with contextlib.suppress(ray_cluster.WorkerDied):  # died before it answered
+        if ray_cluster.ready([slot.identity_ref], timeout=wait):
+            try:
                 slot.identity = json.loads(ray_cluster.result(slot.identity_ref))
-                self.identities[slot.label] = slot.identity
+            except ray_cluster.WorkerDied as exc:
+                slot.failed = f"worker {slot.label} died as it started: {exc.reason}"
+                return
+            self.identities[slot.label] = slot.identity
+
+    def _drop_failed_starts(self, pending: list[Job]) -> None:
+        """Replace the workers that died before they took a case, up to the pool's size in
+        all (a node that cannot start one, e.g. without tdcheck, fails every start)."""
+        for slot in [s for s in self._slots if s.failed]:
+            self._start_failures.append(slot.failed or "")
+            self._replace(slot)
+        if self._start_failures and len(self._start_failures) <= self._workers:
+            self._ensure(pending)
 
     def states(self) -> dict[str, str]:
         return {s.label: s.job.name if s.job else ("idle" if s.identity else "starting")
@@ -144,15 +159,20 @@ class RayPool:
         self._ensure(pending)
         self._report_state()
         while pending or self._inflight:
-            self._dispatch(pending, attempts)
-            if not self._inflight:  # jobs no actor of the pool can take (no GPU for them)
+            if self._dispatch(pending, attempts):
+                self._report_state()
+            starting = [s for s in self._slots if not s.identity]
+            if not self._inflight and not starting:  # no actor of the pool can take them
+                why = self._start_failures[-1] if self._start_failures else "no GPU for it"
                 for job in pending:
-                    yield Done(job.key, None, "no worker of the cluster can run it", {"id": None})
+                    yield Done(job.key, None, f"no worker of the cluster can run it ({why})",
+                               {"id": None})  # fmt: skip
                 return
-            waiting = list(self._inflight) + [s.identity_ref for s in self._slots if not s.identity]
+            waiting = list(self._inflight) + [s.identity_ref for s in starting]
             done = ray_cluster.ready(waiting, timeout=0.5)
-            for slot in self._slots:
+            for slot in starting:
                 self._note_identity(slot)
+            self._drop_failed_starts(pending)
             for ref in done:
                 owner = self._inflight.pop(ref, None)
                 if owner is None:  # an identity arrived
@@ -175,22 +195,26 @@ class RayPool:
                                    retried.get(finished.key), seconds)  # fmt: skip
                     continue
                 owner.engines.add(finished.engine)
-                self._note_identity(owner, wait=True)
+                self._note_identity(owner, wait=None)
                 yield Done(finished.key, reply, None, owner.describe(), attempts[finished.key],
                            retried.get(finished.key), seconds)  # fmt: skip
             self._report_state()
 
     def _who(self, slot: _Slot) -> str:
-        self._note_identity(slot)  # a worker that died mid-case had answered who it is
+        # A worker that died mid-case had answered who it is (that reply may still be on
+        # its way when the death is known); one that died before has an error there at once.
+        self._note_identity(slot, wait=5.0)
         if not slot.identity:
             return slot.label
         return f"{slot.label} (pid {slot.identity['pid']} on {slot.identity['host']})"
 
-    def _dispatch(self, pending: list[Job], attempts: dict[int, int]) -> None:
-        """Give each idle actor a job of its kind, preferring one whose engine it has."""
+    def _dispatch(self, pending: list[Job], attempts: dict[int, int]) -> bool:
+        """Give each idle actor a job of its kind, preferring one whose engine it has;
+        whether any was given."""
+        given = False
         for slot in self._slots:
-            if slot.job is not None or not pending:
-                continue
+            if slot.job is not None or not slot.identity or not pending:
+                continue  # busy, or still starting: a case goes to a worker known by its pid
             mine = [j for j in pending if j.gpu == slot.gpu]
             if not mine:
                 continue
@@ -200,6 +224,8 @@ class RayPool:
             slot.job = chosen
             slot.since = time.perf_counter()
             self._inflight[ray_cluster.submit(slot.handle, chosen.request)] = slot
+            given = True
+        return given
 
     def _replace(self, slot: _Slot) -> None:
         """Drop a dead actor; a new one takes its place when jobs are left for it."""
