@@ -339,9 +339,8 @@ def test_missing_runtime_is_exit_3_with_the_install_line(runner, zoo, tmp_path, 
     model.write_bytes(b"\x08\x07")
     result = run(runner, "models", zoo["lstm"], str(model))
     assert result.exit_code == 3
-    assert "running an ONNX model needs onnxruntime: pip install '.[onnx]' in a clone" in (
-        result.output
-    )
+    assert "running an ONNX model needs onnxruntime: pip install 'tf2onnx>=1.17'" in result.output
+    assert "(or, in a checkout of tdcheck: pip install '.[onnx]')" in result.output
     monkeypatch.setitem(sys.modules, "tf2onnx", None)
     result = run(runner, "export", zoo["lstm"], str(tmp_path / "new.onnx"))
     assert result.exit_code == 3

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import stat
 
+from tdcheck.core.install import install_hint
 from tdcheck.errors import ConfigError
 
 FORMATS = ("savedmodel", "onnx", "tflite")
@@ -23,12 +24,7 @@ SUFFIXES = {".onnx": "onnx", ".tflite": "tflite"}
 #: A FlatBuffer's file identifier sits at bytes 4-8; a LiteRT model's is ``TFL3``.
 TFLITE_MAGIC = b"TFL3"
 #: What ``pip install`` says for each format's runtime (tdcheck is on no package index).
-INSTALL = {
-    "onnx": "pip install '.[onnx]' in a clone of tdcheck (or 'tdcheck[onnx] @ git+URL', or "
-    "'tdcheck-VERSION-py3-none-any.whl[onnx]')",
-    "tflite": "pip install '.[litert]' in a clone of tdcheck (or 'tdcheck[litert] @ git+URL', "
-    "or 'tdcheck-VERSION-py3-none-any.whl[litert]')",
-}
+INSTALL = {"onnx": install_hint("onnx"), "tflite": install_hint("litert")}
 
 
 def artifact_format(path: object) -> str | None:
