@@ -94,10 +94,15 @@ def test_random_input_and_bias_detect_every_structural_fault(dtype):
 
 def test_a_larger_scaling_than_the_smallest_detected_is_detected():
     r = tdcheck.compare(power=True, input="random", initializer="glorot_uniform", units=3)
-    k = r.power["smallest_scaling_detected"]
-    rows = {row["fault"]: row["detected"] for row in r.power["faults"]}
+    by_rule = r.power["smallest_scaling_by_rule"]
+    assert set(by_rule) == {"bound", "statistical", "float64"}
+    assert by_rule["float64"] == 1  # any change of a stored weight is another computation
+    assert by_rule["statistical"] <= by_rule["bound"]  # 9 elements: no averaging gain
+    assert r.power["smallest_scaling_detected"] == by_rule["statistical"]
+    rows = {row["fault"]: row["by_rule"] for row in r.power["faults"]}
     for step in (1, 16, 256):
-        assert rows[f"kernel x (1+{step}u)"] == (step >= k)
+        for rule, k in by_rule.items():
+            assert rows[f"kernel x (1+{step}u)"][rule]["detected"] == (step >= k), (rule, step)
 
 
 def test_power_in_every_format(runner):
@@ -108,12 +113,18 @@ def test_power_in_every_format(runner):
     assert doc["passed"] is True and len(doc["power"]["faults"]) == 8
     table = runner.invoke(cli, ["compare", "--power"], env=env)
     assert table.exit_code == 0
-    assert "power: 3 of 8 faults injected into a copy of the time-distributed head detected" in (
+    assert "power: 6 of 8 faults injected into a copy of the time-distributed head detected" in (
         table.stdout
     )
     assert "  bias dropped: not detected\n" in table.stdout
     markdown = runner.invoke(cli, ["compare", "--power", "--format", "markdown"], env=env).stdout
-    assert "  activation tanh instead of linear: detected by time-distributed vs dense" in markdown
+    assert "  activation tanh instead of linear: detected by bound (margin 783), statistical" in (
+        markdown
+    )
+    assert "  1-ULP kernel element: detected by float64 (margin 1.29e+15); not by bound, " in (
+        markdown
+    )
+    assert "  by rule: bound 1 + 16u, statistical 1 + 32u, float64 1 + 1u\n" in markdown
     assert "power:" not in runner.invoke(cli, ["compare"], env=env).stdout
     plain = json.loads(runner.invoke(cli, ["compare", "--format", "json"], env=env).stdout)
     assert plain["power"] is None

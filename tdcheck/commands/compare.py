@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from tdcheck.core import bounds, faults, oracle
+from tdcheck.core import bounds, faults, oracle, rounding, samecomp
 from tdcheck.core.backends import TF32_NOTE, tf32_cross_device
 from tdcheck.core.config import CompareConfig
 from tdcheck.core.inputs import load_npy, make_input
@@ -25,7 +25,7 @@ from tdcheck.engines import gradients
 from tdcheck.engines.base import Engine, load_engine, load_weights
 from tdcheck.engines.keras_model import TRUNK_WEIGHTS, BuiltModel
 from tdcheck.errors import ConfigError
-from tdcheck.reports.result import ORACLE, CompareResult, Comparison
+from tdcheck.reports.result import EXACT, ORACLE, CompareResult, Comparison
 
 T = TypeVar("T")
 
@@ -319,7 +319,9 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
     arrays["features"] = head_input
     arrays.update({f"outputs/{v}": out for v, out in outputs.items()})
     for v in cfg.variants[1:]:
-        judge.pair("output", v, reference, outputs, errors, where=where, allowed=bounds_out,
+        # the allowance of both sides from the reference's weights (what both should hold)
+        pair_bounds = {v: bounds_out[reference], reference: bounds_out[reference]}
+        judge.pair("output", v, reference, outputs, errors, where=where, allowed=pair_bounds,
                    rule=out_rule, keys=(f"outputs/{v}", f"outputs/{reference}"))  # fmt: skip
 
     keras_mask = oracle.keras_mask(x_model) if cfg.lengths is not None else None
@@ -342,6 +344,8 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
             judge.pair("output", v, ORACLE, expected, errors, where=where,
                        allowed={v: allowed[v]}, rule=out_rule,
                        keys=(f"outputs/{v}", f"outputs/oracle/{v}"))  # fmt: skip
+
+    notes += _exact_arithmetic_checks(cfg, judge, head_input, heads, outputs, errors, where)
 
     power = None
     if cfg.power and errors:
@@ -442,6 +446,51 @@ def _bound_precision(engine: Engine, dtype: str, device: str) -> str:
     return "tf32" if engine.tf32_setting() else dtype
 
 
+def _exact_arithmetic_checks(
+    cfg: CompareConfig,
+    judge: _Judge,
+    head_input: np.ndarray,
+    heads: dict[str, tuple[np.ndarray, np.ndarray]],
+    outputs: dict[str, np.ndarray],
+    errors: dict[str, str],
+    where: Any,
+) -> list[str]:
+    """The ``float64`` and ``statistical`` rules on the head outputs (docs/checks.md).
+
+    * ``same-computation``: every head against the reference head, both evaluated in
+      float64 from their stored weights on the head input they read
+      (``same-computation/<variant>``): equal to float64 rounding, or different computations.
+    * ``statistical``: every head's output against that exact reference
+      (``same-computation/<reference>``), its error's RMS and bias judged against the
+      rounding model of the reference's weights, false-FAIL probability <= 1e-9.
+
+    ``--atol/--rtol`` and ``--exact`` judge by their own rules: these are not added then.
+    """
+    if judge.user_tolerances or judge.exact:
+        return []
+    reference = cfg.variants[0]
+    h = np.asarray(head_input, np.float64)
+    ref_head = (*heads[reference], cfg.activation)
+    arrays = judge.arrays
+    arrays[f"same-computation/{reference}"] = samecomp.evaluate(h, ref_head)[0]
+    for v in cfg.variants[1:]:
+        result = samecomp.same_computation(h, (*heads[v], cfg.activation), ref_head, where)
+        arrays[f"same-computation/{v}"] = result.y_a
+        keys = (f"same-computation/{v}", f"same-computation/{reference}")
+        stats = samecomp.stats(result, where)
+        judge.comparisons.append(Comparison("same-computation", v, reference, stats, keys=keys))
+    rules = samecomp.FaultJudge(h, ref_head, cfg.dtype, judge.precision, where)
+    if rules.scale is None:
+        return [f"statistical rule not applied: {rules.why_not}"]
+    for v in cfg.variants:
+        if v in errors:
+            continue
+        stats = rounding.stats(outputs[v], rules.scale.exact, rules.scale, where)
+        keys = (f"outputs/{v}", f"same-computation/{reference}")
+        judge.comparisons.append(Comparison("statistical", v, EXACT, stats, keys=keys))
+    return []
+
+
 def output_bounds(
     cfg: CompareConfig,
     head_input: np.ndarray,
@@ -505,24 +554,34 @@ def power_check(
     bounds_out: dict[str, np.ndarray],
     where: Any,
 ) -> dict[str, Any]:
-    """``--power``: would this configuration, input and rule have caught known faults?
+    """``--power``: would this configuration, input and rules have caught known faults?
 
     Each fault of :func:`tdcheck.core.faults.faults` goes into a copy of the second variant's
     head (the first when there is one), evaluated exactly and rounded once to the compute
-    dtype, and is judged as that head would be: against the reference variant's actual output
-    (the pair rule) and against the oracle. The user's model is never touched.
+    dtype, and is judged by each rule (``by_rule``):
+
+    * ``bound``: as that head is judged, against the reference variant's actual output and
+      against the oracle, allowances from the healthy (reference) weights;
+    * ``statistical``: against the exact head with the reference's weights, under the
+      rounding model (:mod:`tdcheck.core.rounding`);
+    * ``float64``: same computation, from the stored weights in float64
+      (:mod:`tdcheck.core.samecomp`).
+
+    With ``--atol/--rtol`` or ``--exact`` only the run's own rule judges (``bound`` then
+    names it). The user's model is never touched.
     """
     target = cfg.variants[1] if len(cfg.variants) > 1 else cfg.variants[0]
     reference = cfg.variants[0]
     kernel, bias = heads[target]
     h = np.asarray(head_input, np.float64)
     rule = bounds.output_rule(cfg.head_input_size, judge.precision)
+    healthy = {target: bounds_out[target]}  # the allowance of the healthy head's weights
+    extra = not (judge.user_tolerances or judge.exact)
+    rules = samecomp.FaultJudge(h, (*heads[reference], cfg.activation), cfg.dtype,
+                                judge.precision, where) if extra else None  # fmt: skip
 
-    def judged(k: np.ndarray, b: np.ndarray, act: str) -> tuple[bool, str, float]:
+    def bound_rule(k: np.ndarray, b: np.ndarray, act: str) -> tuple[bool, str, float]:
         y = faults.round_to(bounds.head_output_reference(h, k, b, act), cfg.dtype)
-        own = bounds.head_output_bound(h, k, b, act, judge.precision) + bounds.head_output_bound(
-            h, k, b, act, "float64"
-        )
         found: list[tuple[str, float]] = []
         if target != reference:
             if judge.exact:  # bitwise: against the healthy head evaluated the same way
@@ -531,12 +590,12 @@ def power_check(
                 )
             else:
                 expected = outputs[reference]
-            s = judge.measure(target, reference, y, expected, where, own + bounds_out[reference],
-                              rule)  # fmt: skip
+            s = judge.measure(target, reference, y, expected, where,
+                              2.0 * bounds_out[reference], rule)  # fmt: skip
             if not s.passed:
                 found.append((f"{target} vs {reference}", s.margin or 0.0))
         if oracle_outputs is not None and features64 is not None:
-            allowed = oracle_allowances(cfg, h, features64, {target: (k, b)}, {target: own}, act)
+            allowed = oracle_allowances(cfg, h, features64, {target: (kernel, bias)}, healthy)
             s = judge.measure(target, ORACLE, y, oracle_outputs[target], where, allowed[target],
                               rule)  # fmt: skip
             if not s.passed:
@@ -544,24 +603,47 @@ def power_check(
         margin = max((m for _, m in found), default=0.0)
         return bool(found), ", ".join(name for name, _ in found), margin
 
+    def by_rule(k: np.ndarray, b: np.ndarray, act: str) -> dict[str, dict[str, Any]]:
+        found, by, margin = bound_rule(k, b, act)
+        out = {"bound": {"detected": found, "margin": margin, "by": by or None}}
+        if rules is not None:
+            stat = rules.statistical((k, b, act))
+            if stat is not None:
+                out["statistical"] = {"detected": stat[0], "margin": stat[1]}
+            same = rules.float64((k, b, act))
+            out["float64"] = {"detected": same[0], "margin": same[1]}
+        return out
+
     rows: list[dict[str, Any]] = []
     missed_rounding: list[str] = []
     missed: list[str] = []
     for fault in faults.faults(kernel, bias, cfg.activation, cfg.dtype):
-        detected, by, margin = judged(fault.kernel, fault.bias, fault.activation)
+        judged = by_rule(fault.kernel, fault.bias, fault.activation)
+        names = [name for name, r in judged.items() if r["detected"]]
+        detected = bool(names)
+        margin = max((judged[name]["margin"] for name in names), default=None)
         rows.append({
-            "fault": fault.name, "detected": detected, "by": by or None,
-            "margin": margin if detected else None, "note": fault.note or None,
+            "fault": fault.name, "detected": detected, "by": ", ".join(names) or None,
+            "margin": margin, "note": fault.note or None,
             "rounding_level": fault.rounding_level,
+            "by_rule": judged,
         })  # fmt: skip
         if not detected:
             (missed_rounding if fault.rounding_level else missed).append(fault.name)
-    smallest = None
-    for power in range(0, 31):
-        k = 2.0**power
-        if judged(faults.scaled_kernel(kernel, k, cfg.dtype), bias, cfg.activation)[0]:
-            smallest = k
-            break
+    smallest: dict[str, float | None] = {}
+    for name in ("bound", "statistical", "float64"):
+        if rules is None and name != "bound":
+            continue
+        if name == "statistical" and rules is not None and rules.scale is None:
+            continue
+        smallest[name] = None
+        for power in range(0, 31):
+            k = 2.0**power
+            judged_k = by_rule(faults.scaled_kernel(kernel, k, cfg.dtype), bias, cfg.activation)
+            if judged_k[name]["detected"]:
+                smallest[name] = k
+                break
+    rounding_rules = [s for n in ("bound", "statistical") if (s := smallest.get(n)) is not None]
     blind = None
     if missed:
         why, options = faults.blind_reasons(kernel, bias, x, missed)
@@ -575,7 +657,8 @@ def power_check(
             "bitwise-identical variants"
         )
     return {"head": target, "reference": reference, "faults": rows,
-            "smallest_scaling_detected": smallest, "blind": blind,
+            "smallest_scaling_detected": min(rounding_rules, default=None),
+            "smallest_scaling_by_rule": smallest, "blind": blind,
             "below_rounding": below}  # fmt: skip
 
 
