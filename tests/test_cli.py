@@ -265,7 +265,8 @@ def test_save_arrays_keys(runner, tmp_path):
             "weights/rnn/kernel", "weights/rnn/recurrent_kernel",
             "weights/rnn/bias", "weights/dense/kernel", "weights/dense/bias",
             "weights/time-distributed/kernel", "weights/time-distributed/bias",
-            "weights/conv1d/kernel", "weights/conv1d/bias",
+            "weights/conv1d/kernel", "weights/conv1d/bias", "same-computation/dense",
+            "same-computation/time-distributed", "same-computation/conv1d",
         }  # fmt: skip
         assert data["input"].shape == (1, 3, 4)
         assert data["weights/rnn/kernel"].shape == (4, 20)

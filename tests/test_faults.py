@@ -83,7 +83,7 @@ def test_random_input_and_bias_detect_every_structural_fault(dtype):
     assert r.passed  # the user's heads are untouched
     structural = [row for row in r.power["faults"] if not row["rounding_level"]]
     assert [row["fault"] for row in structural] == [
-        "bias dropped", "kernel transposed", "output units 0 and 1 swapped",
+        "kernel x 1.01", "bias dropped", "kernel transposed", "output units 0 and 1 swapped",
         "activation tanh instead of linear",
     ]  # fmt: skip
     assert all(row["detected"] and row["margin"] > 1 for row in structural)
@@ -110,10 +110,10 @@ def test_power_in_every_format(runner):
 
     env = {"COLUMNS": "200"}
     doc = json.loads(runner.invoke(cli, ["compare", "--power", "--format", "json"], env=env).stdout)
-    assert doc["passed"] is True and len(doc["power"]["faults"]) == 8
+    assert doc["passed"] is True and len(doc["power"]["faults"]) == 9
     table = runner.invoke(cli, ["compare", "--power"], env=env)
     assert table.exit_code == 0
-    assert "power: 6 of 8 faults injected into a copy of the time-distributed head detected" in (
+    assert "power: 7 of 9 faults injected into a copy of the time-distributed head detected" in (
         table.stdout
     )
     assert "  bias dropped: not detected\n" in table.stdout
@@ -136,7 +136,7 @@ def test_sweep_reports_power_per_case(runner):
     result = runner.invoke(cli, ["sweep", "--hidden", "3,5", "--power", "--format", "json"])
     assert result.exit_code == 0
     cases = json.loads(result.stdout)["cases"]
-    assert [len(c["power"]["faults"]) for c in cases] == [8, 8]
+    assert [len(c["power"]["faults"]) for c in cases] == [9, 9]
     assert all(c["power"]["blind"].startswith("blind to bias dropped") for c in cases)
     plain = runner.invoke(cli, ["sweep", "--hidden", "3", "--format", "json"])
     assert json.loads(plain.stdout)["cases"][0]["power"] is None

@@ -308,8 +308,8 @@ def judge(
     if over.size and float(over.max()) > 0:
         margins["deterministic"] = math.inf
     m = int(random.sum())
-    units = shape[-1] if len(shape) else 1
-    k_total = 1 + 2 + 2 * units
+    units = shape[-1] if len(shape) >= 2 else 1  # the last axis: the head's units
+    k_total = 1 + 2 + (2 * units if units > 1 else 0)  # rms, pooled, per unit
     if m == 0:
         passed = not margins
         return StatisticalResult(passed, 0.0 if passed else math.inf, 0, p,
