@@ -12,6 +12,7 @@ import pytest
 
 import tdcheck
 from tdcheck.commands.compare import archive
+from tdcheck.core import faults
 
 REQUIRED = ("bias dropped", "output units 0 and 1 swapped", "kernel transposed",
             "kernel x 1.01", "1-ULP kernel element")  # fmt: skip
@@ -107,3 +108,73 @@ def test_an_archive_is_rejudged_with_numpy_alone(tmp_path):
     for passed, margin, reported_passed, reported_margin in verdicts.values():
         assert passed is reported_passed is True
         assert margin == pytest.approx(reported_margin, rel=1e-12, abs=0)
+
+
+def small_model(keras, dtype):
+    """``Input((None, 4)) -> LSTM(8) -> Dense(8)`` in ``dtype`` (square head kernel)."""
+    init = keras.initializers.RandomNormal(stddev=0.5, seed=5)
+    x = keras.Input((None, 4), name="x", dtype="float32" if dtype == "mixed_float16" else dtype)
+    h = keras.layers.LSTM(
+        8, return_sequences=True, name="lstm", dtype=dtype, recurrent_initializer=init
+    )(x)  # (no bfloat16 QR for orthogonal)
+    y = keras.layers.Dense(8, name="head", dtype=dtype, kernel_initializer=init,
+                           bias_initializer=init)(h)  # fmt: skip
+    return keras.Model(x, y, name="small")
+
+
+def faulty_copies(keras, model, dtype):
+    stored = "float32" if dtype == "mixed_float16" else dtype
+    kernel, bias = (np.asarray(w).astype(np.float64) for w in model.get_layer("head").get_weights())
+    one = kernel.copy()
+    one[2, 3] += float(faults.ulp(one[2, 3], stored)) * np.sign(one[2, 3])
+    changed = {
+        "bias dropped": (kernel, np.zeros_like(bias)),
+        "output units 0 and 1 swapped": (kernel[:, [1, 0, 2, 3, 4, 5, 6, 7]],
+                                         bias[[1, 0, 2, 3, 4, 5, 6, 7]]),
+        "kernel transposed": (kernel.T.copy(), bias),
+        "kernel x 1.01": (faults.round_to(kernel * 1.01, stored), bias),
+        "1-ULP kernel element": (one, bias),
+    }  # fmt: skip
+    for name, (k, b) in changed.items():
+        copy = small_model(keras, dtype)
+        copy.set_weights(model.get_weights())
+        target = copy.get_layer("head")
+        target.set_weights([k.astype(np.float32).astype(v.dtype)
+                            for k, v in ((k, target.kernel), (b, target.bias))])  # fmt: skip
+        yield name, copy
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16", "bfloat16", "mixed_float16"])
+def test_models_catches_every_required_fault_in_every_dtype(tf_keras, dtype):
+    keras = tf_keras[1]
+    model = small_model(keras, dtype)
+    healthy = small_model(keras, dtype)
+    healthy.set_weights(model.get_weights())
+    ok = tdcheck.compare_models(model, healthy, checks=1)
+    assert ok.passed and len(ok.same_computation) == 2, ok.verdict()
+    for name, copy in faulty_copies(keras, model, dtype):
+        r = tdcheck.compare_models(model, copy, checks=1)
+        assert not r.passed, (dtype, name)
+        weights = r.same_computation[0]
+        assert weights.check == "stored weights" and not weights.passed, (dtype, name)
+        assert "different computations: stored weights differ: head/" in weights.stats.note
+        assert r.verdict().startswith("NOT EQUIVALENT"), (dtype, name, r.verdict())
+
+
+def test_models_cli_fails_a_float16_kernel_x_1_01_on_saved_models(runner, tf_keras, tmp_path):
+    from tdcheck.cli import cli
+
+    keras = tf_keras[1]
+    model = small_model(keras, "float16")
+    copy = dict(faulty_copies(keras, model, "float16"))["kernel x 1.01"]
+    model.save(tmp_path / "a.keras")
+    copy.save(tmp_path / "b.keras")
+    result = runner.invoke(cli, ["models", str(tmp_path / "a.keras"), str(tmp_path / "b.keras"),
+                                 "--format", "json"])  # fmt: skip
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    same = doc["same_computation"]
+    assert same[0]["note"].startswith("different computations: stored weights differ: head/0 ")
+    assert [c["passed"] for c in same[1:]] == [False] * 5  # the float64 clones differ too
+    assert doc["verdict"].startswith("NOT EQUIVALENT: ")
+    assert "; float64: different computations: stored weights differ: head/0 " in doc["verdict"]

@@ -236,3 +236,55 @@ class FaultJudge:
         """``(detected, margin)`` of the same-computation rule."""
         result = same_computation(self.h, head, self.reference, self.where)
         return not result.passed, result.margin
+
+
+#: The ``float64`` rule for whole models (``models``, ``rewrite``): outputs of the float64
+#: clones agree within ``2^-36 (max |y| + |y|)``, about 2^17 float64 units of the output's
+#: largest magnitude (see docs/checks.md: not a proven bound for arbitrary layers; float64
+#: rewrites measured differ by at most 56 units).
+MODEL_ALLOWANCE = 2.0**-36
+
+
+def model_stats(actual: Array, expected: Array) -> ArrayStats:
+    """Two float64 model outputs under the ``float64`` rule."""
+    ref = np.abs(np.asarray(expected, np.float64))
+    finite = ref[np.isfinite(ref)]
+    top = float(finite.max()) if finite.size else 0.0
+    allowed = MODEL_ALLOWANCE * (top + ref)
+    out = compare_arrays(actual, expected, atol=0.0, rtol=0.0, allowed=allowed)
+    out.rule = "float64"
+    if not out.passed and out.note is None:
+        out.note = (
+            "different computations: the float64 clones differ beyond float64 rounding "
+            f"(margin {out.margin:.3g})"
+        )
+    return out
+
+
+def weights_stats(a: dict[str, Array], b: dict[str, Array]) -> tuple[ArrayStats | None, str]:
+    """Stored weights matched by layer name, compared bit for bit in float64.
+
+    Returns ``(stats, "")`` (rule ``exact``), or ``(None, why)`` when the layers or their
+    weights' shapes do not match (nothing to compare element by element).
+    """
+    if set(a) != set(b):
+        only = sorted(set(a) ^ set(b))
+        return None, f"stored weights not compared: the layers differ ({', '.join(only[:4])})"
+    shapes = [k for k in a if np.shape(a[k]) != np.shape(b[k])]
+    if shapes:
+        k = shapes[0]
+        return None, f"stored weights not compared: {k} is {np.shape(b[k])} vs {np.shape(a[k])}"
+    keys = sorted(a)
+    flat_a = np.concatenate([np.ravel(a[k]) for k in keys]) if keys else np.zeros(0)
+    flat_b = np.concatenate([np.ravel(b[k]) for k in keys]) if keys else np.zeros(0)
+    out = compare_arrays(flat_b, flat_a, atol=0.0, rtol=0.0, exact=True)
+    differ = []
+    for k in keys:
+        n = int(np.sum(np.asarray(a[k], np.float64).view(np.uint64)
+                       != np.asarray(b[k], np.float64).view(np.uint64)))  # fmt: skip
+        if n:
+            differ.append(f"{k} {n} of {np.size(a[k])} elements")
+    if differ:
+        out.note = "different computations: stored weights differ: " + ", ".join(differ[:4])
+        out.worst_index = None
+    return out, ""
