@@ -603,13 +603,18 @@ def power_check(
         margin = max((m for _, m in found), default=0.0)
         return bool(found), ", ".join(name for name, _ in found), margin
 
-    def by_rule(k: np.ndarray, b: np.ndarray, act: str) -> dict[str, dict[str, Any]]:
-        found, by, margin = bound_rule(k, b, act)
-        out = {"bound": {"detected": found, "margin": margin, "by": by or None}}
-        if rules is not None:
+    def by_rule(
+        k: np.ndarray, b: np.ndarray, act: str, only: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        if only in (None, "bound"):
+            found, by, margin = bound_rule(k, b, act)
+            out["bound"] = {"detected": found, "margin": margin, "by": by or None}
+        if rules is not None and only in (None, "statistical"):
             stat = rules.statistical((k, b, act))
             if stat is not None:
                 out["statistical"] = {"detected": stat[0], "margin": stat[1]}
+        if rules is not None and only in (None, "float64"):
             same = rules.float64((k, b, act))
             out["float64"] = {"detected": same[0], "margin": same[1]}
         return out
@@ -639,7 +644,8 @@ def power_check(
         smallest[name] = None
         for power in range(0, 31):
             k = 2.0**power
-            judged_k = by_rule(faults.scaled_kernel(kernel, k, cfg.dtype), bias, cfg.activation)
+            scaled = faults.scaled_kernel(kernel, k, cfg.dtype)
+            judged_k = by_rule(scaled, bias, cfg.activation, only=name)
             if judged_k[name]["detected"]:
                 smallest[name] = k
                 break
