@@ -345,8 +345,6 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
                        allowed={v: allowed[v]}, rule=out_rule,
                        keys=(f"outputs/{v}", f"outputs/oracle/{v}"))  # fmt: skip
 
-    notes += _exact_arithmetic_checks(cfg, judge, head_input, heads, outputs, errors, where)
-
     power = None
     if cfg.power and errors:
         notes.append(f"--power: not run, {', '.join(errors)} raised instead of an output")
@@ -407,6 +405,8 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
         if run.targets is not None:
             arrays["trained/targets"] = run.targets
         training = run.to_dict()
+
+    notes += _exact_arithmetic_checks(cfg, judge, head_input, heads, outputs, errors, where)
 
     if cfg.weights == "independent":
         notes.append(
@@ -478,6 +478,7 @@ def _exact_arithmetic_checks(
         arrays[f"same-computation/{v}"] = result.y_a
         keys = (f"same-computation/{v}", f"same-computation/{reference}")
         stats = samecomp.stats(result, where)
+        stats.atol, stats.rtol = judge.atol, judge.rtol  # (shown; the rule is float64's)
         judge.comparisons.append(Comparison("same-computation", v, reference, stats, keys=keys))
     rules = samecomp.FaultJudge(h, ref_head, cfg.dtype, judge.precision, where)
     if rules.scale is None:
@@ -486,6 +487,7 @@ def _exact_arithmetic_checks(
         if v in errors:
             continue
         stats = rounding.stats(outputs[v], rules.scale.exact, rules.scale, where)
+        stats.atol, stats.rtol = judge.atol, judge.rtol
         keys = (f"outputs/{v}", f"same-computation/{reference}")
         judge.comparisons.append(Comparison("statistical", v, EXACT, stats, keys=keys))
     return []

@@ -53,7 +53,11 @@ class Comparison:
 
     @property
     def involves_oracle(self) -> bool:
-        """Against an oracle: the float64 NumPy model, or the exact float64 head (``exact``)."""
+        return ORACLE in (self.a, self.b)
+
+    @property
+    def against_reference(self) -> bool:
+        """Against a float64 reference: the oracle, or the exact head (``exact``)."""
         return ORACLE in (self.a, self.b) or EXACT in (self.a, self.b)
 
     def to_dict(self) -> dict[str, Any]:
@@ -154,9 +158,9 @@ class CompareResult:
         """
         n = len(self.comparisons)
         noun = "comparison" if n == 1 else "comparisons"
-        pairs = [c for c in self.comparisons if not c.involves_oracle]
+        pairs = [c for c in self.comparisons if not c.against_reference]
         if not self.passed:
-            failed_pairs = [c for c in self.failures if not c.involves_oracle]
+            failed_pairs = [c for c in self.failures if not c.against_reference]
             worst = max(failed_pairs or self.failures, key=_badness)
             s = worst.stats
             where = ""
@@ -200,7 +204,7 @@ class CompareResult:
             )
         else:
             text = "EQUIVALENT to the oracle within tolerance"
-        oracle = [c for c in self.comparisons if c.involves_oracle]
+        oracle = [c for c in self.comparisons if c.against_reference]
         if oracle:
             oracle_worst = max((c.stats.max_abs_diff or 0.0) for c in oracle)
             text += f"; oracle agrees to {fmt(oracle_worst)}"
