@@ -33,7 +33,7 @@ def test_the_listed_faults_by_hand():
     listed = {f.name: f for f in faults.faults(k, b, "linear", "float32")}
     assert list(listed) == [
         "1-ULP kernel element", "kernel x (1+1u)", "kernel x (1+16u)", "kernel x (1+256u)",
-        "bias dropped", "bias + 1 ULP of its largest", "kernel transposed",
+        "kernel x 1.01", "bias dropped", "bias + 1 ULP of its largest", "kernel transposed",
         "output units 0 and 1 swapped", "activation tanh instead of linear",
     ]  # fmt: skip
     one = listed["1-ULP kernel element"]
@@ -47,7 +47,10 @@ def test_the_listed_faults_by_hand():
     assert swapped.kernel.tolist() == [[2.0, 1.0], [-4.0, 3.0]]
     assert swapped.bias.tolist() == [-1.0, 0.5]
     assert listed["activation tanh instead of linear"].activation == "tanh"
-    assert [f.rounding_level for f in listed.values()] == [True] * 4 + [False, True] + [False] * 3
+    assert listed["kernel x 1.01"].kernel[1, 1] == float(np.float32(-4.04))
+    assert [f.rounding_level for f in listed.values()] == (
+        [True] * 4 + [False, False, True] + [False] * 3
+    )
 
 
 def test_blind_reasons_name_the_symmetry_and_the_options():
