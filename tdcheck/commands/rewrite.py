@@ -36,6 +36,8 @@ from tdcheck.commands.models import (
     judged_call,
     output_dtype,
     reference_outputs,
+    same_computation_checks,
+    same_computation_verdict,
 )
 from tdcheck.core.judge import Tolerance, judge_outputs, tolerance_for
 from tdcheck.core.model_file import WrappedLayer, read_model_file
@@ -64,6 +66,8 @@ class RewriteResult:
     dry_run: bool = False
     model: Any = field(default=None, repr=False)  # the rewritten Keras model
     notes: list[str] = field(default_factory=list)
+    #: Same computation in float64: stored weights and float64 clones (docs/checks.md).
+    same_computation: list[Check] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return self.passed
@@ -72,6 +76,7 @@ class RewriteResult:
     def passed(self) -> bool:
         return (
             all(c.passed for c in self.comparisons)
+            and all(c.passed for c in self.same_computation)
             and not self.regressions
             and self.before["params"] == self.after["params"]
         )
@@ -93,6 +98,7 @@ class RewriteResult:
                 f"{self.after['params']:,} after); not written"
             )
         text = verdict_text(self.comparisons, self.tolerance, "rewritten and original are")
+        text = same_computation_verdict(text, self.same_computation)
         if self.regressions and text.startswith("EQUIVALENT"):
             text = f"NOT EQUIVALENT: {self.regressions[0]}"
         n = len(self.replaced)
@@ -125,6 +131,7 @@ class RewriteResult:
                 "kept": [t.to_dict() for t in self.kept],
                 "tolerance": self.tolerance.to_dict(),
                 "comparisons": [c.to_dict() for c in self.comparisons],
+                "same_computation": [c.to_dict() for c in self.same_computation],
                 "before": self.before,
                 "after": self.after,
                 "timing_shape": self.timing_shape,
@@ -240,6 +247,7 @@ def rewrite(
     comparisons: list[Check] = []
     notes: list[str] = []
     regressions: list[str] = []
+    same: list[Check] = []
     if done.replaced:
         for label, xs in sets:
             step(f"checking {label}")
@@ -261,6 +269,9 @@ def rewrite(
                 regressions.append(f"the rewritten model fails where the original did not: {text}")
         if findings and not after_findings:
             notes.append("the rewritten model's predict gives the right shapes on every length")
+        if tolerance.source == "default":  # --atol/--rtol judge by the user's rule alone
+            step("the same computation in float64")
+            same = same_computation_checks(original, rewritten, sets, names, notes, unsafe)
 
     first = sets[0][1]
     longest = max((xs for _, xs in sets), key=lambda xs: xs[0].size)  # timed at the largest
@@ -284,7 +295,7 @@ def rewrite(
         comparisons=comparisons, tolerance=tolerance, findings=findings, before=before,
         regressions=regressions,
         after=after, timing_shape=f"input {shape}", dry_run=dry_run, model=rewritten,
-        notes=notes,
+        notes=notes, same_computation=same,
     )  # fmt: skip
     if done.replaced and out is not None and not dry_run and (result.passed or force):
         compile_note = kr.carry_compile(rewritten, compile_config)

@@ -149,6 +149,32 @@ def _failure_lines(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _same_lines(doc: dict[str, Any]) -> list[str]:
+    """The float64 same-computation checks, one line each (docs/checks.md)."""
+    lines = []
+    for c in doc.get("same_computation") or []:
+        state = "PASS" if c["passed"] else "FAIL"
+        what = (
+            "bitwise identical"
+            if c["bitwise_equal"]
+            else f"max abs {fmt(c['max_abs_diff'])}, margin {fmt(c['margin'])}"
+        )
+        line = f"{c['check']} {c['output']}: {what} ({c['rule']}) {state}"
+        if c.get("note") and not c["passed"]:
+            line += f"; {c['note']}"
+        lines.append(line)
+    return lines
+
+
+def _same_markdown(doc: dict[str, Any]) -> list[str]:
+    lines = _same_lines(doc)
+    return (
+        ["", "### Same computation in float64", "", *[f"- {line}" for line in lines]]
+        if lines
+        else []
+    )
+
+
 def _rule_line(doc: dict[str, Any]) -> str:
     tol = doc["tolerance"]
     return (
@@ -209,6 +235,7 @@ def _models_markdown_body(doc: dict[str, Any]) -> list[str]:
         out += [f"| **total** | | | {total} | |", ""]
     out += ["### Checks", "", _rule_line(doc), ""]
     out += _md_table(CHECK_HEADERS, _check_rows(doc))
+    out += _same_markdown(doc)
     out += ["", f"**{doc['verdict']}**"]
     out += [f"- {line}" for line in _failure_lines(doc)]
     out += [f"> {note}" for note in doc.get("notes", [])]
@@ -267,6 +294,7 @@ def rewrite_markdown(doc: dict[str, Any]) -> str:
     out += ["### Rewritten", "", *_md_table(["layer", "was", "now", "input shape"], rows), ""]
     if doc["comparisons"]:
         out += ["### Checks", "", _rule_line(doc), "", *_md_table(CHECK_HEADERS, _check_rows(doc))]
+        out += _same_markdown(doc)
     out += ["", f"### Before / after ({doc['timing_shape']})", ""]
     out += _md_table(["", "before", "after", "speed-up"], _speed_rows(doc))
     out += ["", f"**{doc['verdict']}**"]
@@ -295,6 +323,12 @@ def _print_checks(doc: dict[str, Any], console: Any) -> None:
     print_table(console, headers, rows, title=title, left=left)
     console.print(Text(_rule_line(doc), style="dim"))
     console.print()
+    same = _same_lines(doc)
+    if same:
+        console.print(Text("Same computation in float64", style="bold"))
+        for line in same:
+            console.print(Text("  " + line))
+        console.print()
 
 
 def _print_end(doc: dict[str, Any], console: Any, extra: list[str]) -> None:
