@@ -32,7 +32,16 @@ from tdcheck.core.judge.comparator import (
     relabel,
     shape_mismatch,
 )
-from tdcheck.core.judge.outputs import judge_output, judge_outputs, raised_stats, tolerance_for
+from tdcheck.core.judge.outputs import (
+    ToleranceValue,
+    compare_weights,
+    judge_output,
+    judge_outputs,
+    raised_stats,
+    split_tolerance,
+    tolerance_for,
+    tolerance_for_outputs,
+)
 from tdcheck.core.judge.power import power_check
 from tdcheck.core.judge.rules import RULES, Bound, Exact, Rule, Tolerance, register
 
@@ -45,8 +54,10 @@ __all__ = [
     "Pair",
     "Rule",
     "Tolerance",
+    "ToleranceValue",
     "archive_pairs",
     "bound_precision",
+    "compare_weights",
     "cross_tolerances_for",
     "gradient_pair_allowance",
     "head_gradient_bounds",
@@ -63,5 +74,7 @@ __all__ = [
     "relabel",
     "scaled_gradient_allowance",
     "shape_mismatch",
+    "split_tolerance",
     "tolerance_for",
+    "tolerance_for_outputs",
 ]
