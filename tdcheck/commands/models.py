@@ -641,7 +641,8 @@ def assertion_message(result: ModelsResult) -> str:
 
 def assert_equivalent(
     a: Any, b: Any, inputs: Any = None, *, atol: ToleranceValue = None,
-    rtol: ToleranceValue = None, **options: Any,
+    rtol: ToleranceValue = None, save_arrays: str | None = None, junit: str | None = None,
+    **options: Any,
 ) -> ModelsResult:  # fmt: skip
     """Raise :class:`AssertionError` unless ``b`` computes what ``a`` does (for pytest).
 
@@ -651,8 +652,6 @@ def assert_equivalent(
     Takes :func:`compare_models`' options (``equal_nan``, ``backend``, ``keep_arrays``...);
     ``save_arrays=PATH`` / ``junit=PATH`` also write the archive / JUnit XML, pass or fail.
     """
-    save_arrays = options.pop("save_arrays", None)
-    junit = options.pop("junit", None)
     if save_arrays is not None:
         options["keep_arrays"] = True
     result = compare_models(a, b, inputs, atol=atol, rtol=rtol, **options)
