@@ -14,6 +14,7 @@ writes a deployment artifact (SavedModel, ONNX, LiteRT) that is right (docs/depl
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from tdcheck._version import __version__
@@ -98,11 +99,13 @@ def compare_models(a: Any, b: Any, inputs: Any = None, **options: Any) -> Models
     from tdcheck.commands.models import compare_models as _compare_models
     from tdcheck.core.artifact_file import artifact_format
 
+    run: Callable[..., ModelsResult] = _compare_models
     if artifact_format(a) or artifact_format(b):
-        from tdcheck.commands.export import compare_with_artifact as _compare_models
+        from tdcheck.commands.export import compare_with_artifact
 
-    _keywords("compare_models", options, _compare_models)
-    return _compare_models(a, b, inputs, **options)
+        run = compare_with_artifact
+    _keywords("compare_models", options, run)
+    return run(a, b, inputs, **options)
 
 
 def assert_equivalent(a: Any, b: Any, inputs: Any = None, **options: Any) -> ModelsResult:
@@ -112,12 +115,14 @@ def assert_equivalent(a: Any, b: Any, inputs: Any = None, **options: Any) -> Mod
     from tdcheck.commands.models import compare_models as _compare_models
     from tdcheck.core.artifact_file import artifact_format
 
+    check: Callable[..., ModelsResult] = _assert_equivalent
+    run: Callable[..., ModelsResult] = _compare_models
     if artifact_format(a) or artifact_format(b):
-        from tdcheck.commands.export import assert_equivalent_artifact as _assert_equivalent
-        from tdcheck.commands.export import compare_with_artifact as _compare_models
+        from tdcheck.commands.export import assert_equivalent_artifact, compare_with_artifact
 
-    _keywords("assert_equivalent", options, _assert_equivalent, _compare_models)
-    return _assert_equivalent(a, b, inputs, **options)
+        check, run = assert_equivalent_artifact, compare_with_artifact
+    _keywords("assert_equivalent", options, check, run)
+    return check(a, b, inputs, **options)
 
 
 def export(model: Any, out: str, **options: Any) -> ExportResult:

@@ -140,7 +140,7 @@ def test_npz_by_input_name_and_markdown(runner, saved_models, rewritten, tmp_pat
     assert result.exit_code == 0
     lines = result.stdout.splitlines()
     assert lines[0] == f"## tdcheck models: {saved_models['functional']} vs {rewritten}"
-    assert "| td | TimeDistributed(Dense) | Dense | 15 | 15 | yes |" in lines
+    assert "| td | TimeDistributed(Dense) → Dense | 15 | 0 | bitwise |" in lines
     assert (
         "| A | outer | Functional | x (None, None, 4) float32 | td (None, None, 3) float32 | 159 | 1 |"
         in lines

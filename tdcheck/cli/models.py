@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from tdcheck.cli.options import OPTIONS, check_output
+from tdcheck.cli.options import OPTIONS, check_output, junit_option
 from tdcheck.core.config import FORMAT_CHOICES
 from tdcheck.errors import ConfigError
 
@@ -73,8 +73,30 @@ def scan_command(models: tuple[str, ...], format_: str, output: str | None, quie
     return report.exit_code
 
 
-def _check_options(checks: int, seq: str, batch: int, atol: float | None,
-                   rtol: float | None, *, predict: bool = False) -> list[int]:  # fmt: skip
+def _tolerances(values: tuple[str, ...], option: str) -> float | dict[str, float] | None:
+    """``--atol 1e-4`` and/or ``--atol NAME=1e-4`` (repeatable): a number, or
+    ``{output: number}`` with ``"*"`` for the plain value."""
+    if not values:
+        return None
+    found: dict[str, float] = {}
+    for text in values:
+        name, _, number = text.rpartition("=")
+        try:
+            value = float(number)
+        except ValueError:
+            raise ConfigError(f"{option}: expected FLOAT or OUTPUT=FLOAT, got {text!r}") from None
+        if not value >= 0:
+            raise ConfigError(f"{option}: must be a number >= 0, got {value}")
+        key = name.strip() or "*"
+        if key in found:
+            raise ConfigError(
+                f"{option}: given twice for {'every output' if key == '*' else key!r}"
+            )
+        found[key] = value
+    return found["*"] if list(found) == ["*"] else found
+
+
+def _check_options(checks: int, seq: str, batch: int, *, predict: bool = False) -> list[int]:
     lengths = _ints(seq, "--seq")
     if predict and len(set(lengths)) < 2:
         click.echo("tdcheck: warning: one --seq length cannot show the predict-on-a-new-length "
@@ -83,10 +105,14 @@ def _check_options(checks: int, seq: str, batch: int, atol: float | None,
         raise ConfigError(f"--checks: must be >= 0, got {checks}")
     if batch < 1:
         raise ConfigError(f"--batch: must be >= 1, got {batch}")
-    for name, value in (("--atol", atol), ("--rtol", rtol)):
-        if value is not None and not value >= 0:
-            raise ConfigError(f"{name}: must be a number >= 0, got {value}")
     return lengths
+
+
+def _check_files(save_arrays: str | None, output: str | None, junit: str | None) -> str | None:
+    output_format = check_output(output, save_arrays=save_arrays, junit=junit)
+    if save_arrays is not None and not save_arrays.endswith(".npz"):
+        raise ConfigError(f"--save-arrays: {save_arrays!r} must end in .npz")
+    return output_format
 
 
 CHECK_OPTIONS = [
@@ -102,11 +128,26 @@ CHECK_OPTIONS = [
                  "(one array per input name); repeatable. Never unpickled."),
     click.option("--seed", type=int, default=0, show_default=True, metavar="INT",
                  help="Seed of the random inputs."),
-    OPTIONS["atol"],
-    OPTIONS["rtol"],
+    click.option("--atol", multiple=True, metavar="[OUTPUT=]FLOAT",
+                 help="Absolute tolerance, for every output or (OUTPUT=FLOAT) one; "
+                      "repeatable.  [default: per dtype]"),
+    click.option("--rtol", multiple=True, metavar="[OUTPUT=]FLOAT",
+                 help="Relative tolerance, as --atol; |b-a| <= atol + rtol*|a|.  "
+                      "[default: per dtype]"),
+    click.option("--equal-nan", is_flag=True,
+                 help="NaNs in the same place (and equal infinities) agree; by default any "
+                      "NaN or inf fails its check."),
+    click.option("--backend", type=click.Choice(["tensorflow", "jax", "torch"]), default=None,
+                 help="Keras backend to run the models on.  [default: $KERAS_BACKEND, else "
+                      "tensorflow]"),
     click.option("--unsafe", is_flag=True,
                  help="Load models with Keras' safe mode off (Lambda layers run Python code "
                       "from the file: only for files you trust)."),
+    click.option("--save-arrays", type=click.Path(dir_okay=False), default=None,
+                 metavar="PATH.npz",
+                 help="Save the inputs, both models' outputs and weights, and the report "
+                      "as JSON to an .npz archive (readable with allow_pickle=False)."),
+    junit_option("one testcase per check and output, failures with the statistics."),
 ]  # fmt: skip
 
 
@@ -137,8 +178,10 @@ def _apply(options: list[Any]) -> Any:
 @QUIET
 def rewrite_command(
     source: str, out: str | None, checks: int, seq: str, batch: int, inputs: tuple[str, ...],
-    seed: int, atol: float | None, rtol: float | None, unsafe: bool, dry_run: bool,
-    force: bool, inference_only: bool, no_timing: bool, no_export_check: bool, format_: str,
+    seed: int, atol: tuple[str, ...], rtol: tuple[str, ...], equal_nan: bool,
+    backend: str | None, unsafe: bool, save_arrays: str | None, junit: str | None,
+    dry_run: bool, force: bool, inference_only: bool, no_timing: bool, no_export_check: bool,
+    format_: str,
     output: str | None, quiet: bool,
 ) -> int:  # fmt: skip
     """Replace each rewritable TimeDistributed(layer) in IN by the layer, verify, write OUT.
@@ -157,8 +200,9 @@ def rewrite_command(
     """
     from tdcheck.commands.rewrite import check_model_output
 
-    lengths = _check_options(checks, seq, batch, atol, rtol, predict=True)
-    output_format = check_output(output)
+    lengths = _check_options(checks, seq, batch, predict=True)
+    atols, rtols = _tolerances(atol, "--atol"), _tolerances(rtol, "--rtol")
+    output_format = _check_files(save_arrays, output, junit)
     if out is None and not dry_run:
         raise ConfigError("give OUT (a .keras path) or --dry-run")
     if out is not None and not dry_run:
@@ -168,14 +212,19 @@ def rewrite_command(
     status = sys.stderr.isatty()  # a one-line status on a terminal, nothing when piped
     result = rewrite(
         source, out, inputs=list(inputs) or None, checks=checks, seq=lengths, batch=batch,
-        atol=atol, rtol=rtol, seed=seed, unsafe=unsafe, force=force, dry_run=dry_run,
+        atol=atols, rtol=rtols, seed=seed, unsafe=unsafe, force=force, dry_run=dry_run,
         inference_only=inference_only, timing=not no_timing, check_export=not no_export_check,
+        equal_nan=equal_nan, backend=backend, keep_arrays=save_arrays is not None,
         on_step=(lambda text: click.echo(f"\r{text}...\033[K", err=True, nl=False))
         if status else None,
     )  # fmt: skip
     if status:
         click.echo("\r\033[K", err=True, nl=False)  # clear the status line
-    _emit(result.to_dict(), format_, output, output_format, quiet)
+    from tdcheck.commands.models import write_files
+
+    doc = result.to_dict()
+    write_files(doc, result.arrays, save_arrays=save_arrays, junit=junit)
+    _emit(doc, format_, output, output_format, quiet)
     return result.exit_code
 
 
@@ -188,14 +237,16 @@ def rewrite_command(
 @QUIET
 def models_command(
     a: str, b: str, checks: int, seq: str, batch: int, inputs: tuple[str, ...], seed: int,
-    atol: float | None, rtol: float | None, unsafe: bool, format_: str, output: str | None,
-    quiet: bool,
+    atol: tuple[str, ...], rtol: tuple[str, ...], equal_nan: bool, backend: str | None,
+    unsafe: bool, save_arrays: str | None, junit: str | None, format_: str,
+    output: str | None, quiet: bool,
 ) -> int:  # fmt: skip
     """Compare two saved models that take the same inputs: parameters and outputs.
 
-    Parameters side by side (layers matched by name) and B's outputs judged against
-    A's on random inputs (--checks, --seq, --batch) and every --input. Exit 0
-    equivalent, 1 not, 2 bad input, 3 environment problem.
+    Layers matched by name (a rewritten TimeDistributed(X) keeps its name, so it meets
+    X): parameter counts and the weights compared (max abs difference, bitwise). B's
+    outputs judged against A's on random inputs (--checks, --seq, --batch) and every
+    --input. Exit 0 equivalent, 1 not, 2 bad input, 3 environment problem.
 
     A or B may be a deployment artifact (a SavedModel folder, .onnx, .tflite), run in
     its own runtime and checked on probe shapes too (batch != length: see tdcheck
@@ -205,21 +256,38 @@ def models_command(
     Example:
       tdcheck models model.keras model_fast.keras
       tdcheck models before.h5 after.keras --input batch.npz --format json
+      tdcheck models a.keras b.keras --atol logits=1e-4 --save-arrays x.npz --junit j.xml
       tdcheck models model.keras exported/model.onnx
     """
-    lengths = _check_options(checks, seq, batch, atol, rtol)
-    output_format = check_output(output)
-    from tdcheck.commands.models import compare_models
+    lengths = _check_options(checks, seq, batch)
+    atols, rtols = _tolerances(atol, "--atol"), _tolerances(rtol, "--rtol")
+    output_format = _check_files(save_arrays, output, junit)
+    from tdcheck.commands.models import compare_models, write_files
     from tdcheck.core.artifact_file import artifact_format
 
     if artifact_format(a) or artifact_format(b):  # a SavedModel folder, .onnx, .tflite
-        from tdcheck.commands.export import compare_with_artifact as compare_models
+        from tdcheck.commands.export import compare_with_artifact
+
+        if equal_nan or backend is not None:
+            raise ConfigError("--equal-nan and --backend: only for two Keras models (an "
+                              "artifact runs in its own runtime)")  # fmt: skip
+        result = compare_with_artifact(
+            a, b, list(inputs) or None, checks=checks, seq=lengths, batch=batch, atol=atols,
+            rtol=rtols, seed=seed, unsafe=unsafe,
+        )  # fmt: skip
+        doc = result.to_dict()
+        write_files(doc, result.arrays, save_arrays=save_arrays, junit=junit)
+        _emit(doc, format_, output, output_format, quiet)
+        return result.exit_code
 
     result = compare_models(
-        a, b, list(inputs) or None, checks=checks, seq=lengths, batch=batch, atol=atol,
-        rtol=rtol, seed=seed, unsafe=unsafe,
+        a, b, list(inputs) or None, checks=checks, seq=lengths, batch=batch, atol=atols,
+        rtol=rtols, seed=seed, unsafe=unsafe, equal_nan=equal_nan, backend=backend,
+        keep_arrays=save_arrays is not None,
     )  # fmt: skip
-    _emit(result.to_dict(), format_, output, output_format, quiet)
+    doc = result.to_dict()
+    write_files(doc, result.arrays, save_arrays=save_arrays, junit=junit)
+    _emit(doc, format_, output, output_format, quiet)
     return result.exit_code
 
 

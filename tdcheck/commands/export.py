@@ -50,7 +50,14 @@ from tdcheck.core.artifact_file import (
     artifact_format,
     output_format,
 )
-from tdcheck.core.judge import Tolerance, judge_output, raised_stats, tolerance_for
+from tdcheck.core.judge import (
+    Tolerance,
+    ToleranceValue,
+    judge_output,
+    raised_stats,
+    tolerance_for,
+    tolerance_for_outputs,
+)
 from tdcheck.core.probes import DEFAULT_PROBES, probe_shapes
 from tdcheck.core.result import SCHEMA_VERSION, Check, fmt, to_jsonable, verdict_text
 from tdcheck.errors import EXIT_FAIL, EXIT_PASS, ConfigError, EnvironmentProblem, TdcheckError
@@ -297,8 +304,8 @@ def _output_dtype(side: Side) -> str:
 
 def compare_with_artifact(
     a: Any, b: Any, inputs: Any = None, *, checks: int = DEFAULT_CHECKS,
-    seq: Sequence[int] = DEFAULT_SEQ, batch: int = DEFAULT_BATCH, atol: float | None = None,
-    rtol: float | None = None, seed: int = 0, unsafe: bool = False,
+    seq: Sequence[int] = DEFAULT_SEQ, batch: int = DEFAULT_BATCH, atol: ToleranceValue = None,
+    rtol: ToleranceValue = None, seed: int = 0, unsafe: bool = False,
     probes: Sequence[tuple[int, int]] = DEFAULT_PROBES,
 ) -> ModelsResult:  # fmt: skip
     """``compare_models`` where A or B (or both) is an artifact; B judged against A on the
@@ -318,8 +325,8 @@ def compare_with_artifact(
         sets += random_sets(side_a.specs, checks=checks, seq=seq, batch=batch, seed=seed,
                             mask_value=mask)  # fmt: skip
     sets += user_sets(inputs, side_a.specs)
-    tolerance = tolerance_for(_output_dtype(side_a), atol, rtol)
     names = [n for n, _, _ in side_a.outputs]
+    tolerance = tolerance_for_outputs(_output_dtype(side_a), names, atol, rtol)
     expected = reference_outputs(side_a, sets)
     subject, reference = _subjects(side_a, side_b)
     comparisons, _ = probe(subject, side_b.run, sets, names, expected, tolerance, reference,

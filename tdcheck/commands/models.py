@@ -13,6 +13,7 @@ rule with per-dtype default tolerances). The result's truth value is the verdict
 
 from __future__ import annotations
 
+import json
 import os
 import zipfile
 import zlib
@@ -23,9 +24,16 @@ from typing import Any
 import numpy as np
 
 from tdcheck.core.inputs import read_npy_header
-from tdcheck.core.judge import Tolerance, judge_outputs, raised_stats, tolerance_for
+from tdcheck.core.judge import (
+    Tolerance,
+    ToleranceValue,
+    compare_weights,
+    judge_outputs,
+    raised_stats,
+    tolerance_for_outputs,
+)
 from tdcheck.core.result import SCHEMA_VERSION, Check, fmt, to_jsonable, verdict_text
-from tdcheck.errors import EXIT_FAIL, EXIT_PASS, ConfigError
+from tdcheck.errors import EXIT_FAIL, EXIT_PASS, ConfigError, EnvironmentProblem
 
 DEFAULT_SEQ = (5, 7)
 DEFAULT_BATCH = 2
@@ -48,6 +56,12 @@ class ModelsResult:
     notes: list[str] = field(default_factory=list)
     #: Same computation in float64: stored weights and float64 clones (docs/checks.md).
     same_computation: list[Check] = field(default_factory=list)
+    #: The Keras backend both models ran on.
+    backend: str = "tensorflow"
+    #: ``--save-arrays``: inputs, both models' outputs and weights (see :func:`archive`).
+    arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    #: The check label of each ``inputs/<i>/...`` index in :attr:`arrays`.
+    check_labels: list[str] = field(default_factory=list, repr=False)
 
     def __bool__(self) -> bool:
         return self.passed
@@ -76,6 +90,7 @@ class ModelsResult:
                 "passed": self.passed,
                 "exit_code": self.exit_code,
                 "verdict": self.verdict(),
+                "backend": self.backend,
                 "a": self.a,
                 "b": self.b,
                 "params": self.params,
@@ -83,8 +98,100 @@ class ModelsResult:
                 "comparisons": [c.to_dict() for c in self.comparisons],
                 "same_computation": [c.to_dict() for c in self.same_computation],
                 "notes": self.notes,
+                "check_labels": self.check_labels,
             }
         )
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> ModelsResult:
+        """The result a worker process sent back (:meth:`to_dict` and the arrays)."""
+        from tdcheck.runners.protocol import stats_from_dict
+
+        tol = doc["tolerance"]
+        per_output = {k: (v["atol"], v["rtol"]) for k, v in (tol.get("per_output") or {}).items()}
+
+        def checks(docs: list[dict[str, Any]]) -> list[Check]:
+            return [Check(c["check"], c["output"], stats_from_dict(c),
+                          keys=tuple(c["arrays"]) if c.get("arrays") else None)
+                    for c in docs]  # fmt: skip
+
+        return cls(
+            a=doc["a"], b=doc["b"], params=doc["params"], comparisons=checks(doc["comparisons"]),
+            same_computation=checks(doc.get("same_computation") or []),
+            tolerance=Tolerance(tol["atol"], tol["rtol"], tol["dtype"], tol["source"],
+                                per_output or None),
+            notes=list(doc["notes"]), backend=doc.get("backend", "tensorflow"), arrays=arrays,
+            check_labels=list(doc.get("check_labels") or []),
+        )  # fmt: skip
+
+
+# -- arrays (--save-arrays) ---------------------------------------------------------------
+
+META_KEY = "meta/report.json"
+
+
+def _key_part(name: str) -> str:
+    return name.replace("/", "_") or "_"
+
+
+@dataclass
+class ArrayLog:
+    """The arrays of ``--save-arrays``, under stable keys: ``inputs/<i>/<input>``,
+    ``models/a/outputs/<i>/<output>`` (the reference: A, or the original),
+    ``models/b/outputs/<i>/<output>`` (B, or the rewritten model) and
+    ``models/{a,b}/weights/<layer>/<j>``; ``<i>`` numbers the checks (their labels are in the
+    report's ``check_labels``)."""
+
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)
+    input_names: list[str] = field(default_factory=list)
+
+    def record(
+        self, label: str, xs: Sequence[np.ndarray], names: Sequence[str],
+        expected: Sequence[np.ndarray] | None, actual: Sequence[np.ndarray] | None,
+    ) -> dict[str, tuple[str, str]]:  # fmt: skip
+        """Store one check's inputs and outputs; ``{output: (key of B's, key of A's)}``."""
+        i = len(self.labels)
+        self.labels.append(label)
+        for n, x in enumerate(xs):
+            name = self.input_names[n] if n < len(self.input_names) else f"input_{n}"
+            self.arrays[f"inputs/{i}/{_key_part(name)}"] = np.asarray(x)
+        keys = {}
+        for n, name in enumerate(names):
+            key_a = f"models/a/outputs/{i}/{_key_part(name)}"
+            key_b = f"models/b/outputs/{i}/{_key_part(name)}"
+            if expected is not None:
+                self.arrays[key_a] = np.asarray(expected[n])
+            if actual is not None:
+                self.arrays[key_b] = np.asarray(actual[n])
+            keys[name] = (key_b, key_a)
+        return keys
+
+    def weights(self, side: str, weights: dict[str, list[np.ndarray]]) -> None:
+        for layer, values in weights.items():
+            for j, value in enumerate(values):
+                self.arrays[f"models/{side}/weights/{_key_part(layer)}/{j}"] = value
+
+
+def archive(doc: dict[str, Any], arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The ``.npz`` contents of ``--save-arrays`` for ``models``/``rewrite``: the arrays, and
+    ``meta/report.json``, the report as JSON in a uint8 array (``np.load(path,
+    allow_pickle=False)`` reads everything). bfloat16 (and other types NumPy cannot name) are
+    stored as float32, exactly, their dtype in ``original_dtypes``. Each comparison's
+    ``arrays`` names its two keys (B's, then the reference A's): re-judge with NumPy alone,
+    ``|b - a| <= atol + rtol * |a|``."""
+    out: dict[str, np.ndarray] = {}
+    original: dict[str, str] = {}
+    for key, value in arrays.items():
+        array = np.asarray(value)
+        if array.dtype.kind not in "fiub":
+            original[key] = array.dtype.name
+            array = array.astype(np.float32)
+        out[key] = array
+    meta = {"report": doc, "original_dtypes": original,
+            "rule": "|b - a| <= atol + rtol * |a| (a: the reference)"}  # fmt: skip
+    out[META_KEY] = np.frombuffer(json.dumps(meta, allow_nan=False).encode(), dtype=np.uint8)
+    return out
 
 
 def same_computation_verdict(text: str, checks: Sequence[Check]) -> str:
@@ -268,7 +375,8 @@ def reference_outputs(model: Any, xs: InputSet, label: str, what: str) -> list[n
 
 def judged_call(
     label: str, names: Sequence[str], model: Any, xs: InputSet,
-    expected: Sequence[np.ndarray], tolerance: Tolerance,
+    expected: Sequence[np.ndarray], tolerance: Tolerance, *, equal_nan: bool = False,
+    log: ArrayLog | None = None,
 ) -> list[Check]:  # fmt: skip
     """``model`` called on ``xs`` and judged against ``expected``; a model that raises
     fails every output of the check (with the error as the note), it does not crash."""
@@ -277,9 +385,27 @@ def judged_call(
     try:
         actual = kr.call(model, xs)
     except kr.CallFailed as exc:
-        return [Check(label, name, raised_stats(f"raised {exc}", want, tolerance))
+        keys = log.record(label, xs, names, expected, None) if log is not None else {}
+        return [Check(label, name, raised_stats(f"raised {exc}", want, tolerance.for_output(name)),
+                      keys=keys.get(name))
                 for name, want in zip(names, expected, strict=True)]  # fmt: skip
-    return judge_outputs(label, names, actual, expected, tolerance)
+    return judged_outputs(label, names, xs, actual, expected, tolerance, equal_nan=equal_nan,
+                          log=log)  # fmt: skip
+
+
+def judged_outputs(
+    label: str, names: Sequence[str], xs: InputSet, actual: Sequence[np.ndarray],
+    expected: Sequence[np.ndarray], tolerance: Tolerance, *, equal_nan: bool = False,
+    log: ArrayLog | None = None,
+) -> list[Check]:  # fmt: skip
+    """Judge one check's outputs (:func:`tdcheck.core.judge.judge_outputs`) and record its
+    arrays in ``log`` (``--save-arrays``)."""
+    checks = judge_outputs(label, names, actual, expected, tolerance, equal_nan=equal_nan)
+    if log is not None:
+        keys = log.record(label, xs, names, expected, actual)
+        for check in checks:
+            check.keys = keys[check.output]
+    return checks
 
 
 def describe(model: Any, path: str | None) -> dict[str, Any]:
@@ -303,18 +429,28 @@ def describe(model: Any, path: str | None) -> dict[str, Any]:
     }
 
 
-def params_by_layer(a: Any, b: Any) -> list[dict[str, Any]]:
+def params_by_layer(a: Any, b: Any, log: ArrayLog | None = None) -> list[dict[str, Any]]:
+    """Each top-level layer of either model, matched by name (a rewritten layer keeps its
+    TimeDistributed wrapper's name, and its weights are the wrapped layer's): classes,
+    parameter counts and the weights compared array by array (``max_abs_diff``, bitwise).
+    ``equal`` is true when the weights are bitwise identical."""
     from tdcheck.engines import keras_rewrite as kr
 
     rows_a = {name: (kind, n) for name, kind, n in kr.layer_params(a)}
     rows_b = {name: (kind, n) for name, kind, n in kr.layer_params(b)}
+    weights_a, weights_b = kr.layer_weights(a), kr.layer_weights(b)
+    if log is not None:
+        log.weights("a", weights_a)
+        log.weights("b", weights_b)
     names = list(rows_a) + [n for n in rows_b if n not in rows_a]
     rows = []
     for name in names:
         ka, na = rows_a.get(name, (None, None))
         kb, nb = rows_b.get(name, (None, None))
+        weights = compare_weights(weights_a.get(name), weights_b.get(name))
         rows.append({"layer": name, "class_a": ka, "class_b": kb, "params_a": na,
-                     "params_b": nb, "equal": na == nb})  # fmt: skip
+                     "params_b": nb, **weights,
+                     "equal": na == nb and weights["bitwise_equal"]})  # fmt: skip
     return rows
 
 
@@ -374,46 +510,146 @@ def _resolve(model: Any, unsafe: bool) -> tuple[Any, str | None]:
     return kr.load_model(path, unsafe=unsafe), path
 
 
+def choose_backend(backend: str | None) -> tuple[str, str | None]:
+    """Where models run: ``(backend, None)`` in this process, or ``(backend, owner)`` when
+    this process already runs Keras on ``owner`` (a worker process must run them)."""
+    from tdcheck.core.backends import BACKENDS, default_backend
+    from tdcheck.engines.base import keras_owner
+
+    if backend is not None and backend not in BACKENDS:
+        raise ConfigError(f"--backend: {backend!r} is not one of {', '.join(BACKENDS)}")
+    owner = keras_owner()
+    name = backend or owner or default_backend()
+    if owner is None or owner == name:
+        return name, None
+    return name, owner
+
+
+def use_here(backend: str) -> None:
+    """Load Keras for ``backend`` in this process (exit 3 when it is not installed)."""
+    from tdcheck.engines import keras_rewrite as kr
+
+    kr.use_backend(backend)
+
+
+def _paths_only(*values: Any) -> bool:
+    def is_path(v: Any) -> bool:
+        return isinstance(v, (str, os.PathLike))
+
+    for value in values:
+        if value is None or is_path(value):
+            continue
+        if isinstance(value, (list, tuple)) and all(is_path(v) for v in value):
+            continue
+        return False
+    return True
+
+
 def compare_models(
     a: Any, b: Any, inputs: Any = None, *, checks: int = DEFAULT_CHECKS,
-    seq: Sequence[int] = DEFAULT_SEQ, batch: int = DEFAULT_BATCH, atol: float | None = None,
-    rtol: float | None = None, seed: int = 0, unsafe: bool = False,
+    seq: Sequence[int] = DEFAULT_SEQ, batch: int = DEFAULT_BATCH, atol: ToleranceValue = None,
+    rtol: ToleranceValue = None, seed: int = 0, unsafe: bool = False, equal_nan: bool = False,
+    backend: str | None = None, keep_arrays: bool = False,
 ) -> ModelsResult:  # fmt: skip
     """Compare model ``b`` with the reference ``a`` (Keras models or saved-model paths).
 
     ``inputs``: ``.npy``/``.npz`` paths, arrays, or lists of arrays (one per model input),
-    judged besides ``checks`` random input sets.
+    judged besides ``checks`` random input sets. ``atol``/``rtol``: a number, or
+    ``{output name: number}`` (``"*"`` for the other outputs). ``equal_nan``: NaNs in the same
+    place agree. ``backend``: the Keras backend (default: the one this process runs, else
+    ``$KERAS_BACKEND``, else tensorflow); when this process already runs Keras on another,
+    saved models run in a worker process on ``backend`` (models in memory cannot: exit 3).
+    ``keep_arrays``: fill ``result.arrays`` (inputs, outputs, weights; ``--save-arrays``).
     """
+    name, owner = choose_backend(backend)
+    options = {"checks": checks, "seq": list(seq), "batch": batch, "atol": atol, "rtol": rtol,
+               "seed": seed, "unsafe": unsafe, "equal_nan": equal_nan,
+               "keep_arrays": keep_arrays}  # fmt: skip
+    if owner is not None:
+        if not _paths_only(a, b, inputs):
+            raise EnvironmentProblem(
+                f"backend {name!r}: this process already runs Keras on {owner} (Keras picks "
+                "its backend once), and models or inputs held in memory cannot move to a "
+                f"worker process; give file paths (they run in a {name} worker) or leave "
+                "backend unset"
+            )
+        return _in_worker(name, owner, a, b, inputs, options)
+    from tdcheck.core.model_file import read_model_file
+
+    for model in (a, b):  # one clear line for a file that is not a model, before Keras loads
+        if isinstance(model, (str, os.PathLike)):
+            read_model_file(os.fspath(model))
+    use_here(name)
+    result = _compare_here(a, b, inputs, **options)  # type: ignore[arg-type]
+    result.backend = name
+    return result
+
+
+def _in_worker(
+    name: str, owner: str, a: Any, b: Any, inputs: Any, options: dict[str, Any]
+) -> ModelsResult:
+    from tdcheck.engines.base import require_installed
+    from tdcheck.runners.protocol import read_arrays
+    from tdcheck.runners.worker import Worker
+
+    require_installed(name)
+    paths = None if inputs is None else (
+        [os.fspath(inputs)] if isinstance(inputs, (str, os.PathLike))
+        else [os.fspath(i) for i in inputs]
+    )  # fmt: skip
+    request = {"models": {"a": os.fspath(a), "b": os.fspath(b), "inputs": paths, **options}}
+    with Worker(name) as worker:
+        worker.submit_request(request, {})
+        directory = worker.reply_directory()
+        doc = json.loads((directory / "result.json").read_text(encoding="utf-8"))
+        result = ModelsResult.from_dict(doc, read_arrays(directory))
+    result.notes.append(
+        f"ran on {name} in a worker process (this process already runs Keras on {owner})"
+    )
+    return result
+
+
+def _compare_here(
+    a: Any, b: Any, inputs: Any, *, checks: int, seq: Sequence[int], batch: int,
+    atol: ToleranceValue, rtol: ToleranceValue, seed: int, unsafe: bool, equal_nan: bool,
+    keep_arrays: bool,
+) -> ModelsResult:  # fmt: skip
     from tdcheck.engines import keras_rewrite as kr
 
     model_a, path_a = _resolve(a, unsafe)
     model_b, path_b = _resolve(b, unsafe)
     check_same_inputs(model_a, model_b)
     sets = input_sets(model_a, inputs, checks=checks, seq=seq, batch=batch, seed=seed)
-    tolerance = tolerance_for(output_dtype(model_a), atol, rtol)
     names = kr.output_names(model_a)
+    tolerance = tolerance_for_outputs(output_dtype(model_a), names, atol, rtol)
+    log = ArrayLog(input_names=[n for n, _, _ in kr.input_specs(model_a)]) if keep_arrays else None
     comparisons: list[Check] = []
     for label, xs in sets:
         expected = reference_outputs(model_a, xs, label, f"A ({path_a or model_a.name})")
-        comparisons += judged_call(label, names, model_b, xs, expected, tolerance)
+        comparisons += judged_call(label, names, model_b, xs, expected, tolerance,
+                                   equal_nan=equal_nan, log=log)  # fmt: skip
     notes: list[str] = []
+    if equal_nan:
+        notes.append("--equal-nan: NaNs in the same place (and equal infinities) agree")
     same: list[Check] = []
     if tolerance.source == "default":  # --atol/--rtol judge by the user's rule alone
-        same = same_computation_checks(model_a, model_b, sets, names, notes, unsafe)
+        same = same_computation_checks(model_a, model_b, sets, names, notes, unsafe, equal_nan)
     return ModelsResult(
         a=describe(model_a, path_a),
         b=describe(model_b, path_b),
-        params=params_by_layer(model_a, model_b),
+        params=params_by_layer(model_a, model_b, log),
         comparisons=comparisons,
         tolerance=tolerance,
         notes=notes,
         same_computation=same,
+        arrays=log.arrays if log is not None else {},
+        check_labels=log.labels if log is not None else [],
     )
 
 
 def same_computation_checks(
     a: Any, b: Any, sets: Sequence[tuple[str, InputSet]], names: Sequence[str],
-    notes: list[str], unsafe: bool = False,
+    notes: list[str], unsafe: bool = False, equal_nan: bool = False,
 ) -> list[Check]:  # fmt: skip
     """Same computation in (nearly) exact arithmetic, whatever the models' dtype
     (docs/checks.md): their stored weights, matched by layer name, bit for bit in float64
@@ -444,7 +680,7 @@ def same_computation_checks(
         except kr.CallFailed as exc:
             notes.append(f"no float64 check on {label}: a float64 clone raised ({exc})")
             continue
-        checks += [Check(f"float64 {label}", name, samecomp.model_stats(y, w))
+        checks += [Check(f"float64 {label}", name, samecomp.model_stats(y, w, equal_nan))
                    for name, y, w in zip(names, got, want, strict=True)]  # fmt: skip
     return checks
 
@@ -471,14 +707,38 @@ def assertion_message(result: ModelsResult) -> str:
 
 
 def assert_equivalent(
-    a: Any, b: Any, inputs: Any = None, *, atol: float | None = None,
-    rtol: float | None = None, **options: Any,
+    a: Any, b: Any, inputs: Any = None, *, atol: ToleranceValue = None,
+    rtol: ToleranceValue = None, save_arrays: str | None = None, junit: str | None = None,
+    **options: Any,
 ) -> ModelsResult:  # fmt: skip
     """Raise :class:`AssertionError` unless ``b`` computes what ``a`` does (for pytest).
 
     >>> tdcheck.assert_equivalent(model, rewritten, x, atol=1e-6, rtol=0)  # doctest: +SKIP
+    >>> tdcheck.assert_equivalent(a, b, atol={"logits": 1e-4, "*": 1e-6})  # doctest: +SKIP
+
+    Takes :func:`compare_models`' options (``equal_nan``, ``backend``, ``keep_arrays``...);
+    ``save_arrays=PATH`` / ``junit=PATH`` also write the archive / JUnit XML, pass or fail.
     """
+    if save_arrays is not None:
+        options["keep_arrays"] = True
     result = compare_models(a, b, inputs, atol=atol, rtol=rtol, **options)
+    write_files(result.to_dict(), result.arrays, save_arrays=save_arrays, junit=junit)
     if not result.passed:
         raise AssertionError(assertion_message(result))
     return result
+
+
+def write_files(
+    doc: dict[str, Any], arrays: dict[str, np.ndarray], *, save_arrays: str | None = None,
+    junit: str | None = None,
+) -> None:  # fmt: skip
+    """``--save-arrays`` (:func:`archive`) and ``--junit`` for a models or rewrite report,
+    each written atomically."""
+    from tdcheck import files
+
+    if save_arrays is not None:
+        files.save_arrays(save_arrays, archive(doc, arrays))
+    if junit is not None:
+        from tdcheck.reports.junit import models_to_junit
+
+        files.atomic_write_text(junit, models_to_junit(doc))

@@ -32,14 +32,19 @@ from tdcheck.commands.models import (
     DEFAULT_BATCH,
     DEFAULT_CHECKS,
     DEFAULT_SEQ,
+    ArrayLog,
+    choose_backend,
     input_sets,
     judged_call,
+    judged_outputs,
     output_dtype,
+    params_by_layer,
     reference_outputs,
     same_computation_checks,
     same_computation_verdict,
+    use_here,
 )
-from tdcheck.core.judge import Tolerance, judge_outputs, tolerance_for
+from tdcheck.core.judge import Tolerance, ToleranceValue, tolerance_for_outputs
 from tdcheck.core.model_file import WrappedLayer, read_model_file
 from tdcheck.core.result import SCHEMA_VERSION, Check, to_jsonable, verdict_text
 from tdcheck.errors import EXIT_FAIL, EXIT_PASS, ConfigError
@@ -68,6 +73,12 @@ class RewriteResult:
     notes: list[str] = field(default_factory=list)
     #: Same computation in float64: stored weights and float64 clones (docs/checks.md).
     same_computation: list[Check] = field(default_factory=list)
+    backend: str = "tensorflow"
+    #: Each layer of the original and the rewritten model, matched by name, weights compared.
+    params: list[dict[str, Any]] = field(default_factory=list)
+    #: ``--save-arrays``: inputs, both models' outputs and weights (see models.archive).
+    arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    check_labels: list[str] = field(default_factory=list, repr=False)
 
     def __bool__(self) -> bool:
         return self.passed
@@ -121,6 +132,7 @@ class RewriteResult:
                 "passed": self.passed,
                 "exit_code": self.exit_code,
                 "verdict": self.verdict(),
+                "backend": self.backend,
                 "in": self.source,
                 "out": self.out,
                 "written": self.written,
@@ -135,14 +147,17 @@ class RewriteResult:
                 "before": self.before,
                 "after": self.after,
                 "timing_shape": self.timing_shape,
+                "params": self.params,
                 "notes": self.notes,
+                "check_labels": self.check_labels,
             }
         )
 
 
 def predict_findings(
     model: Any, sets: Sequence[tuple[str, list[np.ndarray]]], names: Sequence[str],
-    tolerance: Tolerance, reference: Any = None,
+    tolerance: Tolerance, reference: Any = None, *, equal_nan: bool = False,
+    log: ArrayLog | None = None,
 ) -> tuple[list[tuple[str, str]], list[Check]]:  # fmt: skip
     """``predict`` from a fresh trace on one set per sequence length, against the eager
     call of ``reference`` (default: the model itself): wrong shapes and errors as
@@ -172,7 +187,8 @@ def predict_findings(
                     f"of {shape_text(want.shape)} for output {name!r} (batch {xs[0].shape[0]}, "
                     f"length {length})"
                 ))  # fmt: skip
-        checks += judge_outputs(f"predict {label}", names, got, expected, tolerance)
+        checks += judged_outputs(f"predict {label}", names, xs, got, expected, tolerance,
+                                 equal_nan=equal_nan, log=log)  # fmt: skip
     return findings, checks
 
 
@@ -191,10 +207,11 @@ def _one_per_length(
 
 def rewrite(
     model: Any, out: str | None = None, *, inputs: Any = None, checks: int = DEFAULT_CHECKS,
-    seq: Sequence[int] = DEFAULT_SEQ, batch: int = DEFAULT_BATCH, atol: float | None = None,
-    rtol: float | None = None, seed: int = 0, unsafe: bool = False, force: bool = False,
+    seq: Sequence[int] = DEFAULT_SEQ, batch: int = DEFAULT_BATCH, atol: ToleranceValue = None,
+    rtol: ToleranceValue = None, seed: int = 0, unsafe: bool = False, force: bool = False,
     dry_run: bool = False, inference_only: bool = False, timing: bool = True,
     on_step: Callable[[str], None] | None = None, check_export: bool = True,
+    equal_nan: bool = False, backend: str | None = None, keep_arrays: bool = False,
 ) -> RewriteResult:  # fmt: skip
     """Rewrite ``model`` (a Keras model or a saved-model path); write ``out`` if given.
 
@@ -202,7 +219,19 @@ def rewrite(
     ``on_step`` is called with a short text before each slow step (a progress line).
     ``check_export``: once OUT is written, export the rewritten model (SavedModel, and
     ONNX with the onnx extra), run it and say whether it exports right (a note).
+    ``atol``/``rtol``/``equal_nan``/``keep_arrays`` as in
+    :func:`tdcheck.commands.models.compare_models`; ``backend``: the Keras backend, in this
+    process only (exit 3 when it already runs Keras on another).
     """
+    backend, owner = choose_backend(backend)
+    if owner is not None:
+        from tdcheck.errors import EnvironmentProblem
+
+        raise EnvironmentProblem(
+            f"rewrite: this process already runs Keras on {owner} (Keras picks its backend "
+            f"once); rewrite on {backend} in a process of its own, e.g. "
+            f"`tdcheck rewrite --backend {backend} ...`"
+        )
     step = on_step or (lambda text: None)
     lost_compile: str | None = None  # IN had compile settings that cannot be carried over
     from tdcheck import files
@@ -221,6 +250,7 @@ def rewrite(
     else:
         source = os.fspath(model)
         saved = read_model_file(source)  # one clear line for a file that is not a model at all
+        use_here(backend)  # Keras, only once the file is known to be a model
         compile_config = saved.config.get("compile_config")
         if saved.compiled and not compile_config:
             lost_compile = "Keras cannot read them"
@@ -240,9 +270,10 @@ def rewrite(
 
     sets = input_sets(original, inputs, checks=checks, seq=seq, batch=batch, seed=seed)
     names = kr.output_names(original)
-    tolerance = tolerance_for(output_dtype(original), atol, rtol)
+    tolerance = tolerance_for_outputs(output_dtype(original), names, atol, rtol)
+    log = ArrayLog(input_names=[n for n, _, _ in kr.input_specs(original)]) if keep_arrays else None
     step("the original's predict on each sequence length")
-    labelled, _ = predict_findings(original, sets, names, tolerance)
+    labelled, _ = predict_findings(original, sets, names, tolerance, equal_nan=equal_nan)
     findings = [text for _, text in labelled]
     comparisons: list[Check] = []
     notes: list[str] = []
@@ -252,10 +283,11 @@ def rewrite(
         for label, xs in sets:
             step(f"checking {label}")
             expected = reference_outputs(original, xs, label, f"the original model ({source})")
-            comparisons += judged_call(f"call {label}", names, rewritten, xs, expected, tolerance)
+            comparisons += judged_call(f"call {label}", names, rewritten, xs, expected, tolerance,
+                                       equal_nan=equal_nan, log=log)  # fmt: skip
         step("the rewritten model's predict on each sequence length")
         after_findings, predict_checks = predict_findings(
-            rewritten, sets, names, tolerance, reference=original
+            rewritten, sets, names, tolerance, reference=original, equal_nan=equal_nan, log=log
         )
         # Where the original's predict already went wrong, the rewritten model is not judged
         # on it (layers kept as TimeDistributed can keep the bug); anywhere else it must agree.
@@ -271,7 +303,9 @@ def rewrite(
             notes.append("the rewritten model's predict gives the right shapes on every length")
         if tolerance.source == "default":  # --atol/--rtol judge by the user's rule alone
             step("the same computation in float64")
-            same = same_computation_checks(original, rewritten, sets, names, notes, unsafe)
+            same = same_computation_checks(
+                original, rewritten, sets, names, notes, unsafe, equal_nan
+            )
 
     first = sets[0][1]
     longest = max((xs for _, xs in sets), key=lambda xs: xs[0].size)  # timed at the largest
@@ -295,8 +329,11 @@ def rewrite(
         comparisons=comparisons, tolerance=tolerance, findings=findings, before=before,
         regressions=regressions,
         after=after, timing_shape=f"input {shape}", dry_run=dry_run, model=rewritten,
-        notes=notes, same_computation=same,
+        notes=notes, same_computation=same, backend=backend,
+        params=params_by_layer(original, rewritten, log),
     )  # fmt: skip
+    if equal_nan:
+        result.notes.append("--equal-nan: NaNs in the same place (and equal infinities) agree")
     if done.replaced and out is not None and not dry_run and (result.passed or force):
         compile_note = kr.carry_compile(rewritten, compile_config)
         try:
@@ -307,13 +344,13 @@ def rewrite(
                 result.comparisons += judged_call(
                     "reloaded OUT", names, reloaded, first,
                     reference_outputs(original, first, sets[0][0], "the original model"),
-                    tolerance,
+                    tolerance, equal_nan=equal_nan, log=log,
                 )  # fmt: skip
                 if not (result.passed or force):
                     raise _ReloadFailed
         except _ReloadFailed:
             result.notes.append("the saved file did not reload to the same outputs: not written")
-            return result
+            return _with_arrays(result, log)
         result.written = True
         if check_export:
             from tdcheck.commands.export import export_check
@@ -328,6 +365,12 @@ def rewrite(
         result.notes.append(
             compile_note or "OUT has no compile settings (IN had none): compile it before training"
         )
+    return _with_arrays(result, log)
+
+
+def _with_arrays(result: RewriteResult, log: ArrayLog | None) -> RewriteResult:
+    if log is not None:
+        result.arrays, result.check_labels = log.arrays, log.labels
     return result
 
 

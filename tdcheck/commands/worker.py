@@ -3,7 +3,8 @@
 The process, its protocol and its request loop are :mod:`tdcheck.runners` (see
 :mod:`tdcheck.runners.worker`); this module is what a worker *does* with one request, which is
 a command's business: run a comparison on this process's engine (:class:`Session`, reused
-across requests) or a bench plan (``{"engine": NAME, "bench": PLAN}``,
+across requests), a models comparison (``{"engine": NAME, "models": OPTIONS}``, answered with
+``result.json`` and ``arrays.npz``) or a bench plan (``{"engine": NAME, "bench": PLAN}``,
 :func:`tdcheck.commands.bench.plan_to_dict`, answered with ``result.json`` only).
 """
 
@@ -23,6 +24,16 @@ def handle(directory: Path, sessions: dict[str, Any]) -> None:
 
     request = protocol.read_request(directory)
     engine = request["engine"]
+    if "models" in request:  # tdcheck models / compare_models(backend=...) from another backend
+        from tdcheck.commands.models import compare_models
+
+        options = dict(request["models"])
+        result = compare_models(options.pop("a"), options.pop("b"), options.pop("inputs"),
+                                backend=engine, **options)  # fmt: skip
+        doc = result.to_dict()
+        doc[protocol.CAST_KEY] = protocol.save_npz(directory / "arrays.npz", result.arrays)
+        (directory / "result.json").write_text(json.dumps(doc), encoding="utf-8")
+        return
     if "bench" in request:  # tdcheck bench: the plan in, the report document out
         from tdcheck.commands.bench import plan_from_dict, run_bench
 

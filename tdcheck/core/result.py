@@ -252,13 +252,17 @@ class Check:
     check: str
     output: str
     stats: ArrayStats
+    #: The ``--save-arrays`` keys of this output in B and in the reference A (None: not saved).
+    keys: tuple[str, str] | None = None
 
     @property
     def passed(self) -> bool:
         return self.stats.passed
 
     def to_dict(self) -> dict[str, Any]:
-        return {"check": self.check, "output": self.output, **self.stats.to_dict()}
+        return {"check": self.check, "output": self.output,
+                "arrays": list(self.keys) if self.keys else None,
+                **self.stats.to_dict()}  # fmt: skip
 
 
 def verdict_text(checks: Sequence[Check], tolerance: Any, subject: str) -> str:

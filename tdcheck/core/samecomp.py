@@ -245,13 +245,15 @@ class FaultJudge:
 MODEL_ALLOWANCE = 2.0**-36
 
 
-def model_stats(actual: Array, expected: Array) -> ArrayStats:
-    """Two float64 model outputs under the ``float64`` rule."""
+def model_stats(actual: Array, expected: Array, equal_nan: bool = False) -> ArrayStats:
+    """Two float64 model outputs under the ``float64`` rule (``equal_nan``: NaNs in the same
+    place, and equal infinities, agree)."""
     ref = np.abs(np.asarray(expected, np.float64))
     finite = ref[np.isfinite(ref)]
     top = float(finite.max()) if finite.size else 0.0
     allowed = MODEL_ALLOWANCE * (top + ref)
-    out = compare_arrays(actual, expected, atol=0.0, rtol=0.0, allowed=allowed)
+    out = compare_arrays(actual, expected, atol=0.0, rtol=0.0, allowed=allowed,
+                         equal_nan=equal_nan)  # fmt: skip
     out.rule = "float64"
     if not out.passed and out.note is None:
         out.note = (

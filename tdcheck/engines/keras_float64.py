@@ -14,7 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from tdcheck.engines.tensorflow import error_text, load_tensorflow, quiet
+from tdcheck.engines import keras_rewrite as kr
+from tdcheck.engines.common import quiet
+from tdcheck.errors import error_text
 
 _FLOATS = {"float16", "bfloat16", "float32", "float64", "mixed_float16", "mixed_bfloat16"}
 
@@ -71,11 +73,17 @@ def _set_weights(source: Any, clone: Any) -> None:
 
 def float64_clone(model: Any, unsafe: bool = False) -> tuple[Any | None, str | None]:
     """``(clone, None)``, or ``(None, why)`` where the model cannot run in float64."""
-    _, keras = load_tensorflow()
+    keras = kr.keras_module()
     if type(model).__name__ not in ("Functional", "Sequential"):
         return None, f"a subclassed model ({type(model).__name__}) has no config to rebuild"
+    if kr.backend_name() == "jax":
+        import jax
+
+        if not jax.config.read("jax_enable_x64"):
+            return None, ("JAX computes float64 as float32 unless JAX_ENABLE_X64=1 is set "
+                          "(set it to check in float64)")  # fmt: skip
     try:
-        with quiet():
+        with quiet(), kr.without_tensorflow():
             config = float64_config(keras.saving.serialize_keras_object(model))
             clone = keras.saving.deserialize_keras_object(config, safe_mode=not unsafe)
             _set_weights(model, clone)
@@ -90,8 +98,6 @@ def float64_clone(model: Any, unsafe: bool = False) -> tuple[Any | None, str | N
 
 def call64(model: Any, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """The float64 clone called on the inputs (float inputs cast to float64, exactly)."""
-    from tdcheck.engines import keras_rewrite as kr
-
     cast = [x.astype(np.float64) if x.dtype.kind == "f" or x.dtype.name == "bfloat16" else x
             for x in xs]  # fmt: skip
     return kr.call(model, cast)

@@ -10,27 +10,105 @@ A subclassed model has no config to rebuild and gets a clear error.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
 
 from tdcheck.core.model_file import Rewritten, rewrite_config
-from tdcheck.engines.tensorflow import error_text, load_tensorflow, quiet
-from tdcheck.errors import ConfigError
+from tdcheck.engines.common import error_text, quiet
+from tdcheck.errors import ConfigError, EnvironmentProblem
 
 GRAPH_CLASSES = ("Functional", "Sequential")
+
+#: The Keras backend this module's models run on (set by :func:`use_backend`).
+_BACKEND: str | None = None
+
+
+def use_backend(backend: str) -> str:
+    """Run the models of this process on Keras's ``backend`` (tensorflow, jax or torch).
+
+    Keras picks its backend once, at import: when it is not imported yet it is imported for
+    ``backend`` (JAX and torch without importing TensorFlow); when it already runs on
+    another backend this raises :class:`~tdcheck.engines.base.EngineBusy` (the caller then
+    uses a worker process or refuses). Returns the backend.
+    """
+    global _BACKEND
+    from tdcheck.engines.base import EngineBusy, keras_owner, require_installed
+
+    if backend not in ("tensorflow", "jax", "torch"):
+        raise ConfigError(f"--backend: {backend!r} is not one of tensorflow, jax, torch")
+    owner = keras_owner()
+    if owner is not None and owner != backend:
+        raise EngineBusy(f"this process already runs Keras on {owner}; {backend} needs its own")
+    require_installed(backend)
+    _BACKEND = backend
+    _keras()
+    return backend
+
+
+def _keras() -> Any:
+    """Keras for this module's backend (the default one, ``KERAS_BACKEND``, unless
+    :func:`use_backend` chose another); TensorFlow is imported only on its own backend."""
+    global _BACKEND
+    if _BACKEND is None:
+        from tdcheck.core.backends import default_backend
+        from tdcheck.engines.base import keras_owner
+
+        _BACKEND = keras_owner() or default_backend()
+    if _BACKEND == "tensorflow":
+        from tdcheck.engines.tensorflow import load_tensorflow
+
+        return load_tensorflow()[1]
+    if _BACKEND not in ("jax", "torch"):
+        raise EnvironmentProblem(f"Keras runs on {_BACKEND}; tdcheck runs models on "
+                                 "tensorflow, jax or torch")  # fmt: skip
+    from tdcheck.engines.keras3 import load_keras
+
+    return load_keras(_BACKEND)
+
+
+@contextlib.contextmanager
+def _without_tensorflow() -> Iterator[None]:
+    """On JAX or torch, keep Keras's (de)serialisation from importing TensorFlow just to ask
+    whether an object is a ``tf.TensorShape`` (see
+    :func:`tdcheck.engines.keras3.without_tensorflow_seed`, the same switch)."""
+    if _BACKEND in (None, "tensorflow"):
+        yield
+        return
+    from tdcheck.engines.keras3 import without_tensorflow_seed
+
+    with without_tensorflow_seed():
+        yield
+
+
+def keras_module() -> Any:
+    """Keras, loaded for this module's backend (see :func:`use_backend`)."""
+    return _keras()
+
+
+def without_tensorflow() -> contextlib.AbstractContextManager[None]:
+    """(De)serialise without Keras importing TensorFlow on JAX or torch."""
+    return _without_tensorflow()
+
+
+def backend_name() -> str:
+    """The Keras backend the models run on."""
+    _keras()
+    assert _BACKEND is not None
+    return _BACKEND
 
 
 def load_model(path: str, *, unsafe: bool = False, compile: bool = False) -> Any:
     """Load a saved model with Keras (safe mode unless ``unsafe``), compiled only if asked
     (a legacy ``.h5`` file keeps its compile settings nowhere else)."""
-    _, keras = load_tensorflow()
+    keras = _keras()
     try:
-        with quiet():
+        with quiet(), _without_tensorflow():
             return keras.models.load_model(path, compile=compile, safe_mode=not unsafe)
     except Exception as exc:
         text = error_text(exc)
@@ -54,8 +132,9 @@ def check_graph_model(model: Any, what: str) -> None:
 
 
 def model_config(model: Any) -> dict[str, Any]:
-    _, keras = load_tensorflow()
-    config: dict[str, Any] = keras.saving.serialize_keras_object(model)
+    keras = _keras()
+    with _without_tensorflow():
+        config: dict[str, Any] = keras.saving.serialize_keras_object(model)
     return config
 
 
@@ -66,12 +145,12 @@ def rebuild(
 
     Returns the model itself (unchanged) when nothing was replaced.
     """
-    _, keras = load_tensorflow()
+    keras = _keras()
     check_graph_model(model, model.name)
     new_config, done = rewrite_config(model_config(model), inference_only=inference_only)
     if not done.replaced:
         return model, done
-    with quiet():
+    with quiet(), _without_tensorflow():
         try:
             new = keras.saving.deserialize_keras_object(new_config, safe_mode=not unsafe)
         except Exception as exc:
@@ -136,8 +215,8 @@ def output_names(model: Any) -> list[str]:
 
 
 def _flatten(outputs: Any) -> list[np.ndarray]:
-    _, keras = load_tensorflow()
-    return [np.asarray(t) for t in keras.tree.flatten(outputs)]
+    keras = _keras()
+    return [np.asarray(keras.ops.convert_to_numpy(t)) for t in keras.tree.flatten(outputs)]
 
 
 def _feed(xs: Sequence[np.ndarray]) -> Any:
@@ -219,6 +298,15 @@ def layer_params(model: Any) -> list[tuple[str, str, int]]:
     return [(layer.name, _class_text(layer), int(layer.count_params())) for layer in model.layers]
 
 
+def layer_weights(model: Any) -> dict[str, list[np.ndarray]]:
+    """Each top-level layer's weights, by layer name, in Keras's order (``get_weights``).
+
+    A ``TimeDistributed`` layer's weights are its wrapped layer's, in the same order, so a
+    rewritten model's layer (which keeps the wrapper's name) lines up with the original's.
+    """
+    return {layer.name: [np.asarray(w) for w in layer.get_weights()] for layer in model.layers}
+
+
 def _class_text(layer: Any) -> str:
     kind = type(layer).__name__
     inner = getattr(layer, "layer", None)
@@ -237,7 +325,7 @@ def count_time_distributed(model: Any) -> int:
 
 def save(model: Any, path: str) -> None:
     """Save in the ``.keras`` format (the caller makes it atomic)."""
-    with quiet():
+    with quiet(), _without_tensorflow():
         model.save(path)
 
 

@@ -10,6 +10,8 @@ The layout is the one GitHub, GitLab and Jenkins read: ``testsuites > testsuite 
   sees red, as the exit code says.
 - ``compare --junit``: one ``testsuite`` named after the configuration, one ``testcase`` per
   judged pair, a ``failure`` with the pair's statistics when it fails.
+- ``models --junit`` and ``rewrite --junit``: one ``testcase`` per check and output, a
+  ``failure`` with its statistics when it fails (a rewrite's regressions too).
 """
 
 from __future__ import annotations
@@ -127,4 +129,52 @@ def compare_to_junit(doc: dict[str, Any], name: str) -> str:
             node.text = comparison_text(c)
         else:
             ET.SubElement(tc, "system-out").text = comparison_text(c)
+    return _text(root)
+
+
+def check_text(c: dict[str, Any]) -> str:
+    """One ``models``/``rewrite`` check (a model's output on one input set) in one line."""
+    text = (
+        f"{'PASS' if c['passed'] else 'FAIL'} {c['check']} output {c['output']}: "
+        f"max_abs_diff={fmt(c['max_abs_diff'])} max_rel_diff={fmt(c['max_rel_diff'])} "
+        f"mean_abs_diff={fmt(c['mean_abs_diff'])} max_ulp={fmt(c['max_ulp'])} "
+        f"mismatched={c['mismatched']}/{c['total']} worst_index={c['worst_index']} "
+        f"bitwise_equal={c['bitwise_equal']} atol={fmt(c['atol'])} rtol={fmt(c['rtol'])}"
+    )
+    if c.get("note"):
+        text += f" note={c['note']}"
+    return text
+
+
+def models_to_junit(doc: dict[str, Any]) -> str:
+    """The XML text for a ``models`` or ``rewrite`` JSON document: a testcase per check and
+    output (classname ``tdcheck.models`` / ``tdcheck.rewrite``); a rewrite's regressions and
+    a parameter-count change are failing testcases of their own."""
+    command = doc["command"]
+    classname = f"tdcheck.{command}"
+    cases: list[tuple[str, str | None, str]] = [
+        (f"{c['check']} [{c['output']}]", None if c["passed"] else check_text(c), check_text(c))
+        for c in doc["comparisons"]
+    ]
+    if command == "rewrite":
+        cases += [(f"regression {n + 1}", text, text) for n, text in enumerate(doc["regressions"])]
+        before, after = doc["before"]["params"], doc["after"]["params"]
+        if before != after:
+            text = f"parameters differ: {before} before, {after} after"
+            cases.append(("parameters", text, text))
+        name = f"tdcheck rewrite {doc['in']}"
+    else:
+        name = f"tdcheck models {doc['a']['path']} vs {doc['b']['path']}"
+    failed = sum(failure is not None for _, failure, _ in cases)
+    root = ET.Element("testsuites", name="tdcheck")
+    suite = _suite(root, name, {"tests": len(cases), "failures": failed, "errors": 0}, 0.0)
+    if doc.get("backend"):
+        _properties(suite, {"backend": doc["backend"]})
+    for label, failure, text in cases:
+        tc = ET.SubElement(suite, "testcase", classname=classname, name=label, time="0.000")
+        if failure is not None:
+            node = ET.SubElement(tc, "failure", message=doc["verdict"], type="NotEquivalent")
+            node.text = failure
+        else:
+            ET.SubElement(tc, "system-out").text = text
     return _text(root)

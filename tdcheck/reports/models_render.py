@@ -112,16 +112,17 @@ def scan_markdown(doc: dict[str, Any]) -> str:
 # -- comparisons shared by rewrite and models ---------------------------------------------
 
 
+def _shapes(c: dict[str, Any]) -> str:
+    if c["shape_a"] == c["shape_b"]:
+        return _shape(c["shape_a"])
+    return f"{_shape(c['shape_a'])} ≠ {_shape(c['shape_b'])}"
+
+
 def _check_rows(doc: dict[str, Any]) -> list[list[str]]:
     rows = []
     for c in doc["comparisons"]:
-        shapes = (
-            _shape(c["shape_a"])
-            if c["shape_a"] == c["shape_b"]
-            else f"{_shape(c['shape_a'])} ≠ {_shape(c['shape_b'])}"
-        )
         rows.append([
-            c["check"], c["output"], shapes, fmt(c["max_abs_diff"]), fmt(c["max_rel_diff"]),
+            c["check"], c["output"], _shapes(c), fmt(c["max_abs_diff"]), fmt(c["max_rel_diff"]),
             fmt(c["max_ulp"]), f"{c['mismatched']}/{c['total']}", fmt(c["bitwise_equal"]),
             "PASS" if c["passed"] else "FAIL",
         ])  # fmt: skip
@@ -130,6 +131,13 @@ def _check_rows(doc: dict[str, Any]) -> list[list[str]]:
 
 CHECK_HEADERS = ["check", "output", "shape", "max abs", "max rel", "max ULP", "mismatched",
                  "bitwise", "result"]  # fmt: skip
+#: The terminal table's headers: short enough for one line per row at 80 columns (the
+#: shape is in the check's label; the output's shape shows only where the two differ).
+TABLE_CHECK_HEADERS = ["check", "output", "shape", "max abs", "max rel", "ULP", "bad",
+                       "bitwise", "result"]  # fmt: skip
+TABLE_CHECK_LEGEND = (
+    "bad: mismatched/all elements; ULP: largest distance in units in the last place"
+)
 
 
 def _failure_lines(doc: dict[str, Any]) -> list[str]:
@@ -177,20 +185,50 @@ def _same_markdown(doc: dict[str, Any]) -> list[str]:
 
 def _rule_line(doc: dict[str, Any]) -> str:
     tol = doc["tolerance"]
-    return (
+    text = (
         f"pass rule: |b - a| <= atol + rtol * |a| with {tol['source']} tolerances "
         f"(atol {fmt(tol['atol'])}, rtol {fmt(tol['rtol'])} for {tol['dtype']})"
     )
+    own = tol.get("per_output") or {}
+    if own:
+        text += "; " + ", ".join(
+            f"{name}: atol {fmt(v['atol'])}, rtol {fmt(v['rtol'])}" for name, v in own.items()
+        )
+    return text
+
+
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"
+
+
+def _class_cell(p: dict[str, Any]) -> str:
+    a, b = p["class_a"] or "-", p["class_b"] or "-"
+    return a if a == b else f"{a} → {b}"
+
+
+def _params_cell(p: dict[str, Any]) -> str:
+    a, b = _count(p["params_a"]), _count(p["params_b"])
+    return a if a == b else f"{a} ≠ {b}"
+
+
+def _weights_cell(p: dict[str, Any]) -> str:
+    state = p.get("weights")
+    if state is None:  # a report from before weights were compared
+        return "yes" if p["equal"] else "NO"
+    return "DIFFER" if state == "differ" else state
 
 
 def _params_rows(doc: dict[str, Any]) -> list[list[str]]:
-    return [
-        [p["layer"], p["class_a"] or "-", p["class_b"] or "-",
-         "-" if p["params_a"] is None else f"{p['params_a']:,}",
-         "-" if p["params_b"] is None else f"{p['params_b']:,}",
-         "yes" if p["equal"] else "NO"]
-        for p in doc["params"]
-    ]  # fmt: skip
+    return [[p["layer"], _class_cell(p), _params_cell(p), fmt(p.get("max_abs_diff")),
+             _weights_cell(p)] for p in doc["params"]]  # fmt: skip
+
+
+def _params_footer(doc: dict[str, Any], before: str = "a", after: str = "b") -> list[str]:
+    a, b = doc[before]["params"], doc[after]["params"]
+    differ = sum(p.get("weights") in ("differ", "shapes differ", "only in A", "only in B")
+                 for p in doc["params"])  # fmt: skip
+    return ["total", "", f"{a:,}" if a == b else f"{a:,} ≠ {b:,}", "",
+            f"{differ} differ" if differ else "bitwise"]  # fmt: skip
 
 
 # -- models -------------------------------------------------------------------------------
@@ -201,11 +239,7 @@ def _tensors(items: list[dict[str, Any]]) -> str:
 
 
 MODEL_HEADERS = ["", "model", "class", "inputs", "outputs", "params", "TD layers"]
-PARAM_HEADERS = ["layer", "class A", "class B", "params A", "params B", "equal"]
-
-
-def _count(value: int | None) -> str:
-    return "-" if value is None else f"{value:,}"  # an artifact may not tell
+PARAM_HEADERS = ["layer", "class (A → B)", "params", "max abs", "weights"]
 
 
 def _model_rows(doc: dict[str, Any]) -> list[list[str]]:
@@ -229,10 +263,10 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
 def _models_markdown_body(doc: dict[str, Any]) -> list[str]:
     out = ["### Models", "", *_md_table(MODEL_HEADERS, _model_rows(doc)), ""]
     if doc["params"]:  # none when a side is an artifact (it has no layers)
-        out += ["### Parameters by layer", ""]
+        out += ["### Layers (matched by name)", ""]
         out += _md_table(PARAM_HEADERS, _params_rows(doc))
-        total = f"**{_count(doc['a']['params'])}** | **{_count(doc['b']['params'])}**"
-        out += [f"| **total** | | | {total} | |", ""]
+        out += ["| " + " | ".join(f"**{cell}**" if cell else "" for cell in _params_footer(doc))
+                + " |", ""]  # fmt: skip
     out += ["### Checks", "", _rule_line(doc), ""]
     out += _md_table(CHECK_HEADERS, _check_rows(doc))
     out += _same_markdown(doc)
@@ -280,6 +314,17 @@ def _layer_rows(doc: dict[str, Any], reasons: bool = False) -> list[list[str]]:
     return rows
 
 
+def weights_line(doc: dict[str, Any]) -> str:
+    """A rewrite's weights in one line: the layers matched by name, and which differ."""
+    rows = doc["params"]
+    differ = [p for p in rows if p.get("weights") not in ("bitwise", "none")]
+    if not differ:
+        return f"weights: all {len(rows)} layers bitwise identical to the original's"
+    worst = ", ".join(f"{p['layer']} ({p.get('weights')}, max abs {fmt(p.get('max_abs_diff'))})"
+                      for p in differ)  # fmt: skip
+    return f"weights: {len(differ)} of {len(rows)} layers differ from the original's: {worst}"
+
+
 def rewrite_title(doc: dict[str, Any]) -> str:
     out = doc["out"] or "(not written)"
     return f"tdcheck rewrite: {doc['in']} -> {out}"
@@ -295,6 +340,8 @@ def rewrite_markdown(doc: dict[str, Any]) -> str:
     if doc["comparisons"]:
         out += ["### Checks", "", _rule_line(doc), "", *_md_table(CHECK_HEADERS, _check_rows(doc))]
         out += _same_markdown(doc)
+    if doc.get("params"):
+        out += ["", weights_line(doc)]
     out += ["", f"### Before / after ({doc['timing_shape']})", ""]
     out += _md_table(["", "before", "after", "speed-up"], _speed_rows(doc))
     out += ["", f"**{doc['verdict']}**"]
@@ -307,20 +354,24 @@ def rewrite_markdown(doc: dict[str, Any]) -> str:
 
 
 def _print_checks(doc: dict[str, Any], console: Any) -> None:
+    """The checks, one line per row at 80 columns: the output column only when there are
+    several outputs, the shape column only where an output's shapes differ."""
     from rich.text import Text
 
     outputs = {c["output"] for c in doc["comparisons"]}
     single = len(outputs) == 1
+    same_shapes = all(c["shape_a"] == c["shape_b"] for c in doc["comparisons"])
     title = f"Checks (output {next(iter(outputs))!r})" if single else "Checks"
-    keep = [not (single and h == "output") for h in CHECK_HEADERS]
-    headers = [h for h, k in zip(CHECK_HEADERS, keep, strict=True) if k]
+    keep = [not ((single and h == "output") or (same_shapes and h == "shape"))
+            for h in TABLE_CHECK_HEADERS]  # fmt: skip
+    headers = [h for h, k in zip(TABLE_CHECK_HEADERS, keep, strict=True) if k]
     rows = []
     for row in _check_rows(doc):
         cells: list[Any] = [c for c, k in zip(row, keep, strict=True) if k]
         cells[-1] = Text(row[-1], style="bold green" if row[-1] == "PASS" else "bold red")
         rows.append(cells)
     left = tuple(i for i, h in enumerate(headers) if h in ("check", "output", "shape"))
-    print_table(console, headers, rows, title=title, left=left)
+    print_table(console, headers, rows, title=title, left=left, legend=TABLE_CHECK_LEGEND)
     console.print(Text(_rule_line(doc), style="dim"))
     console.print()
     same = _same_lines(doc)
@@ -352,11 +403,9 @@ def models_table(
         print_table(console, MODEL_HEADERS, _model_rows(doc), title="Models",
                     left=(0, 1, 2, 3, 4))  # fmt: skip
         if doc["params"]:  # none when a side is an artifact (it has no layers)
-            total = doc["a"]["params"] == doc["b"]["params"]
-            footer = ["total", "", "", _count(doc["a"]["params"]), _count(doc["b"]["params"]),
-                      "yes" if total else "NO"]  # fmt: skip
-            print_table(console, PARAM_HEADERS, _params_rows(doc), title="Parameters by layer",
-                        left=(0, 1, 2), footer=footer)  # fmt: skip
+            print_table(console, PARAM_HEADERS, _params_rows(doc),
+                        title="Layers (matched by name)", left=(0, 1, 4),
+                        footer=_params_footer(doc))  # fmt: skip
         _print_checks(doc, console)
         _print_end(doc, console, [])
 
@@ -379,6 +428,9 @@ def rewrite_table(
             console.print()
         if doc["comparisons"]:
             _print_checks(doc, console)
+        if doc.get("params"):
+            console.print(Text(weights_line(doc)))
+            console.print()
         print_table(console, ["", "before", "after", "speed-up"], _speed_rows(doc),
                     title=f"Before / after ({doc['timing_shape']})", left=(0,))  # fmt: skip
         _print_end(doc, console, doc["regressions"])

@@ -86,8 +86,32 @@ def _dtype(name: str) -> Any:
     return np.dtype(name)
 
 
+def read_arrays(directory: Path) -> dict[str, np.ndarray]:
+    """A reply's ``arrays.npz`` (none: empty), cast back per ``result.json``'s
+    :data:`CAST_KEY`."""
+    if not (directory / "arrays.npz").exists():
+        return {}
+    doc = json.loads((directory / "result.json").read_text(encoding="utf-8"))
+    with np.load(directory / "arrays.npz", allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    for key, dtype in doc.get(CAST_KEY, {}).items():
+        arrays[key] = arrays[key].astype(_dtype(dtype))
+    return arrays
+
+
 def comparison_from_dict(doc: dict[str, Any]) -> Comparison:
     """The inverse of :meth:`Comparison.to_dict` (non-finite strings back to floats)."""
+    stats = stats_from_dict(doc)
+    keys = doc.get("arrays")
+    return Comparison(
+        doc["kind"], doc["a"], doc["b"], stats, doc.get("quantity", "output"),
+        keys=tuple(keys) if keys else None,
+    )  # fmt: skip
+
+
+def stats_from_dict(doc: dict[str, Any]) -> ArrayStats:
+    """The :class:`ArrayStats` fields of a comparison's JSON (non-finite strings back to
+    floats, lists to tuples)."""
     values: dict[str, Any] = {}
     for f in dataclasses.fields(ArrayStats):
         if f.name not in doc:
@@ -98,12 +122,7 @@ def comparison_from_dict(doc: dict[str, Any]) -> Comparison:
         elif isinstance(value, list):
             value = tuple(value)
         values[f.name] = value
-    stats = ArrayStats(**values)
-    keys = doc.get("arrays")
-    return Comparison(
-        doc["kind"], doc["a"], doc["b"], stats, doc.get("quantity", "output"),
-        keys=tuple(keys) if keys else None,
-    )  # fmt: skip
+    return ArrayStats(**values)
 
 
 def read_request(directory: Path) -> dict[str, Any]:

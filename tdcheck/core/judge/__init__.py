@@ -33,7 +33,16 @@ from tdcheck.core.judge.comparator import (
     relabel,
     shape_mismatch,
 )
-from tdcheck.core.judge.outputs import judge_output, judge_outputs, raised_stats, tolerance_for
+from tdcheck.core.judge.outputs import (
+    ToleranceValue,
+    compare_weights,
+    judge_output,
+    judge_outputs,
+    raised_stats,
+    split_tolerance,
+    tolerance_for,
+    tolerance_for_outputs,
+)
 from tdcheck.core.judge.power import power_check
 from tdcheck.core.judge.rules import (
     RULES,
@@ -58,8 +67,10 @@ __all__ = [
     "Rule",
     "Statistical",
     "Tolerance",
+    "ToleranceValue",
     "archive_pairs",
     "bound_precision",
+    "compare_weights",
     "cross_tolerances_for",
     "exact_arithmetic_checks",
     "gradient_pair_allowance",
@@ -77,5 +88,7 @@ __all__ = [
     "relabel",
     "scaled_gradient_allowance",
     "shape_mismatch",
+    "split_tolerance",
     "tolerance_for",
+    "tolerance_for_outputs",
 ]

@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -17,6 +17,7 @@ from tdcheck.core.judge.rules import Exact, Tolerance
 from tdcheck.core.result import Check
 from tdcheck.core.stats import ArrayStats
 from tdcheck.core.tolerances import DEFAULT_TOLERANCES
+from tdcheck.errors import ConfigError
 
 
 def tolerance_for(
@@ -39,6 +40,40 @@ def tolerance_for(
             for name, (a, r) in per_output.items()
         }
     return Tolerance(base_atol, base_rtol, dtype, source, own)
+
+
+#: A tolerance: one number, or ``{output name: number}`` (``"*"``: every other output).
+ToleranceValue = float | Mapping[str, float] | None
+
+
+def split_tolerance(value: ToleranceValue) -> tuple[float | None, dict[str, float]]:
+    """``(plain value, {output: value})`` from a number or a mapping (``"*"``: plain)."""
+    if value is None or isinstance(value, (int, float)):
+        return (None if value is None else float(value)), {}
+    own = {str(k): float(v) for k, v in value.items()}
+    return own.pop("*", None), own
+
+
+def tolerance_for_outputs(
+    dtype: str, names: Sequence[str], atol: ToleranceValue, rtol: ToleranceValue
+) -> Tolerance:
+    """The tolerance rule for outputs ``names``: per-dtype defaults, the plain values, and
+    each output's own (``--atol NAME=V``); a name that is no output is exit 2."""
+    plain_atol, own_atol = split_tolerance(atol)
+    plain_rtol, own_rtol = split_tolerance(rtol)
+    for option, own in (("--atol", own_atol), ("--rtol", own_rtol)):
+        for name, value in own.items():
+            if name not in names:
+                raise ConfigError(
+                    f"{option}: the models have no output named {name!r}; their outputs are: "
+                    f"{', '.join(names)}"
+                )
+            if not value >= 0:
+                raise ConfigError(f"{option}: must be a number >= 0, got {value} for {name!r}")
+    per_output: dict[str, tuple[float | None, float | None]] = {
+        name: (own_atol.get(name), own_rtol.get(name)) for name in {*own_atol, *own_rtol}
+    }
+    return tolerance_for(dtype, plain_atol, plain_rtol, per_output or None)
 
 
 def judge_output(
@@ -69,3 +104,34 @@ def raised_stats(note: str, expected: np.ndarray, tolerance: Tolerance) -> Array
         atol=tolerance.atol, rtol=tolerance.rtol, exact=False, passed=False,
         total=int(expected.size), mismatched=int(expected.size), note=note,
     )  # fmt: skip
+
+
+def compare_weights(
+    a: Sequence[np.ndarray] | None, b: Sequence[np.ndarray] | None
+) -> dict[str, Any]:
+    """One layer's weights in two models, array by array (Keras's order), bitwise.
+
+    ``weights`` says ``bitwise`` (every array has identical bits), ``differ`` (with
+    ``max_abs_diff`` over every element of every array), ``shapes differ``, ``none`` (no
+    weights on either side), ``only in A`` or ``only in B``. Informational: the verdict is
+    the outputs'.
+
+    >>> compare_weights([np.array([1.0, 2.0])], [np.array([1.0, 2.05])])["max_abs_diff"]
+    0.04999999999999982
+    """
+    if a is None or b is None:
+        return {"weights": "only in A" if b is None else "only in B",
+                "max_abs_diff": None, "bitwise_equal": False}  # fmt: skip
+    if not a and not b:
+        return {"weights": "none", "max_abs_diff": None, "bitwise_equal": True}
+    if len(a) != len(b) or any(x.shape != y.shape for x, y in zip(a, b, strict=False)):
+        return {"weights": "shapes differ", "max_abs_diff": None, "bitwise_equal": False}
+    rule = Exact()
+    diffs, bitwise = [], True
+    for x, y in zip(a, b, strict=True):
+        stats = rule.measure(x, y, equal_nan=True)
+        bitwise = bitwise and stats.bitwise_equal
+        diffs.append(stats.max_abs_diff if stats.max_abs_diff is not None else 0.0)
+    worst = max(diffs, default=0.0)
+    return {"weights": "bitwise" if bitwise else "differ", "max_abs_diff": float(worst),
+            "bitwise_equal": bitwise}  # fmt: skip
