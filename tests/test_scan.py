@@ -158,7 +158,10 @@ def test_activity_regularizer_is_inference_only():
     from tdcheck.core import rules
 
     verdict = rules.judge("Dense", {"name": "d", "units": 3, "activity_regularizer": "l1"})
-    assert (verdict.verdict, verdict.reason) == (rules.INFERENCE_ONLY, rules.ACTIVITY_REASON)
+    assert (verdict.verdict, verdict.reason) == (
+        rules.INFERENCE_ONLY,
+        f"{rules.ACTIVITY_REASON}; {rules.INFERENCE_ONLY_HINT}",
+    )
     assert verdict.config == {"name": "d", "units": 3, "activity_regularizer": "l1"}
     plain = rules.judge("Dense", {"name": "d", "units": 3, "activity_regularizer": None})
     assert plain.verdict == rules.REWRITABLE
@@ -254,8 +257,8 @@ def test_tf_keras_files(runner, tmp_path):
                   "--no-timing", "--format", "json")  # fmt: skip
     assert rewrite.exit_code == 0, rewrite.output
     assert json.loads(rewrite.stdout)["findings"][0].startswith(
-        "model.predict gives the WRONG SHAPE on a new sequence length: (2, 2, 3) instead of "
-        "(2, 7, 3)"
+        "model.predict gives the WRONG SHAPE on a new size of axis 1 (5 -> 7), input (2, 7, 4): "
+        "(2, 2, 3) instead of (2, 7, 3)"
     )
     refused = run(runner, "rewrite", native, "--dry-run")
     assert refused.exit_code == 2

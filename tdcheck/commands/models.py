@@ -156,18 +156,26 @@ class ModelsResult:
 
 
 def random_inputs(
-    specs: Sequence[Spec], *, batch: int, seq: int, seed: int, mask_value: float | None = None
-) -> InputSet:
+    specs: Sequence[Spec], *, batch: int, seq: int | Sequence[int], seed: int,
+    mask_value: float | None = None,
+) -> InputSet:  # fmt: skip
     """One input set: standard normal values (small integers for integer inputs), unknown
-    sizes filled with ``batch`` (axis 0) and ``seq`` (every other axis).
+    sizes filled with ``batch`` (axis 0) and ``seq`` (every other axis; a sequence gives
+    the k-th unknown axis of each input ``seq[k % len(seq)]``, so two unknown axes, the
+    width and height of an image, get distinct sizes).
 
     With ``mask_value`` (the model has a Masking layer), the last timestep of the first
     row is set to it, so the masked path is exercised too.
     """
     rng = np.random.default_rng(seed)
+    sizes = [seq] if isinstance(seq, int) else list(seq)
     xs = []
     for _, shape, dtype in specs:
-        full = tuple((batch if i == 0 else seq) if d is None else d for i, d in enumerate(shape))
+        unknown = iter(range(len(shape)))
+        full = tuple(
+            (batch if i == 0 else sizes[next(unknown) % len(sizes)]) if d is None else d
+            for i, d in enumerate(shape)
+        )
         if int(np.prod(full, dtype=np.float64)) > MAX_INPUT_ELEMENTS:
             raise ConfigError(f"an input of shape {full} is too large to generate")
         kind = np.dtype(dtype).kind if dtype != "bfloat16" else "f"
@@ -190,8 +198,9 @@ def random_sets(
     """``checks`` labelled input sets, cycling through the sequence lengths."""
     sets = []
     for i in range(checks):
-        length = seq[i % len(seq)]
-        xs = random_inputs(specs, batch=batch, seq=length, seed=seed + i, mask_value=mask_value)
+        k = i % len(seq)
+        sizes = [*seq[k:], *seq[:k]]  # each unknown axis goes through every length
+        xs = random_inputs(specs, batch=batch, seq=sizes, seed=seed + i, mask_value=mask_value)
         sets.append((f"#{i + 1} {_shape_label(xs)}", xs))
     return sets
 

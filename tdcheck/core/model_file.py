@@ -40,6 +40,10 @@ ZIP_MAGIC = b"PK\x03\x04"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 MODEL_CLASSES = ("Functional", "Sequential", "Model")
 MASK_PRODUCERS = ("Masking",)
+#: Where Keras says its own classes live in a saved config (a model wrapped by a layer is
+#: saved with its implementation module).
+KERAS_MODULES = (None, "keras.layers", "keras.models", "keras", "keras.src.models.functional",
+                 "keras.src.models.sequential", "keras.src.models.model")  # fmt: skip
 
 SAVE_HINT = "save the model with model.save('model.keras')"
 
@@ -276,7 +280,7 @@ def _judge(entry: dict[str, Any], path: str, masked: bool) -> WrappedLayer:
     wrapped_class = str(wrapped.get("class_name", "?"))
     wrapped_config = _inner(wrapped)
     if wrapped.get("registered_name") not in (None, wrapped_class) or (
-        wrapped.get("module") not in (None, "keras.layers", "keras.models", "keras")
+        wrapped.get("module") not in KERAS_MODULES
     ):  # a custom class that happens to share a built-in's name
         verdict = rules.Verdict(rules.NOT_REWRITABLE, rules.UNKNOWN_REASON)
     else:
@@ -301,12 +305,22 @@ def time_distributed_layers(model: dict[str, Any]) -> list[WrappedLayer]:
     def walk(node: dict[str, Any], path: str) -> None:
         for entry in _layers(node) or []:
             if entry.get("class_name") == "TimeDistributed":
-                found.append(_judge(entry, path, masked))
+                judged = _judge(entry, path, masked)
+                found.append(judged)
+                inner = wrapped_model(entry)
+                if inner is not None:  # TimeDistributed(encoder): the encoder's own layers
+                    walk(inner, f"{judged.path}/{model_name(inner)}")
             elif _layers(entry) is not None:
                 walk(entry, f"{path}/{model_name(entry)}")
 
     walk(model, model_name(model))
     return found
+
+
+def wrapped_model(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The model a ``TimeDistributed`` entry wraps (a hierarchical encoder), else None."""
+    wrapped = _inner(entry).get("layer")
+    return wrapped if isinstance(wrapped, dict) and _layers(wrapped) is not None else None
 
 
 def _drop_mask_arguments(entry: dict[str, Any]) -> None:
@@ -347,6 +361,9 @@ def rewrite_config(
                 )
                 if not (allowed and found.verdict.config is not None):
                     done.kept.append(found)
+                    inner = wrapped_model(entry)
+                    if inner is not None:  # the wrapper stays; its model's layers are rewritten
+                        walk(inner, f"{found.path}/{model_name(inner)}")
                     continue
                 wrapped = _inner(entry)["layer"]
                 new_config = dict(found.verdict.config)
@@ -368,3 +385,54 @@ def rewrite_config(
 
     walk(result, model_name(result))
     return result, done
+
+
+# -- Keras 2 configs ------------------------------------------------------------------------
+
+#: Keras 2 arguments Keras 3 no longer takes, per layer class, with the one value that means
+#: what Keras 3 does anyway (the argument can then be dropped without changing the model).
+KERAS2_ONLY: dict[str, dict[str, Any]] = {
+    name: {"time_major": False} for name in ("LSTM", "GRU", "SimpleRNN", "RNN", "CuDNNLSTM",
+                                             "CuDNNGRU")
+}  # fmt: skip
+
+
+def keras2_conversion(model: dict[str, Any], path: str) -> tuple[dict[str, Any], list[str]]:
+    """``model`` without the Keras 2 arguments Keras 3 refuses (``time_major=False`` of an
+    LSTM, GRU or SimpleRNN, at any depth), and one text per dropped argument.
+
+    Only an argument whose value means what Keras 3 does anyway is dropped; any other
+    value (``time_major=True``: time first) is a :class:`ConfigError`, since dropping it
+    would change the model.
+
+    >>> cfg = {"class_name": "LSTM", "config": {"name": "l", "time_major": False}}
+    >>> keras2_conversion(cfg, "m.h5")
+    ({'class_name': 'LSTM', 'config': {'name': 'l'}}, ['l: time_major=False'])
+    """
+    result = copy.deepcopy(model)
+    dropped: list[str] = []
+
+    def visit(value: Any) -> None:
+        if isinstance(value, dict):
+            config = value.get("config")
+            keys = KERAS2_ONLY.get(str(value.get("class_name")), {})
+            if isinstance(config, dict):
+                for key, harmless in keys.items():
+                    if key not in config:
+                        continue
+                    if config[key] != harmless:
+                        raise _refuse(
+                            path,
+                            f"layer {config.get('name')!r} has the Keras 2 argument "
+                            f"{key}={config[key]!r}, which Keras 3 cannot express; load it with "
+                            "tf_keras (Keras 2) instead",
+                        )
+                    dropped.append(f"{config.get('name')}: {key}={config.pop(key)!r}")
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+
+    visit(result)
+    return result, dropped
