@@ -129,10 +129,10 @@ class RewriteResult:
         f32 = [c for c in self.comparisons if not c.check.startswith("float64 ")]
         dtype = self.tolerance.dtype
         if all(c.stats.bitwise_equal for c in f64):
-            agree = f"the float64 clones are bitwise identical too ({len(f64)} checks)"
+            agree = f"the float64 clones are bitwise identical too on all {len(f64)} checks"
         else:
             diff64 = max((c.stats.max_abs_diff or 0.0) for c in f64)
-            agree = f"the float64 clones agree to {fmt(diff64)} ({len(f64)} checks)"
+            agree = f"the float64 clones agree to {fmt(diff64)} on all {len(f64)} checks"
         if all(c.stats.bitwise_equal for c in f32):
             return (
                 f"EQUIVALENT: rewritten and original are bitwise identical on all {len(f32)} "
@@ -142,7 +142,7 @@ class RewriteResult:
         diff = max((c.stats.max_abs_diff or 0.0) for c in f32)
         margin = max((c.stats.margin or 0.0) for c in f32)
         return (
-            f"EQUIVALENT: the same computation ({agree}); {dtype} differs by rounding only: "
+            f"EQUIVALENT: the same computation, {agree}; {dtype} differs by rounding only: "
             f"up to {ulp} ULP, max abs diff {fmt(diff)}, margin {fmt(margin)} "
             f"({len(f32)} checks)"
         )
@@ -311,10 +311,9 @@ class _Shadow:
     """Both models as float64 clones, and what they say about each input set
     (:mod:`tdcheck.core.shadow`)."""
 
-    def __init__(self, original: Any, rewritten: Any, n: int, unsafe: bool) -> None:
+    def __init__(self, original: Any, rewritten: Any, unsafe: bool) -> None:
         from tdcheck.engines import keras_rewrite as kr
 
-        self.n = n
         self.original = kr.float64_clone(original, unsafe=unsafe)
         self.rewritten = kr.float64_clone(rewritten, unsafe=unsafe)
 
@@ -327,11 +326,12 @@ class _Shadow:
 
         xs64 = [x.astype(np.float64) if x.dtype.kind == "f" else x for x in xs]
         a64 = kr.call(self.original, xs64)
+        allowed64 = [shadow.float64_allowance(a, a_64, tolerance.dtype)
+                     for a, a_64 in zip(expected, a64, strict=True)]  # fmt: skip
         checks = [
             Check(f"float64 {label}", c.output, c.stats)
             for c in _judged_call(label, names, self.rewritten, xs64, a64,
-                                  tolerance_for("float64"),
-                                  [shadow.float64_allowance(a, self.n) for a in a64])
+                                  tolerance_for("float64", 0.0, shadow.FLOAT64_RTOL), allowed64)
         ]  # fmt: skip
         allowed = [shadow.rounding_allowance(a, a_64, tolerance.atol, tolerance.rtol)
                    for a, a_64 in zip(expected, a64, strict=True)]  # fmt: skip
@@ -440,15 +440,14 @@ def rewrite(
         references = {label: _reference(original, xs, label, f"the original model ({source})",
                                         longer) for label, xs in sets}  # fmt: skip
         if tolerance.source == "default" and tolerance.dtype in shadow.SHADOWED_DTYPES:
-            n = shadow.contraction_size([t.input_shape for t in done.replaced])
             step("the float64 clones of both models")
             try:
-                twin = _Shadow(original, rewritten, n, unsafe)
+                twin = _Shadow(original, rewritten, unsafe)
                 for label, xs in sets:
                     more, allowed[label] = twin.check(label, names, xs, references[label],
                                                       tolerance)  # fmt: skip
                     shadow_checks += more
-                shadow_rule = shadow.rule_text(n)
+                shadow_rule = shadow.rule_text(tolerance.dtype)
             except kr.CallFailed as exc:
                 allowed, shadow_checks = {}, []
                 notes.append(f"no float64 clone ({exc}): judged by atol/rtol alone")
