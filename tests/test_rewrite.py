@@ -770,6 +770,8 @@ def test_a_tf_keras_h5_lstm_model_is_rewritten_with_its_weights(runner, tmp_path
     assert "lstm: time_major=False" in result.notes[0]
     x = model_files.random_input(2, 6)
     want = np.asarray(keras2(x))
+    (found,) = tdcheck.scan(path).layers  # the shape Keras 2 did not record, carried
+    assert (found.path, found.input_shape) == ("tagger/td", [None, None, 4])
     assert np.max(np.abs(np.asarray(result.model(x)) - want)) <= 1e-6  # Keras 2's own weights
 
 
