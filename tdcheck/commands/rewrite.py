@@ -2,13 +2,15 @@
 
 1. Rebuild the model with each rewritable ``TimeDistributed(layer)`` replaced by
    ``layer`` (same name, same weights; :mod:`tdcheck.engines.keras_rewrite`).
-2. Verify: original and rewritten called on the same random inputs (two or more
-   sequence lengths, batch != length) and the user's, judged by
-   :func:`tdcheck.commands.models.judge`; the rewritten model's ``predict`` on every
-   length too. The ORIGINAL's ``predict`` on a second length is checked against its own
+2. Verify: original and rewritten called on the same random inputs (every unknown axis
+   through two or more sizes, batch != size; stateful layers reset before every call) and
+   the user's, judged by the same-computation rule of :mod:`tdcheck.core.shadow` (float64
+   clones of both agree; float32 differs by no more than the original's own rounding), or
+   by ``--atol``/``--rtol`` when given; the rewritten model's ``predict`` on every input
+   shape too. The ORIGINAL's ``predict`` on each new input shape is checked against its own
    eager call: Keras 3's TimeDistributed under a retraced ``predict`` maps over the batch
-   axis (wrong shape when batch < length, an error when batch > length). That finding
-   leads the report.
+   axis (wrong shape or values when batch < length, an error when batch > length). That
+   finding leads the report, and kept TimeDistributed layers that keep it are named.
 3. Time both (eager call, first ``predict`` with tracing, steady-state ``predict``).
 4. Write OUT only when verification passed (or ``force``): saved to a temp file in OUT's
    folder, reloaded and checked once more, then renamed into place.
@@ -452,7 +454,7 @@ def rewrite(
                 allowed, shadow_checks = {}, []
                 notes.append(f"no float64 clone ({exc}): judged by atol/rtol alone")
     step("the original's predict on each input shape")
-    labelled, _ = predict_findings(original, sets, names, tolerance)
+    labelled, _ = predict_findings(original, sets, names, tolerance, allowed=allowed)
     findings = [text for _, text in labelled]
     comparisons: list[Check] = []
     regressions: list[str] = []
