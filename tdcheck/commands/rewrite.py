@@ -34,24 +34,19 @@ from tdcheck.commands.models import (
     DEFAULT_BATCH,
     DEFAULT_CHECKS,
     DEFAULT_SEQ,
-    Check,
-    Tolerance,
     input_sets,
-    judge_outputs,
     judged_call,
-    output_tolerance,
-    raised_stats,
+    output_dtype,
     random_inputs,
     reference_outputs,
-    tolerance_for,
-    verdict_text,
 )
 from tdcheck.core import rules, shadow
+from tdcheck.core.judge import Tolerance, judge_outputs, raised_stats, tolerance_for
 from tdcheck.core.model_file import WrappedLayer, read_model_file
+from tdcheck.core.result import SCHEMA_VERSION, Check, fmt, to_jsonable, verdict_text
 from tdcheck.core.stats import compare_arrays
 from tdcheck.errors import EXIT_FAIL, EXIT_PASS, ConfigError
 from tdcheck.reports.render import shape_text
-from tdcheck.reports.result import SCHEMA_VERSION, fmt, to_jsonable
 
 
 @dataclass
@@ -256,11 +251,23 @@ def _judge_all(
     """Each output judged by the tolerance, or by its allowance where one is given."""
     if allowed is None:
         return judge_outputs(label, names, actual, expected, tolerance)
-    return [
-        Check(label, name, compare_arrays(b, a, atol=tolerance.atol, rtol=tolerance.rtol,
-                                          allowed=allow if b.shape == a.shape else None))
-        for name, b, a, allow in zip(names, actual, expected, allowed, strict=True)
-    ]  # fmt: skip
+    checks = []
+    for name, b, a, allow in zip(names, actual, expected, allowed, strict=True):
+        own = tolerance.for_output(name)
+        checks.append(
+            Check(
+                label,
+                name,
+                compare_arrays(
+                    b,
+                    a,
+                    atol=own.atol,
+                    rtol=own.rtol,
+                    allowed=allow if b.shape == a.shape else None,
+                ),
+            )
+        )
+    return checks  # fmt: skip
 
 
 def _judged_call(
@@ -422,7 +429,7 @@ def rewrite(
 
     sets = input_sets(original, inputs, checks=checks, seq=seq, batch=batch, seed=seed)
     names = kr.output_names(original)
-    tolerance = output_tolerance(original, atol, rtol)
+    tolerance = tolerance_for(output_dtype(original), atol, rtol)
     stateful = kr.stateful_layers(original)
     if stateful:
         notes.append(
