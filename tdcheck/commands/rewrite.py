@@ -106,7 +106,10 @@ class RewriteResult:
         elif self.pass_rule and text.startswith("EQUIVALENT"):
             text = self._shadow_text()
         if text.startswith("EQUIVALENT") and self.still_wrong:
-            text += "; OUT's model.predict on a new input size stays WRONG (see FINDING)"
+            text += (
+                "; OUT's model.predict on a new input size stays WRONG, as IN's does "
+                "(kept TimeDistributed layers)"
+            )
         if text.startswith("EQUIVALENT") and self.inference_only:
             text += "; in inference only: OUT TRAINS DIFFERENTLY"
         n = len(self.replaced)
