@@ -47,8 +47,11 @@ def load_model_noted(
     """
     from tdcheck.core.model_file import HDF5_MAGIC, keras2_conversion, read_model_file
 
-    with open(path, "rb") as handle:
-        is_h5 = handle.read(8) == HDF5_MAGIC
+    try:
+        with open(path, "rb") as handle:
+            is_h5 = handle.read(8) == HDF5_MAGIC
+    except OSError:  # a folder or an unreadable path: Keras says what it is
+        is_h5 = False
     if not is_h5:
         return _load(path, path, unsafe=unsafe, compile=compile), []
     converted, dropped = keras2_conversion(read_model_file(path).config, path)
