@@ -560,3 +560,16 @@ def test_inference_only_reasons_name_the_option(runner, tmp_path):
             "TimeDistributed normalises each timestep over the batch, the layer alone over batch "
             "and time; rewritten only with tdcheck rewrite --inference-only (OUT then trains "
             "differently)") in result.stdout  # fmt: skip
+
+
+def test_unreadable_file_error_is_on_stderr_only(runner, saved_models):
+    result = run(runner, "scan", saved_models["text"], saved_models["functional"])
+    assert result.exit_code == 2
+    message = "not a Keras model file (neither a .keras archive nor HDF5)"
+    assert message in result.stderr and message not in result.stdout
+    assert result.stderr.count("\n") == 1
+    assert result.stdout.splitlines()[-1] == (
+        "1 of 1 TimeDistributed layers rewritable in 2 files (tdcheck rewrite IN OUT replaces "
+        "them); 1 unreadable"
+    )
+    assert saved_models["text"] not in result.stdout
