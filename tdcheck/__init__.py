@@ -8,7 +8,8 @@ The package imports nothing heavy: TensorFlow is loaded only when a comparison r
 True
 
 For your own saved models (docs/models.md): :func:`scan` (no TensorFlow), :func:`rewrite`,
-:func:`compare_models` and, for test suites, :func:`assert_equivalent`.
+:func:`compare_models` and, for test suites, :func:`assert_equivalent`; :func:`export`
+writes a deployment artifact (SavedModel, ONNX, LiteRT) that is right (docs/deploy.md).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from tdcheck.errors import ConfigError, EnvironmentProblem, TdcheckError
 
 if TYPE_CHECKING:
     from tdcheck.commands.compare import CompareRun
+    from tdcheck.commands.export import ExportResult
     from tdcheck.commands.models import ModelsResult
     from tdcheck.commands.rewrite import RewriteResult
     from tdcheck.commands.scan import ScanResult
@@ -34,6 +36,7 @@ __all__ = [
     "assert_equivalent",
     "compare",
     "compare_models",
+    "export",
     "rewrite",
     "scan",
 ]
@@ -89,17 +92,38 @@ def rewrite(model: Any, out: str | None = None, **options: Any) -> RewriteResult
 
 
 def compare_models(a: Any, b: Any, inputs: Any = None, **options: Any) -> ModelsResult:
-    """Compare two models on the same inputs; see :func:`tdcheck.commands.models.compare_models`."""
+    """Compare two models on the same inputs; see :func:`tdcheck.commands.models.compare_models`.
+
+    A or B may be an artifact path (SavedModel folder, ``.onnx``, ``.tflite``)."""
     from tdcheck.commands.models import compare_models as _compare_models
+    from tdcheck.core.artifact_file import artifact_format
+
+    if artifact_format(a) or artifact_format(b):
+        from tdcheck.commands.export import compare_with_artifact as _compare_models
 
     _keywords("compare_models", options, _compare_models)
     return _compare_models(a, b, inputs, **options)
 
 
 def assert_equivalent(a: Any, b: Any, inputs: Any = None, **options: Any) -> ModelsResult:
-    """Raise AssertionError (torch.testing style) unless ``b`` computes what ``a`` does."""
+    """Raise AssertionError (torch.testing style) unless ``b`` computes what ``a`` does
+    (either may be an artifact path)."""
     from tdcheck.commands.models import assert_equivalent as _assert_equivalent
     from tdcheck.commands.models import compare_models as _compare_models
+    from tdcheck.core.artifact_file import artifact_format
+
+    if artifact_format(a) or artifact_format(b):
+        from tdcheck.commands.export import assert_equivalent_artifact as _assert_equivalent
+        from tdcheck.commands.export import compare_with_artifact as _compare_models
 
     _keywords("assert_equivalent", options, _assert_equivalent, _compare_models)
     return _assert_equivalent(a, b, inputs, **options)
+
+
+def export(model: Any, out: str, **options: Any) -> ExportResult:
+    """Export a Keras model as a SavedModel/ONNX/LiteRT artifact that is right for every
+    batch and length, verified in its runtime; see :func:`tdcheck.commands.export.export`."""
+    from tdcheck.commands.export import export as _export
+
+    _keywords("export", options, _export)
+    return _export(model, out, **options)

@@ -460,7 +460,7 @@ def test_compare_junit_has_a_testcase_per_comparison(runner, tmp_path, junit_cou
     result = run(runner, "compare", "--hidden", "3", "--weights", "independent",
                  "--initializer", "he_normal", "--junit", str(junit), "--quiet")  # fmt: skip
     assert result.exit_code == 1
-    assert junit_counts(junit) == (4, 1, 0)
+    assert junit_counts(junit) == (7, 3, 0)  # the pair, its float64 pair, its statistical
     root = ET.parse(junit).getroot()
     suite = root.find("testsuite")
     assert suite.get("name") == (
@@ -470,14 +470,15 @@ def test_compare_junit_has_a_testcase_per_comparison(runner, tmp_path, junit_cou
     cases = suite.findall("testcase")
     assert [c.get("name") for c in cases] == [
         "output time-distributed vs dense", "output trunk vs oracle", "output dense vs oracle",
-        "output time-distributed vs oracle",
+        "output time-distributed vs oracle", "same-computation time-distributed vs dense",
+        "statistical dense vs exact", "statistical time-distributed vs exact",
     ]  # fmt: skip
     failure = cases[0].find("failure")
     assert failure.get("message") == result.stdout.strip()
     assert failure.text.startswith("FAIL output time-distributed vs dense: max_abs_diff=")
     assert "mismatched=6/6" in failure.text
     passing = run(runner, "compare", "--hidden", "3", "--junit", str(junit), "--quiet")
-    assert passing.exit_code == 0 and junit_counts(junit) == (4, 0, 0)
+    assert passing.exit_code == 0 and junit_counts(junit) == (7, 0, 0)
 
 
 def test_compare_junit_path_is_checked_before_running(runner):

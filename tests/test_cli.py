@@ -40,7 +40,7 @@ def test_default_table_report(runner):
     assert result.exit_code == 0
     out = result.stdout
     assert out.startswith("tdcheck compare: input (1, 3, 4) -> lstm(5) -> 2 units; float32 on ")
-    for text in ("Layers", "Comparisons", "TimeDistributed(Dense)", "224", "time-distributed vs dense",
+    for text in ("Layers", "Outputs", "Same computation (float64, from the stored weights)", "TimeDistributed(Dense)", "224", "time-distributed vs dense",
                  "dense vs oracle", "PASS"):  # fmt: skip
         assert text in out, text
     assert out.rstrip().splitlines()[-1].startswith("EQUIVALENT")
@@ -55,7 +55,9 @@ def test_json_is_pure_and_complete(runner):
     assert doc["config"]["variants"] == ["dense", "conv1d"]
     assert [(c["a"], c["b"]) for c in doc["comparisons"]] == [
         ("conv1d", "dense"), ("trunk", "oracle"), ("dense", "oracle"), ("conv1d", "oracle"),
+        ("conv1d", "dense"), ("dense", "exact"), ("conv1d", "exact"),
     ]  # fmt: skip
+    assert [c["rule"] for c in doc["comparisons"]][-3:] == ["float64", "statistical", "statistical"]
     assert doc["total_params"] == 224
 
 
@@ -97,11 +99,11 @@ def test_failure_exits_1_with_the_worst_element(runner):
     out = result.stdout
     assert "FAIL" in out
     assert (
-        "NOT EQUIVALENT: 1 of 4 comparisons failed (the variants disagree); "
+        "NOT EQUIVALENT: 3 of 7 comparisons failed (the variants disagree); "
         "worst time-distributed vs dense at [" in out
     )
     assert "6/6 elements mismatched (100.0%)" in out
-    assert "over the bound rule)" in out
+    assert "different computations: stored weights differ: kernel 10 of 10 elements" in out
 
 
 def test_exact_applies_to_variant_pairs_and_the_oracle_keeps_tolerances(runner):
@@ -116,7 +118,8 @@ def test_exact_applies_to_variant_pairs_and_the_oracle_keeps_tolerances(runner):
 
 def test_no_oracle(runner):
     doc = json.loads(run(runner, "compare", "--no-oracle", "--format", "json").stdout)
-    assert [c["b"] for c in doc["comparisons"]] == ["dense"]
+    # no oracle; the float64 and statistical rules need none (the exact head of the weights)
+    assert [c["b"] for c in doc["comparisons"]] == ["dense", "dense", "exact", "exact"]
 
 
 def test_loose_tolerances_turn_a_failure_into_a_pass(runner):
@@ -242,7 +245,7 @@ def test_output_files_by_suffix(runner, tmp_path):
     for suffix, check in (
         (".json", lambda text: json.loads(text)["passed"] is True),
         (".md", lambda text: text.startswith("## tdcheck compare")),
-        (".txt", lambda text: "Comparisons" in text and "\x1b[" not in text),
+        (".txt", lambda text: "Outputs" in text and "\x1b[" not in text),
     ):
         path = tmp_path / f"report{suffix}"
         result = run(runner, "compare", "--quiet", "--output", str(path))
@@ -265,7 +268,8 @@ def test_save_arrays_keys(runner, tmp_path):
             "weights/rnn/kernel", "weights/rnn/recurrent_kernel",
             "weights/rnn/bias", "weights/dense/kernel", "weights/dense/bias",
             "weights/time-distributed/kernel", "weights/time-distributed/bias",
-            "weights/conv1d/kernel", "weights/conv1d/bias",
+            "weights/conv1d/kernel", "weights/conv1d/bias", "same-computation/dense",
+            "same-computation/time-distributed", "same-computation/conv1d",
         }  # fmt: skip
         assert data["input"].shape == (1, 3, 4)
         assert data["weights/rnn/kernel"].shape == (4, 20)

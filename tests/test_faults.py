@@ -33,7 +33,7 @@ def test_the_listed_faults_by_hand():
     listed = {f.name: f for f in faults.faults(k, b, "linear", "float32")}
     assert list(listed) == [
         "1-ULP kernel element", "kernel x (1+1u)", "kernel x (1+16u)", "kernel x (1+256u)",
-        "bias dropped", "bias + 1 ULP of its largest", "kernel transposed",
+        "kernel x 1.01", "bias dropped", "bias + 1 ULP of its largest", "kernel transposed",
         "output units 0 and 1 swapped", "activation tanh instead of linear",
     ]  # fmt: skip
     one = listed["1-ULP kernel element"]
@@ -47,7 +47,10 @@ def test_the_listed_faults_by_hand():
     assert swapped.kernel.tolist() == [[2.0, 1.0], [-4.0, 3.0]]
     assert swapped.bias.tolist() == [-1.0, 0.5]
     assert listed["activation tanh instead of linear"].activation == "tanh"
-    assert [f.rounding_level for f in listed.values()] == [True] * 4 + [False, True] + [False] * 3
+    assert listed["kernel x 1.01"].kernel[1, 1] == float(np.float32(-4.04))
+    assert [f.rounding_level for f in listed.values()] == (
+        [True] * 4 + [False, False, True] + [False] * 3
+    )
 
 
 def test_blind_reasons_name_the_symmetry_and_the_options():
@@ -83,7 +86,7 @@ def test_random_input_and_bias_detect_every_structural_fault(dtype):
     assert r.passed  # the user's heads are untouched
     structural = [row for row in r.power["faults"] if not row["rounding_level"]]
     assert [row["fault"] for row in structural] == [
-        "bias dropped", "kernel transposed", "output units 0 and 1 swapped",
+        "kernel x 1.01", "bias dropped", "kernel transposed", "output units 0 and 1 swapped",
         "activation tanh instead of linear",
     ]  # fmt: skip
     assert all(row["detected"] and row["margin"] > 1 for row in structural)
@@ -94,10 +97,15 @@ def test_random_input_and_bias_detect_every_structural_fault(dtype):
 
 def test_a_larger_scaling_than_the_smallest_detected_is_detected():
     r = tdcheck.compare(power=True, input="random", initializer="glorot_uniform", units=3)
-    k = r.power["smallest_scaling_detected"]
-    rows = {row["fault"]: row["detected"] for row in r.power["faults"]}
+    by_rule = r.power["smallest_scaling_by_rule"]
+    assert set(by_rule) == {"bound", "statistical", "float64"}
+    assert by_rule["float64"] == 1  # any change of a stored weight is another computation
+    assert by_rule["statistical"] <= by_rule["bound"]  # 9 elements: no averaging gain
+    assert r.power["smallest_scaling_detected"] == by_rule["statistical"]
+    rows = {row["fault"]: row["by_rule"] for row in r.power["faults"]}
     for step in (1, 16, 256):
-        assert rows[f"kernel x (1+{step}u)"] == (step >= k)
+        for rule, k in by_rule.items():
+            assert rows[f"kernel x (1+{step}u)"][rule]["detected"] == (step >= k), (rule, step)
 
 
 def test_power_in_every_format(runner):
@@ -105,15 +113,21 @@ def test_power_in_every_format(runner):
 
     env = {"COLUMNS": "200"}
     doc = json.loads(runner.invoke(cli, ["compare", "--power", "--format", "json"], env=env).stdout)
-    assert doc["passed"] is True and len(doc["power"]["faults"]) == 8
+    assert doc["passed"] is True and len(doc["power"]["faults"]) == 9
     table = runner.invoke(cli, ["compare", "--power"], env=env)
     assert table.exit_code == 0
-    assert "power: 3 of 8 faults injected into a copy of the time-distributed head detected" in (
+    assert "power: 7 of 9 faults injected into a copy of the time-distributed head detected" in (
         table.stdout
     )
     assert "  bias dropped: not detected\n" in table.stdout
     markdown = runner.invoke(cli, ["compare", "--power", "--format", "markdown"], env=env).stdout
-    assert "  activation tanh instead of linear: detected by time-distributed vs dense" in markdown
+    assert "  activation tanh instead of linear: detected by bound (margin 783), statistical" in (
+        markdown
+    )
+    assert "  1-ULP kernel element: detected by float64 (margin 1.29e+15); not by bound, " in (
+        markdown
+    )
+    assert "  by rule: bound 1 + 16u, statistical 1 + 32u, float64 1 + 1u\n" in markdown
     assert "power:" not in runner.invoke(cli, ["compare"], env=env).stdout
     plain = json.loads(runner.invoke(cli, ["compare", "--format", "json"], env=env).stdout)
     assert plain["power"] is None
@@ -125,7 +139,7 @@ def test_sweep_reports_power_per_case(runner):
     result = runner.invoke(cli, ["sweep", "--hidden", "3,5", "--power", "--format", "json"])
     assert result.exit_code == 0
     cases = json.loads(result.stdout)["cases"]
-    assert [len(c["power"]["faults"]) for c in cases] == [8, 8]
+    assert [len(c["power"]["faults"]) for c in cases] == [9, 9]
     assert all(c["power"]["blind"].startswith("blind to bias dropped") for c in cases)
     plain = runner.invoke(cli, ["sweep", "--hidden", "3", "--format", "json"])
     assert json.loads(plain.stdout)["cases"][0]["power"] is None

@@ -43,7 +43,18 @@ def test_rewritten_model_is_bitwise_equal(runner, saved_models, rewritten):
                  "--format", "json")  # fmt: skip
     assert result.exit_code == 0
     doc = json.loads(result.stdout)
-    assert doc["verdict"] == "EQUIVALENT: the models are bitwise identical on all 2 checks"
+    assert doc["verdict"] == (
+        "EQUIVALENT: the models are bitwise identical on all 2 checks; the same computation "
+        "in float64 (3 checks)"
+    )
+    same = doc["same_computation"]
+    assert [(c["check"], c["rule"], c["passed"]) for c in same] == [
+        ("stored weights", "exact", True), ("float64 #1 2x5x4", "float64", True),
+        ("float64 #2 2x7x4", "float64", True),
+    ]  # fmt: skip
+    assert same[0]["bitwise_equal"] and same[0]["total"] == 159
+    # TimeDistributed and Dense in float64: a few float64 units apart, far inside 2^-36
+    assert all(c["margin"] < 1e-3 for c in same[1:])
     assert [(p["layer"], p["class_a"], p["class_b"], p["params_a"], p["params_b"])
             for p in doc["params"]] == [
         ("x", "InputLayer", "InputLayer", 0, 0), ("lstm", "LSTM", "LSTM", 144, 144),

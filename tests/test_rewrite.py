@@ -554,9 +554,9 @@ def test_progress_steps(saved_models, tmp_path):
         f"loading {saved_models['functional']}", "rebuilding without TimeDistributed",
         "the float64 clones of both models",
         "the original's predict on each input shape", "checking #1 2x5x4", "checking #2 2x7x4",
-        "the rewritten model's predict on each input shape",
+        "the rewritten model's predict on each input shape", "the same computation in float64",
         "timing the original at (2, 7, 4)", "timing the rewritten model at (2, 7, 4)",
-        f"writing and reloading {out}",
+        f"writing and reloading {out}", "checking the rewritten model's exports",
     ]  # fmt: skip
 
 

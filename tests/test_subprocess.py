@@ -74,7 +74,7 @@ def test_python_dash_m_with_no_color_and_narrow_pipe():
     assert max(len(line) for line in lines if line.startswith(" ")) <= 60
     assert " time-distributed vs dense" in lines  # stacked: the pair on its own line
     verdict = [line for line in lines if line.startswith("EQUIVALENT")]
-    assert len(verdict) == 1 and verdict[0].endswith("(4 comparisons passed)")
+    assert len(verdict) == 1 and verdict[0].endswith("(7 comparisons passed)")
 
 
 def test_python_dash_m_usage_error_exit_code():

@@ -136,7 +136,7 @@ def test_sweep_json_document(runner):
     case = doc["cases"][0]
     assert case["config"]["rnn"] == "lstm" and case["config"]["batch"] == 1
     assert case["passed"] is True and case["status"] == "passed"
-    assert {c["b"] for c in case["comparisons"]} == {"dense", "oracle"}
+    assert {c["b"] for c in case["comparisons"]} == {"dense", "oracle", "exact"}
     assert doc["environment"]["tensorflow"]
 
 
@@ -147,7 +147,7 @@ def test_sweep_failures_exit_1_and_are_listed(runner, tmp_path, junit_counts):
     assert result.exit_code == 1
     name3 = "lstm3-f4-u2-s3-b1-float32-dense+time-distributed-init=he_normal-weights=independent"
     name5 = name3.replace("lstm3", "lstm5")
-    assert f"{name3}: NOT EQUIVALENT: 1 of 4" in result.stdout
+    assert f"{name3}: NOT EQUIVALENT: 3 of 7" in result.stdout
     again = "tdcheck compare {}--initializer he_normal --weights independent --input ones --seed 0"
     lines = result.stdout.splitlines()
     assert lines[-4:] == [  # --hidden 5 is compare's default
@@ -160,7 +160,7 @@ def test_sweep_failures_exit_1_and_are_listed(runner, tmp_path, junit_counts):
     assert {c.get("classname") for c in cases} == {"tdcheck.sweep"}
     failure = cases[0].find("failure")
     assert failure.get("type") == "NotEquivalent"
-    assert failure.get("message").startswith("NOT EQUIVALENT: 1 of 4 comparisons failed")
+    assert failure.get("message").startswith("NOT EQUIVALENT: 3 of 7 comparisons failed")
     assert "FAIL output time-distributed vs dense: max_abs_diff=" in failure.text
     assert "mismatched=6/6" in failure.text
     assert failure.text.endswith("\nReproduce: " + again.format("--hidden 3 "))

@@ -211,9 +211,10 @@ def _exit(code: int) -> None:
 
 
 from tdcheck.cli import bench, compare, env, sweep  # noqa: E402  (each module adds its commands)
+from tdcheck.cli import export as _export  # noqa: E402
 from tdcheck.cli import models as _models  # noqa: E402
 
-for _module in (compare, sweep, bench, env, _models):
+for _module in (compare, sweep, bench, env, _models, _export):
     for _command in _module.COMMANDS:
         decorate(_command)
         cli.add_command(_command)

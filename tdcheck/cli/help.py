@@ -22,7 +22,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "features", "hidden", "units", "seq", "batch", "rnn", "dtype", "variants",
         "initializer", "bias-initializer", "activation", "weights", "time-dim", "with-trunk",
     ),
-    "Input options": ("input", "seed", "lengths"),
+    "Input options": ("input", "seed", "lengths", "probes"),
     "Numerics options": (
         "atol", "rtol", "exact", "oracle", "grad", "train-steps", "optimizer",
         "learning-rate", "deterministic", "equal-nan", "power", "baseline", "checks",
@@ -30,9 +30,12 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "Run options": (
         "device", "max-memory", "mode", "repeats", "warmup", "backward", "shard", "fail-fast",
         "max-cases", "k", "list", "backend", "backends", "keras", "tf32", "inference-only",
-        "no-timing", "dry-run", "force", "unsafe",
+        "no-timing", "dry-run", "force", "unsafe", "no-plain",
+        "no-export-check",
     ),
-    "Output options": ("format", "output", "junit", "save-arrays", "plot", "quiet", "wide"),
+    "Output options": (
+        "format", "output", "junit", "save-arrays", "plot", "quiet", "wide", "to",
+    ),
 }  # fmt: skip
 OTHER = "Other options"
 _GROUP_OF = {name: group for group, names in GROUPS.items() for name in names}

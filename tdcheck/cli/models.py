@@ -130,14 +130,17 @@ def _apply(options: list[Any]) -> Any:
               help="Also rewrite layers that are equal in inference only (BatchNormalization, "
                    "Dropout with noise_shape).")  # fmt: skip
 @click.option("--no-timing", is_flag=True, help="Skip the before/after timings.")
+@click.option("--no-export-check", is_flag=True,
+              help="Skip checking that the written model exports right (SavedModel, and ONNX "
+                   "with the onnx extra).")  # fmt: skip
 @FORMAT
 @OUTPUT
 @QUIET
 def rewrite_command(
     source: str, out: str | None, checks: int, seq: str, batch: int, inputs: tuple[str, ...],
     seed: int, atol: float | None, rtol: float | None, unsafe: bool, dry_run: bool,
-    force: bool, inference_only: bool, no_timing: bool, format_: str, output: str | None,
-    quiet: bool,
+    force: bool, inference_only: bool, no_timing: bool, no_export_check: bool, format_: str,
+    output: str | None, quiet: bool,
 ) -> int:  # fmt: skip
     """Replace each rewritable TimeDistributed(layer) in IN by the layer, verify, write OUT.
 
@@ -167,7 +170,7 @@ def rewrite_command(
     result = rewrite(
         source, out, inputs=list(inputs) or None, checks=checks, seq=lengths, batch=batch,
         atol=atol, rtol=rtol, seed=seed, unsafe=unsafe, force=force, dry_run=dry_run,
-        inference_only=inference_only, timing=not no_timing,
+        inference_only=inference_only, timing=not no_timing, check_export=not no_export_check,
         on_step=(lambda text: click.echo(f"\r{text}...\033[K", err=True, nl=False))
         if status else None,
     )  # fmt: skip
@@ -195,14 +198,23 @@ def models_command(
     A's on random inputs (--checks, --seq, --batch) and every --input. Exit 0
     equivalent, 1 not, 2 bad input, 3 environment problem.
 
+    A or B may be a deployment artifact (a SavedModel folder, .onnx, .tflite), run in
+    its own runtime and checked on probe shapes too (batch != length: see tdcheck
+    export).
+
     \b
     Example:
       tdcheck models model.keras model_fast.keras
       tdcheck models before.h5 after.keras --input batch.npz --format json
+      tdcheck models model.keras exported/model.onnx
     """
     lengths = _check_options(checks, seq, batch, atol, rtol)
     output_format = check_output(output)
     from tdcheck.commands.models import compare_models
+    from tdcheck.core.artifact_file import artifact_format
+
+    if artifact_format(a) or artifact_format(b):  # a SavedModel folder, .onnx, .tflite
+        from tdcheck.commands.export import compare_with_artifact as compare_models
 
     result = compare_models(
         a, b, list(inputs) or None, checks=checks, seq=lengths, batch=batch, atol=atol,

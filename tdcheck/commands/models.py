@@ -24,7 +24,7 @@ import numpy as np
 
 from tdcheck.core.inputs import read_npy_header
 from tdcheck.core.judge import Tolerance, judge_outputs, raised_stats, tolerance_for
-from tdcheck.core.result import SCHEMA_VERSION, Check, to_jsonable, verdict_text
+from tdcheck.core.result import SCHEMA_VERSION, Check, fmt, to_jsonable, verdict_text
 from tdcheck.errors import EXIT_FAIL, EXIT_PASS, ConfigError
 
 DEFAULT_SEQ = (5, 7)
@@ -46,20 +46,27 @@ class ModelsResult:
     comparisons: list[Check]
     tolerance: Tolerance
     notes: list[str] = field(default_factory=list)
+    #: Same computation in float64: stored weights and float64 clones (docs/checks.md).
+    same_computation: list[Check] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return self.passed
 
     @property
     def passed(self) -> bool:
-        return bool(self.comparisons) and all(c.passed for c in self.comparisons)
+        return (
+            bool(self.comparisons)
+            and all(c.passed for c in self.comparisons)
+            and all(c.passed for c in self.same_computation)
+        )
 
     @property
     def exit_code(self) -> int:
         return EXIT_PASS if self.passed else EXIT_FAIL
 
     def verdict(self) -> str:
-        return verdict_text(self.comparisons, self.tolerance, "the models are")
+        text = verdict_text(self.comparisons, self.tolerance, "the models are")
+        return same_computation_verdict(text, self.same_computation)
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(
@@ -74,9 +81,25 @@ class ModelsResult:
                 "params": self.params,
                 "tolerance": self.tolerance.to_dict(),
                 "comparisons": [c.to_dict() for c in self.comparisons],
+                "same_computation": [c.to_dict() for c in self.same_computation],
                 "notes": self.notes,
             }
         )
+
+
+def same_computation_verdict(text: str, checks: Sequence[Check]) -> str:
+    """The verdict of the output checks, with the float64 same-computation checks' word:
+    a failure there makes a passing verdict ``NOT EQUIVALENT: different computations``."""
+    if not checks:
+        return text
+    failed = [c for c in checks if not c.passed]
+    if not failed:
+        return f"{text}; the same computation in float64 ({len(checks)} checks)"
+    worst = failed[0]
+    why = worst.stats.note or f"{worst.check} {worst.output} margin {fmt(worst.stats.margin)}"
+    if text.startswith("EQUIVALENT"):
+        return f"NOT EQUIVALENT: {len(failed)} of {len(checks)} float64 checks failed; {why}"
+    return f"{text}; float64: {why}"
 
 
 # -- inputs -------------------------------------------------------------------------------
@@ -382,13 +405,57 @@ def compare_models(
     for label, xs in sets:
         expected = reference_outputs(model_a, xs, label, f"A ({path_a or model_a.name})")
         comparisons += judged_call(label, names, model_b, xs, expected, tolerance)
+    notes: list[str] = []
+    same: list[Check] = []
+    if tolerance.source == "default":  # --atol/--rtol judge by the user's rule alone
+        same = same_computation_checks(model_a, model_b, sets, names, notes, unsafe)
     return ModelsResult(
         a=describe(model_a, path_a),
         b=describe(model_b, path_b),
         params=params_by_layer(model_a, model_b),
         comparisons=comparisons,
         tolerance=tolerance,
+        notes=notes,
+        same_computation=same,
     )
+
+
+def same_computation_checks(
+    a: Any, b: Any, sets: Sequence[tuple[str, InputSet]], names: Sequence[str],
+    notes: list[str], unsafe: bool = False,
+) -> list[Check]:  # fmt: skip
+    """Same computation in (nearly) exact arithmetic, whatever the models' dtype
+    (docs/checks.md): their stored weights, matched by layer name, bit for bit in float64
+    (``stored weights``); and both models' float64 clones (weights cast exactly, same
+    backend) on every input set (``float64 <set>``, rule ``float64``). Where a model
+    cannot run in float64, a note says why and only the other checks judge."""
+    from tdcheck.core import samecomp
+    from tdcheck.engines import keras_float64 as k64
+    from tdcheck.engines import keras_rewrite as kr
+
+    checks: list[Check] = []
+    stats, why = samecomp.weights_stats(k64.stored_weights(a), k64.stored_weights(b))
+    if stats is not None:
+        checks.append(Check("stored weights", "all layers", stats))
+    else:
+        notes.append(why)
+    clones = []
+    for label, model in (("A", a), ("B", b)):
+        clone, reason = k64.float64_clone(model, unsafe=unsafe)
+        if clone is None:
+            notes.append(f"no float64 check: {label} ({model.name}): {reason}")
+            return checks
+        clones.append(clone)
+    for label, xs in sets:
+        try:
+            want = k64.call64(clones[0], xs)
+            got = k64.call64(clones[1], xs)
+        except kr.CallFailed as exc:
+            notes.append(f"no float64 check on {label}: a float64 clone raised ({exc})")
+            continue
+        checks += [Check(f"float64 {label}", name, samecomp.model_stats(y, w))
+                   for name, y, w in zip(names, got, want, strict=True)]  # fmt: skip
+    return checks
 
 
 def assertion_message(result: ModelsResult) -> str:

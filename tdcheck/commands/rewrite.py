@@ -39,6 +39,8 @@ from tdcheck.commands.models import (
     output_dtype,
     random_inputs,
     reference_outputs,
+    same_computation_checks,
+    same_computation_verdict,
 )
 from tdcheck.core import rules, shadow
 from tdcheck.core.judge import Tolerance, judge_outputs, raised_stats, tolerance_for
@@ -72,6 +74,8 @@ class RewriteResult:
     pass_rule: str | None = None  # the float64 same-computation rule, when it judged
     inference_only: bool = False  # inference-only layers were rewritten: OUT trains differently
     still_wrong: bool = False  # OUT's predict keeps the original's problem (kept layers)
+    #: Same computation in float64: stored weights and float64 clones (docs/checks.md).
+    same_computation: list[Check] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return self.passed
@@ -80,6 +84,7 @@ class RewriteResult:
     def passed(self) -> bool:
         return (
             all(c.passed for c in self.comparisons)
+            and all(c.passed for c in self.same_computation)
             and not self.regressions
             and self.before["params"] == self.after["params"]
         )
@@ -101,6 +106,7 @@ class RewriteResult:
                 f"{self.after['params']:,} after); not written"
             )
         text = verdict_text(self.comparisons, self.tolerance, "rewritten and original are")
+        text = same_computation_verdict(text, self.same_computation)
         if self.regressions and text.startswith("EQUIVALENT"):
             text = f"NOT EQUIVALENT: {self.regressions[0]}"
         elif self.pass_rule and text.startswith("EQUIVALENT"):
@@ -166,6 +172,7 @@ class RewriteResult:
                 "kept": [t.to_dict() for t in self.kept],
                 "tolerance": self.tolerance.to_dict(),
                 "comparisons": [c.to_dict() for c in self.comparisons],
+                "same_computation": [c.to_dict() for c in self.same_computation],
                 "before": self.before,
                 "after": self.after,
                 "timing_shape": self.timing_shape,
@@ -386,12 +393,14 @@ def rewrite(
     seq: Sequence[int] = DEFAULT_SEQ, batch: int = DEFAULT_BATCH, atol: float | None = None,
     rtol: float | None = None, seed: int = 0, unsafe: bool = False, force: bool = False,
     dry_run: bool = False, inference_only: bool = False, timing: bool = True,
-    on_step: Callable[[str], None] | None = None,
+    on_step: Callable[[str], None] | None = None, check_export: bool = True,
 ) -> RewriteResult:  # fmt: skip
     """Rewrite ``model`` (a Keras model or a saved-model path); write ``out`` if given.
 
     See the module docstring for the steps; ``result.model`` is the rewritten model.
     ``on_step`` is called with a short text before each slow step (a progress line).
+    ``check_export``: once OUT is written, export the rewritten model (SavedModel, and
+    ONNX with the onnx extra), run it and say whether it exports right (a note).
     """
     step = on_step or (lambda text: None)
     lost_compile: str | None = None  # IN had compile settings that cannot be carried over
@@ -469,6 +478,7 @@ def rewrite(
     comparisons: list[Check] = []
     regressions: list[str] = []
     inherited: set[str] = set()
+    same: list[Check] = []
     if done.replaced:
         for label, xs in sets:
             step(f"checking {label}")
@@ -494,6 +504,9 @@ def rewrite(
         if findings and not after_findings:
             notes.append("the rewritten model's predict gives the right shapes on every input")
         notes += _notes_on_layers(done, inference_only)
+        if tolerance.source == "default":  # --atol/--rtol judge by the user's rule alone
+            step("the same computation in float64")
+            same = same_computation_checks(original, rewritten, sets, names, notes, unsafe)
 
     first = sets[0][1]
     longest = max((xs for _, xs in sets), key=lambda xs: xs[0].size)  # timed at the largest
@@ -519,6 +532,7 @@ def rewrite(
         after=after, timing_shape=f"input {shape}", dry_run=dry_run, model=rewritten,
         notes=notes, pass_rule=shadow_rule, still_wrong=bool(done.replaced and inherited),
         inference_only=any(t.verdict.verdict == rules.INFERENCE_ONLY for t in done.replaced),
+        same_computation=same,
     )  # fmt: skip
     if done.replaced and out is not None and not dry_run and (result.passed or force):
         compile_note = kr.carry_compile(rewritten, compile_config)
@@ -537,6 +551,11 @@ def rewrite(
             result.notes.append("the saved file did not reload to the same outputs: not written")
             return result
         result.written = True
+        if check_export:
+            from tdcheck.commands.export import export_check
+
+            step("checking the rewritten model's exports")
+            result.notes.append(export_check(original, rewritten, seed=seed))
         if compile_note is None and lost_compile is not None:
             compile_note = (
                 f"IN's compile settings could not be carried over ({lost_compile}); compile OUT "

@@ -22,6 +22,7 @@ from tdcheck.core.model_file import (
     read_model_file,
     time_distributed_layers,
 )
+from tdcheck.core.probes import export_warning
 from tdcheck.core.result import SCHEMA_VERSION, to_jsonable
 from tdcheck.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, ConfigError
 
@@ -38,6 +39,7 @@ class ScanResult:
     size_bytes: int = 0
     layers: list[WrappedLayer] = field(default_factory=list)
     error: str | None = None
+    export_warning: str | None = None  # TimeDistributed on a variable-length axis
 
     @property
     def rewritable(self) -> list[WrappedLayer]:
@@ -66,6 +68,7 @@ class ScanResult:
             "error": self.error,
             "counts": self.counts(),
             "time_distributed": [t.to_dict() for t in self.layers],
+            "export_warning": self.export_warning,
         }
 
 
@@ -124,6 +127,7 @@ def scan(path: str) -> ScanResult:
         keras_version=model.keras_version,
         size_bytes=model.size_bytes,
         layers=layers,
+        export_warning=export_warning([(t.path, t.input_shape) for t in layers]),
     )
 
 

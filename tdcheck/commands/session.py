@@ -21,6 +21,7 @@ from tdcheck.core.inputs import valid_positions
 from tdcheck.core.judge import (
     Judge,
     bound_precision,
+    exact_arithmetic_checks,
     gradient_pair_allowance,
     head_gradient_bounds,
     oracle_allowances,
@@ -137,7 +138,9 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
     arrays["features"] = head_input
     arrays.update({f"outputs/{v}": out for v, out in outputs.items()})
     for v in cfg.variants[1:]:
-        judge.pair("output", v, reference, outputs, errors, where=where, allowed=bounds_out,
+        # the allowance of both sides from the reference's weights (what both should hold)
+        pair_bounds = {v: bounds_out[reference], reference: bounds_out[reference]}
+        judge.pair("output", v, reference, outputs, errors, where=where, allowed=pair_bounds,
                    rule=out_rule, keys=(f"outputs/{v}", f"outputs/{reference}"))  # fmt: skip
 
     keras_mask = oracle.keras_mask(x_model) if cfg.lengths is not None else None
@@ -220,6 +223,8 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
         if run.targets is not None:
             arrays["trained/targets"] = run.targets
         training = run.to_dict()
+
+    notes += exact_arithmetic_checks(cfg, judge, head_input, heads, outputs, errors, where)
 
     if cfg.weights == "independent":
         notes.append(

@@ -96,6 +96,7 @@ def faults(kernel: Array, bias: Array, activation: str, dtype: str) -> list[Faul
     for step in SCALE_STEPS:
         out.append(Fault(f"kernel x (1+{step}u)", scaled_kernel(k, step, dtype), b, activation,
                          rounding_level=True))  # fmt: skip
+    out.append(Fault("kernel x 1.01", round_to(k * 1.01, dtype), b, activation))
     out.append(Fault("bias dropped", k, np.zeros_like(b), activation))
     largest = float(np.max(np.abs(b))) if b.size else 0.0
     shifted = round_to(b + ulp(np.array(largest), dtype), dtype)

@@ -27,6 +27,8 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "keras2": ("tensorflow>=2.16,<3", "tf_keras>=2.16"),
     "plot": ("matplotlib>=3.7",),
     "ray": ("ray[default]>=2.9",),
+    "onnx": ("tf2onnx>=1.17", "onnx>=1.23", "onnxruntime>=1.32"),
+    "litert": ("ai-edge-litert>=2.3",),
 }
 
 #: The release series tdcheck's tests and measurements ran on (docs/backends.md, "Versions").

@@ -28,6 +28,8 @@ if TYPE_CHECKING:  # NumPy stays unloaded for reports that need no statistics (t
     from tdcheck.core.stats import ArrayStats
 
 ORACLE = "oracle"
+#: The exact float64 head with the reference weights (the statistical rule judges against it).
+EXACT = "exact"
 SCHEMA_VERSION = 1
 
 
@@ -58,6 +60,11 @@ class Comparison:
     @property
     def involves_oracle(self) -> bool:
         return ORACLE in (self.a, self.b)
+
+    @property
+    def against_reference(self) -> bool:
+        """Against a float64 reference: the oracle, or the exact head (``exact``)."""
+        return ORACLE in (self.a, self.b) or EXACT in (self.a, self.b)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -99,17 +106,38 @@ class CompareResult:
             f"{p['head']} head detected"
         ]
         for row in rows:
-            state = (
-                f"detected by {row['by']} (margin {fmt(row['margin'])})"
-                if row["detected"]
-                else "not detected"
-            )
+            per_rule = row.get("by_rule") or {}
+            if per_rule:
+                hits = [
+                    f"{name} (margin {fmt(r['margin'])})"
+                    for name, r in per_rule.items()
+                    if r["detected"]
+                ]
+                missed = [name for name, r in per_rule.items() if not r["detected"]]
+                state = f"detected by {', '.join(hits)}" if hits else "not detected"
+                if hits and missed:
+                    state += f"; not by {', '.join(missed)}"
+            else:
+                state = (
+                    f"detected by {row['by']} (margin {fmt(row['margin'])})"
+                    if row["detected"]
+                    else "not detected"
+                )
             lines.append(f"  {row['fault']}: {state}")
         k = p["smallest_scaling_detected"]
         lines.append(
             "  smallest kernel scaling detected: "
             + (f"1 + {fmt(k)}u" if k is not None else "none up to 1 + 2^30 u")
         )
+        by_rule = p.get("smallest_scaling_by_rule") or {}
+        if len(by_rule) > 1:
+            lines.append(
+                "  by rule: "
+                + ", ".join(
+                    f"{name} " + (f"1 + {fmt(v)}u" if v is not None else "none")
+                    for name, v in by_rule.items()
+                )
+            )
         for key in ("blind", "below_rounding"):
             if p.get(key):
                 lines.append(f"  {p[key]}")
@@ -136,9 +164,9 @@ class CompareResult:
         """
         n = len(self.comparisons)
         noun = "comparison" if n == 1 else "comparisons"
-        pairs = [c for c in self.comparisons if not c.involves_oracle]
+        pairs = [c for c in self.comparisons if not c.against_reference]
         if not self.passed:
-            failed_pairs = [c for c in self.failures if not c.involves_oracle]
+            failed_pairs = [c for c in self.failures if not c.against_reference]
             worst = max(failed_pairs or self.failures, key=_badness)
             s = worst.stats
             where = ""
@@ -182,7 +210,7 @@ class CompareResult:
             )
         else:
             text = "EQUIVALENT to the oracle within tolerance"
-        oracle = [c for c in self.comparisons if c.involves_oracle]
+        oracle = [c for c in self.comparisons if c.against_reference]
         if oracle:
             oracle_worst = max((c.stats.max_abs_diff or 0.0) for c in oracle)
             text += f"; oracle agrees to {fmt(oracle_worst)}"

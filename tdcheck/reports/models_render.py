@@ -82,6 +82,8 @@ def scan_table(
                         left=(0, 1, 2, 3))  # fmt: skip
             for t in f["time_distributed"]:
                 console.print(Text(f"  {t['path']}: {t['reason']}"))
+            if f.get("export_warning"):
+                console.print(Text(f"  {f['export_warning']}", style="yellow"))
             console.print()
         console.print(Text(doc["verdict"], style="bold"))
 
@@ -101,6 +103,8 @@ def scan_markdown(doc: dict[str, Any]) -> str:
                     f"**{t['verdict']}** | {t['reason']} |"
                 )
             out.append("")
+        if f.get("export_warning"):
+            out += [f"> {f['export_warning']}", ""]
     out.append(f"**{doc['verdict']}**")
     return "\n".join(out) + "\n"
 
@@ -145,6 +149,32 @@ def _failure_lines(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _same_lines(doc: dict[str, Any]) -> list[str]:
+    """The float64 same-computation checks, one line each (docs/checks.md)."""
+    lines = []
+    for c in doc.get("same_computation") or []:
+        state = "PASS" if c["passed"] else "FAIL"
+        what = (
+            "bitwise identical"
+            if c["bitwise_equal"]
+            else f"max abs {fmt(c['max_abs_diff'])}, margin {fmt(c['margin'])}"
+        )
+        line = f"{c['check']} {c['output']}: {what} ({c['rule']}) {state}"
+        if c.get("note") and not c["passed"]:
+            line += f"; {c['note']}"
+        lines.append(line)
+    return lines
+
+
+def _same_markdown(doc: dict[str, Any]) -> list[str]:
+    lines = _same_lines(doc)
+    return (
+        ["", "### Same computation in float64", "", *[f"- {line}" for line in lines]]
+        if lines
+        else []
+    )
+
+
 def _rule_line(doc: dict[str, Any]) -> str:
     if doc.get("pass_rule"):  # rewrite: same computation in float64, rounding by its size
         return str(doc["pass_rule"])
@@ -176,10 +206,14 @@ MODEL_HEADERS = ["", "model", "class", "inputs", "outputs", "params", "TD layers
 PARAM_HEADERS = ["layer", "class A", "class B", "params A", "params B", "equal"]
 
 
+def _count(value: int | None) -> str:
+    return "-" if value is None else f"{value:,}"  # an artifact may not tell
+
+
 def _model_rows(doc: dict[str, Any]) -> list[list[str]]:
     return [
         [side, m["name"], m["class"], _tensors(m["inputs"]), _tensors(m["outputs"]),
-         f"{m['params']:,}", str(m["time_distributed"])]
+         _count(m["params"]), _count(m["time_distributed"])]
         for side, m in (("A", doc["a"]), ("B", doc["b"]))
     ]  # fmt: skip
 
@@ -196,11 +230,14 @@ def _md_table(headers: list[str], rows: list[list[str]]) -> list[str]:
 
 def _models_markdown_body(doc: dict[str, Any]) -> list[str]:
     out = ["### Models", "", *_md_table(MODEL_HEADERS, _model_rows(doc)), ""]
-    out += ["### Parameters by layer", ""]
-    out += _md_table(PARAM_HEADERS, _params_rows(doc))
-    out += [f"| **total** | | | **{doc['a']['params']:,}** | **{doc['b']['params']:,}** | |", ""]
+    if doc["params"]:  # none when a side is an artifact (it has no layers)
+        out += ["### Parameters by layer", ""]
+        out += _md_table(PARAM_HEADERS, _params_rows(doc))
+        total = f"**{_count(doc['a']['params'])}** | **{_count(doc['b']['params'])}**"
+        out += [f"| **total** | | | {total} | |", ""]
     out += ["### Checks", "", _rule_line(doc), ""]
     out += _md_table(CHECK_HEADERS, _check_rows(doc))
+    out += _same_markdown(doc)
     out += ["", f"**{doc['verdict']}**"]
     out += [f"- {line}" for line in _failure_lines(doc)]
     out += [f"> {note}" for note in doc.get("notes", [])]
@@ -259,6 +296,7 @@ def rewrite_markdown(doc: dict[str, Any]) -> str:
     out += ["### Rewritten", "", *_md_table(["layer", "was", "now", "input shape"], rows), ""]
     if doc["comparisons"]:
         out += ["### Checks", "", _rule_line(doc), "", *_md_table(CHECK_HEADERS, _check_rows(doc))]
+        out += _same_markdown(doc)
     out += ["", f"### Before / after ({doc['timing_shape']})", ""]
     out += _md_table(["", "before", "after", "speed-up"], _speed_rows(doc))
     out += ["", f"**{doc['verdict']}**"]
@@ -287,6 +325,12 @@ def _print_checks(doc: dict[str, Any], console: Any) -> None:
     print_table(console, headers, rows, title=title, left=left)
     console.print(Text(_rule_line(doc), style="dim"))
     console.print()
+    same = _same_lines(doc)
+    if same:
+        console.print(Text("Same computation in float64", style="bold"))
+        for line in same:
+            console.print(Text("  " + line))
+        console.print()
 
 
 def _print_end(doc: dict[str, Any], console: Any, extra: list[str]) -> None:
@@ -309,11 +353,12 @@ def models_table(
         console.print()
         print_table(console, MODEL_HEADERS, _model_rows(doc), title="Models",
                     left=(0, 1, 2, 3, 4))  # fmt: skip
-        total = doc["a"]["params"] == doc["b"]["params"]
-        footer = ["total", "", "", f"{doc['a']['params']:,}", f"{doc['b']['params']:,}",
-                  "yes" if total else "NO"]  # fmt: skip
-        print_table(console, PARAM_HEADERS, _params_rows(doc), title="Parameters by layer",
-                    left=(0, 1, 2), footer=footer)  # fmt: skip
+        if doc["params"]:  # none when a side is an artifact (it has no layers)
+            total = doc["a"]["params"] == doc["b"]["params"]
+            footer = ["total", "", "", _count(doc["a"]["params"]), _count(doc["b"]["params"]),
+                      "yes" if total else "NO"]  # fmt: skip
+            print_table(console, PARAM_HEADERS, _params_rows(doc), title="Parameters by layer",
+                        left=(0, 1, 2), footer=footer)  # fmt: skip
         _print_checks(doc, console)
         _print_end(doc, console, [])
 

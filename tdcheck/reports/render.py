@@ -226,6 +226,11 @@ def _dropped_columns(result: CompareResult) -> set[str]:
 def tolerance_line(result: CompareResult) -> str:
     """The pass rule, with the numbers when every comparison shares them."""
     texts = {tolerance_text(c) for c in result.comparisons}
+    if any(c.stats.rule == "statistical" for c in result.comparisons):
+        return (
+            "pass rule: |a - b| <= allowed (an error bound or atol + rtol * |b|); statistical: "
+            "the error's RMS and bias within rounding's, P(false FAIL) <= 1e-9 (docs/checks.md)"
+        )
     if any(c.stats.element_rule for c in result.comparisons):
         return "pass rule: |a - b| <= allowed: an error bound or atol + rtol * |b| (docs/checks.md)"
     if texts == {"bitwise"}:
@@ -363,6 +368,8 @@ KIND_TITLES = {
     "trained-weights": "Weights after training",
     "trained-output": "Outputs after training",
     "cross-device": "Across devices",
+    "same-computation": "Same computation (float64, from the stored weights)",
+    "statistical": "Rounding's real size (statistical rule, against the exact head)",
 }
 
 

@@ -1,7 +1,8 @@
 """The judge: named arrays, pairs and rules in, comparisons out. NumPy only.
 
-* :mod:`.rules`: one class per rule (``exact``, ``tolerance``, ``bound``) and the registry
-  :data:`~.rules.RULES` where ``statistical`` and ``float64`` go;
+* :mod:`.rules`: one class per rule (``exact``, ``tolerance``, ``bound``, ``float64``,
+  ``statistical``) and the registry :data:`~.rules.RULES`;
+* :mod:`.same_computation`: the ``same-computation`` and ``statistical`` pairs of compare;
 * :mod:`.comparator`: :class:`~.comparator.Pair`, :class:`~.comparator.Judge` and the
   archive-to-archive judging of ``--backends`` and ``--baseline``;
 * :mod:`.allowances`: the element-wise allowances of the ``bound`` rule;
@@ -34,20 +35,33 @@ from tdcheck.core.judge.comparator import (
 )
 from tdcheck.core.judge.outputs import judge_output, judge_outputs, raised_stats, tolerance_for
 from tdcheck.core.judge.power import power_check
-from tdcheck.core.judge.rules import RULES, Bound, Exact, Rule, Tolerance, register
+from tdcheck.core.judge.rules import (
+    RULES,
+    Bound,
+    Exact,
+    Float64,
+    Rule,
+    Statistical,
+    Tolerance,
+    register,
+)
+from tdcheck.core.judge.same_computation import exact_arithmetic_checks
 
 __all__ = [
     "COMPARED",
     "RULES",
     "Bound",
     "Exact",
+    "Float64",
     "Judge",
     "Pair",
     "Rule",
+    "Statistical",
     "Tolerance",
     "archive_pairs",
     "bound_precision",
     "cross_tolerances_for",
+    "exact_arithmetic_checks",
     "gradient_pair_allowance",
     "head_gradient_bounds",
     "judge_arrays",

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tdcheck.core.judge.rules import Bound, Exact, Rule, Tolerance
-from tdcheck.core.result import ORACLE, Comparison
+from tdcheck.core.result import EXACT, ORACLE, Comparison
 from tdcheck.core.stats import ArrayStats
 
 if TYPE_CHECKING:
@@ -241,10 +241,11 @@ def cross_tolerances_for(cfg: CompareConfig, *, tf32: bool) -> tuple[float, floa
 
 
 def relabel(comparisons: list[Comparison], engine: str) -> list[Comparison]:
-    """One engine's comparisons named ``variant@engine`` (the oracle keeps its name)."""
+    """One engine's comparisons named ``variant@engine`` (the oracle and the exact head keep
+    their names)."""
     out = []
     for c in comparisons:
-        a = c.a if c.a == ORACLE else f"{c.a}@{engine}"
-        b = c.b if c.b == ORACLE else f"{c.b}@{engine}"
+        a = c.a if c.a in (ORACLE, EXACT) else f"{c.a}@{engine}"
+        b = c.b if c.b in (ORACLE, EXACT) else f"{c.b}@{engine}"
         out.append(dataclasses.replace(c, a=a, b=b))
     return out

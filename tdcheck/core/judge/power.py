@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tdcheck.core import bounds, faults
+from tdcheck.core import bounds, faults, samecomp
 from tdcheck.core.judge.allowances import Heads, oracle_allowances
 from tdcheck.core.result import ORACLE
 
@@ -32,21 +32,34 @@ def power_check(
     bounds_out: dict[str, np.ndarray],
     where: Any,
 ) -> dict[str, Any]:
-    """``--power``: each fault of :func:`tdcheck.core.faults.faults` goes into a copy of the
-    second variant's head (the first when there is one), evaluated exactly and rounded once to
-    the compute dtype, and is judged as that head would be: against the reference variant's
-    actual output (the pair rule) and against the oracle."""
+    """``--power``: would this configuration, input and rules have caught known faults?
+
+    Each fault of :func:`tdcheck.core.faults.faults` goes into a copy of the second variant's
+    head (the first when there is one), evaluated exactly and rounded once to the compute
+    dtype, and is judged by each rule (``by_rule``):
+
+    * ``bound``: as that head is judged, against the reference variant's actual output and
+      against the oracle, allowances from the healthy (reference) weights;
+    * ``statistical``: against the exact head with the reference's weights, under the
+      rounding model (:mod:`tdcheck.core.rounding`);
+    * ``float64``: same computation, from the stored weights in float64
+      (:mod:`tdcheck.core.samecomp`).
+
+    With ``--atol/--rtol`` or ``--exact`` only the run's own rule judges (``bound`` then
+    names it). The user's model is never touched.
+    """
     target = cfg.variants[1] if len(cfg.variants) > 1 else cfg.variants[0]
     reference = cfg.variants[0]
     kernel, bias = heads[target]
     h = np.asarray(head_input, np.float64)
     rule = bounds.output_rule(cfg.head_input_size, judge.precision)
+    healthy = {target: bounds_out[target]}  # the allowance of the healthy head's weights
+    extra = not (judge.user_tolerances or judge.exact)
+    rules = samecomp.FaultJudge(h, (*heads[reference], cfg.activation), cfg.dtype,
+                                judge.precision, where) if extra else None  # fmt: skip
 
-    def judged(k: np.ndarray, b: np.ndarray, act: str) -> tuple[bool, str, float]:
+    def bound_rule(k: np.ndarray, b: np.ndarray, act: str) -> tuple[bool, str, float]:
         y = faults.round_to(bounds.head_output_reference(h, k, b, act), cfg.dtype)
-        own = bounds.head_output_bound(h, k, b, act, judge.precision) + bounds.head_output_bound(
-            h, k, b, act, "float64"
-        )
         found: list[tuple[str, float]] = []
         if target != reference:
             if judge.exact:  # bitwise: against the healthy head evaluated the same way
@@ -55,12 +68,12 @@ def power_check(
                 )
             else:
                 expected = outputs[reference]
-            s = judge.measure(target, reference, y, expected, where, own + bounds_out[reference],
-                              rule)  # fmt: skip
+            s = judge.measure(target, reference, y, expected, where,
+                              2.0 * bounds_out[reference], rule)  # fmt: skip
             if not s.passed:
                 found.append((f"{target} vs {reference}", s.margin or 0.0))
         if oracle_outputs is not None and features64 is not None:
-            allowed = oracle_allowances(cfg, h, features64, {target: (k, b)}, {target: own}, act)
+            allowed = oracle_allowances(cfg, h, features64, {target: (kernel, bias)}, healthy)
             s = judge.measure(target, ORACLE, y, oracle_outputs[target], where, allowed[target],
                               rule)  # fmt: skip
             if not s.passed:
@@ -68,24 +81,53 @@ def power_check(
         margin = max((m for _, m in found), default=0.0)
         return bool(found), ", ".join(name for name, _ in found), margin
 
+    def by_rule(
+        k: np.ndarray, b: np.ndarray, act: str, only: str | None = None
+    ) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        if only in (None, "bound"):
+            found, by, margin = bound_rule(k, b, act)
+            out["bound"] = {"detected": found, "margin": margin, "by": by or None}
+        if rules is not None and only in (None, "statistical"):
+            stat = rules.statistical((k, b, act))
+            if stat is not None:
+                out["statistical"] = {"detected": stat[0], "margin": stat[1]}
+        if rules is not None and only in (None, "float64"):
+            same = rules.float64((k, b, act))
+            out["float64"] = {"detected": same[0], "margin": same[1]}
+        return out
+
     rows: list[dict[str, Any]] = []
     missed_rounding: list[str] = []
     missed: list[str] = []
     for fault in faults.faults(kernel, bias, cfg.activation, cfg.dtype):
-        detected, by, margin = judged(fault.kernel, fault.bias, fault.activation)
+        judged = by_rule(fault.kernel, fault.bias, fault.activation)
+        names = [name for name, r in judged.items() if r["detected"]]
+        detected = bool(names)
+        margin = max((judged[name]["margin"] for name in names), default=None)
         rows.append({
-            "fault": fault.name, "detected": detected, "by": by or None,
-            "margin": margin if detected else None, "note": fault.note or None,
+            "fault": fault.name, "detected": detected, "by": ", ".join(names) or None,
+            "margin": margin, "note": fault.note or None,
             "rounding_level": fault.rounding_level,
+            "by_rule": judged,
         })  # fmt: skip
         if not detected:
             (missed_rounding if fault.rounding_level else missed).append(fault.name)
-    smallest = None
-    for power in range(0, 31):
-        k = 2.0**power
-        if judged(faults.scaled_kernel(kernel, k, cfg.dtype), bias, cfg.activation)[0]:
-            smallest = k
-            break
+    smallest: dict[str, float | None] = {}
+    for name in ("bound", "statistical", "float64"):
+        if rules is None and name != "bound":
+            continue
+        if name == "statistical" and rules is not None and rules.scale is None:
+            continue
+        smallest[name] = None
+        for power in range(0, 31):
+            k = 2.0**power
+            scaled = faults.scaled_kernel(kernel, k, cfg.dtype)
+            judged_k = by_rule(scaled, bias, cfg.activation, only=name)
+            if judged_k[name]["detected"]:
+                smallest[name] = k
+                break
+    rounding_rules = [s for n in ("bound", "statistical") if (s := smallest.get(n)) is not None]
     blind = None
     if missed:
         why, options = faults.blind_reasons(kernel, bias, x, missed)
@@ -99,5 +141,6 @@ def power_check(
             "bitwise-identical variants"
         )
     return {"head": target, "reference": reference, "faults": rows,
-            "smallest_scaling_detected": smallest, "blind": blind,
+            "smallest_scaling_detected": min(rounding_rules, default=None),
+            "smallest_scaling_by_rule": smallest, "blind": blind,
             "below_rounding": below}  # fmt: skip

@@ -10,11 +10,11 @@ the figures behind it). Every rule has
   an archive with NumPy alone);
 * ``measure(actual, expected, where=..., equal_nan=...)``: the statistics.
 
-The registry has room for more: the numerics work adds ``statistical`` (rounding's RMS and
-bias, a stated false-FAIL probability) and ``float64`` (the same computation agrees to float64
-rounding). Adding one is a class here with those four members, a :func:`register` decorator,
-and its test in ``tests/test_judge.py``; nothing else changes (the :class:`Judge` takes any
-rule object).
+Besides ``exact``, ``tolerance`` and ``bound``: ``statistical`` (rounding's RMS and bias, a
+stated false-FAIL probability, :mod:`tdcheck.core.rounding`) and ``float64`` (the same
+computation agrees to float64 rounding, :mod:`tdcheck.core.samecomp`). Adding one is a
+class here with those four members, a :func:`register` decorator, and its test; nothing
+else changes (the :class:`Judge` takes any rule object).
 
 >>> import numpy as np
 >>> Tolerance(atol=0.1, rtol=0.0).measure(np.array([1.0, 2.0]), np.array([1.0, 2.05])).passed
@@ -22,7 +22,7 @@ True
 >>> Exact().measure(np.array([1.0]), np.array([1.0 + 2**-52])).passed
 False
 >>> sorted(RULES)
-['bound', 'exact', 'tolerance']
+['bound', 'exact', 'float64', 'statistical', 'tolerance']
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 
+from tdcheck.core import rounding, samecomp
 from tdcheck.core.stats import ArrayStats, compare_arrays
 
 
@@ -165,4 +166,61 @@ class Bound:
         stats = compare_arrays(actual, expected, atol=self.atol, rtol=self.rtol, where=where,
                                allowed=self.bound, equal_nan=equal_nan)  # fmt: skip
         stats.rule = self.name
+        return stats
+
+
+@register("float64")
+@dataclass
+class Float64:
+    """Same computation: two heads evaluated in float64 from their stored weights agree to
+    float64 rounding (``allowed``: both sides' worst-case float64 bounds), and the exact
+    ``h dW + db`` certificate of :func:`tdcheck.core.samecomp.same_computation` finds no
+    difference of the stored weights (``result``)."""
+
+    result: Any  # tdcheck.core.samecomp.SameComputation
+    atol: float = 0.0
+    rtol: float = 0.0
+    name: str = "float64"
+    doc: ClassVar[str] = (
+        "float64: both sides evaluated in float64 from their stored weights agree to float64 "
+        "rounding, or they are different computations (core/samecomp.py)"
+    )
+
+    def allowed(self, expected: Any) -> np.ndarray:
+        return np.broadcast_to(np.asarray(self.result.allowed, np.float64), np.shape(expected))
+
+    def measure(
+        self, actual: Any, expected: Any, *, where: Any = None, equal_nan: bool = False
+    ) -> ArrayStats:
+        stats = samecomp.stats(self.result, where)
+        stats.atol, stats.rtol = self.atol, self.rtol  # (shown; the rule is float64's)
+        return stats
+
+
+@register("statistical")
+@dataclass
+class Statistical:
+    """Rounding judged by its real size: the error's RMS, bias and scale (pooled and per
+    unit) against the rounding model ``scale`` of the reference's weights, false-FAIL
+    probability ``p`` per comparison (:mod:`tdcheck.core.rounding`)."""
+
+    scale: Any  # tdcheck.core.rounding.Scale
+    atol: float = 0.0
+    rtol: float = 0.0
+    p: float = 1e-9
+    name: str = "statistical"
+    doc: ClassVar[str] = (
+        "statistical: the error's RMS and bias within rounding's (Higham-Mary model), "
+        "false-FAIL probability <= 1e-9 per comparison (core/rounding.py)"
+    )
+
+    def allowed(self, expected: Any) -> np.ndarray:
+        lam = rounding.direction_threshold(self.p)
+        return np.broadcast_to(lam * self.scale.sigma + self.scale.slack, np.shape(expected))
+
+    def measure(
+        self, actual: Any, expected: Any, *, where: Any = None, equal_nan: bool = False
+    ) -> ArrayStats:
+        stats = rounding.stats(actual, expected, self.scale, where, self.p)
+        stats.atol, stats.rtol = self.atol, self.rtol
         return stats
