@@ -158,7 +158,10 @@ def test_activity_regularizer_is_inference_only():
     from tdcheck.core import rules
 
     verdict = rules.judge("Dense", {"name": "d", "units": 3, "activity_regularizer": "l1"})
-    assert (verdict.verdict, verdict.reason) == (rules.INFERENCE_ONLY, rules.ACTIVITY_REASON)
+    assert (verdict.verdict, verdict.reason) == (
+        rules.INFERENCE_ONLY,
+        f"{rules.ACTIVITY_REASON}; {rules.INFERENCE_ONLY_HINT}",
+    )
     assert verdict.config == {"name": "d", "units": 3, "activity_regularizer": "l1"}
     plain = rules.judge("Dense", {"name": "d", "units": 3, "activity_regularizer": None})
     assert plain.verdict == rules.REWRITABLE
@@ -254,8 +257,8 @@ def test_tf_keras_files(runner, tmp_path):
                   "--no-timing", "--format", "json")  # fmt: skip
     assert rewrite.exit_code == 0, rewrite.output
     assert json.loads(rewrite.stdout)["findings"][0].startswith(
-        "model.predict gives the WRONG SHAPE on a new sequence length: (2, 2, 3) instead of "
-        "(2, 7, 3)"
+        "model.predict gives the WRONG SHAPE on a new size of axis 1 (5 -> 7), input (2, 7, 4): "
+        "(2, 2, 3) instead of (2, 7, 3)"
     )
     refused = run(runner, "rewrite", native, "--dry-run")
     assert refused.exit_code == 2
@@ -451,6 +454,112 @@ def test_quiet_prints_only_the_verdict(runner, saved_models):
         "1 of 2 TimeDistributed layers rewritable in 2 files (tdcheck rewrite IN OUT replaces "
         "them)\n"
     )
+
+
+# -- real-world shapes (issue 17) ---------------------------------------------------------
+
+
+def _td(name, layer):
+    return {"class_name": "TimeDistributed", "config": {"name": name, "layer": layer}}
+
+
+def _dense(name, units):
+    return {"module": "keras.layers", "class_name": "Dense",
+            "config": {"name": name, "units": units}}  # fmt: skip
+
+
+def test_a_td_inside_a_td_wrapped_model_is_listed_with_its_path():
+    encoder = {"module": "keras.src.models.functional", "class_name": "Functional",
+               "registered_name": "Functional",
+               "config": {"name": "encoder", "layers": [_td("word_proj", _dense("d", 4))]}}  # fmt: skip
+    config = {"class_name": "Functional", "config": {"name": "han", "layers": [
+        _td("sentences", encoder)]}}  # fmt: skip
+    found = model_file.time_distributed_layers(config)
+    assert [(t.path, t.wrapped_class, t.verdict.verdict, t.verdict.reason) for t in found] == [
+        ("han/sentences", "Functional", NOT_REWRITABLE,
+         "wraps a whole model: the wrapper stays (it runs the model on each timestep); the "
+         "model's own TimeDistributed layers are listed under it"),
+        ("han/sentences/encoder/word_proj", "Dense", REWRITABLE,
+         "acts on the last axis only: the same weights at every timestep"),
+    ]  # fmt: skip
+    rewritten, done = model_file.rewrite_config(config)
+    assert [t.path for t in done.replaced] == ["han/sentences/encoder/word_proj"]
+    inner = rewritten["config"]["layers"][0]["config"]["layer"]["config"]["layers"][0]
+    assert (inner["class_name"], inner["config"]) == ("Dense", {"name": "word_proj", "units": 4})
+
+
+def test_a_file_whose_only_td_dense_sits_in_a_wrapped_encoder_exits_1(runner, tf_keras,
+                                                                      tmp_path):  # fmt: skip
+    import model_files
+
+    path = str(tmp_path / "han.keras")
+    model_files.han(tf_keras[1]).save(path)
+    result, doc = scan_json(runner, path)
+    assert result.exit_code == 1
+    (f,) = doc["files"]
+    assert [(t["path"], t["wrapped_class"], t["input_shape"], t["verdict"])
+            for t in f["time_distributed"]] == [
+        ("han/sentences", "Functional", [None, None, 5], NOT_REWRITABLE),
+        ("han/sentences/encoder/word_proj", "Dense", [None, 5, 4], REWRITABLE),
+    ]  # fmt: skip
+    assert doc["verdict"].startswith("1 of 2 TimeDistributed layers rewritable in 1 file")
+
+
+def test_keras2_sequential_input_shapes_are_carried_from_the_model_input():
+    config = {"class_name": "Sequential", "config": {"name": "tagger", "layers": [
+        {"class_name": "InputLayer", "config": {"batch_input_shape": [None, None]}},
+        {"class_name": "Embedding", "config": {"name": "e", "output_dim": 5}},
+        {"class_name": "Bidirectional", "config": {"name": "bi", "layer": {
+            "class_name": "LSTM", "config": {"units": 4, "return_sequences": True}}}},
+        _td("td_1", {"class_name": "Dense", "config": {"units": 3}}),
+        {"class_name": "Dropout", "config": {"rate": 0.1}},
+        _td("td_2", {"class_name": "Dense", "config": {"units": 2}}),
+        {"class_name": "Flatten", "config": {}},
+        _td("td_3", {"class_name": "Dense", "config": {"units": 2}}),
+    ]}}  # fmt: skip
+    shapes = [t.input_shape for t in model_file.time_distributed_layers(config)]
+    assert shapes == [[None, None, 8], [None, None, 3], None]  # Flatten: not carried
+
+
+def test_keras2_functional_input_shapes_follow_the_inbound_nodes():
+    config = {"class_name": "Functional", "config": {"name": "f", "layers": [
+        {"class_name": "InputLayer", "name": "x", "inbound_nodes": [],
+         "config": {"batch_input_shape": [None, 10, 4], "name": "x"}},
+        {"class_name": "GRU", "name": "gru", "inbound_nodes": [[["x", 0, 0, {}]]],
+         "config": {"name": "gru", "units": 7, "return_sequences": True}},
+        {**_td("td", {"class_name": "Dense", "config": {"units": 3}}), "name": "td",
+         "inbound_nodes": [[["gru", 0, 0, {}]]]},
+    ]}}  # fmt: skip
+    (t,) = model_file.time_distributed_layers(config)
+    assert t.input_shape == [None, 10, 7]
+
+
+def test_keras2_conversion_drops_only_harmless_keys():
+    lstm = {"class_name": "LSTM", "config": {"name": "l", "units": 2, "time_major": False}}
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        {"class_name": "Bidirectional", "config": {"name": "bi", "layer": lstm}},
+        {"class_name": "GRU", "config": {"name": "g", "time_major": False}}]}}  # fmt: skip
+    converted, dropped = model_file.keras2_conversion(config, "m.h5")
+    assert dropped == ["l: time_major=False", "g: time_major=False"]
+    assert "time_major" not in json.dumps(converted)
+    assert "time_major" in json.dumps(config)  # the caller's config is not changed
+    lstm["config"]["time_major"] = True
+    with pytest.raises(model_file.ConfigError, match="time_major=True, which Keras 3 cannot"):
+        model_file.keras2_conversion(config, "m.h5")
+
+
+def test_inference_only_reasons_name_the_option(runner, tmp_path):
+    config = {"class_name": "Sequential", "config": {"name": "s", "layers": [
+        _td("bn", {"class_name": "BatchNormalization", "config": {"axis": -1}})]}}  # fmt: skip
+    path = tmp_path / "bn.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", json.dumps(config))
+    result = run(runner, "scan", str(path))
+    assert result.exit_code == 0
+    assert ("  s/bn: uses its moving statistics per feature in inference (equal); in training "
+            "TimeDistributed normalises each timestep over the batch, the layer alone over batch "
+            "and time; rewritten only with tdcheck rewrite --inference-only (OUT then trains "
+            "differently)") in result.stdout  # fmt: skip
 
 
 def test_unreadable_file_error_is_on_stderr_only(runner, saved_models):

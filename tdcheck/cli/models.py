@@ -119,8 +119,9 @@ CHECK_OPTIONS = [
     click.option("--checks", type=int, default=5, show_default=True, metavar="N",
                  help="Random input sets to compare on (cycling through the --seq lengths)."),
     click.option("--seq", default="5,7", show_default=True, metavar="L1,L2,...",
-                 help="Sequence lengths for unknown time axes; two or more, so a "
-                      "retraced predict is checked on a new length."),
+                 help="Sizes for unknown axes after the batch axis (time, image width...), "
+                      "each axis going through all of them; two or more, so a retraced "
+                      "predict is checked on a new size."),
     click.option("--batch", type=int, default=2, show_default=True, metavar="INT",
                  help="Batch size for unknown batch axes (differs from the lengths on purpose)."),
     click.option("--input", "inputs", multiple=True, type=click.Path(dir_okay=False),

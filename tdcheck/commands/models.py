@@ -149,8 +149,11 @@ class ArrayLog:
     def record(
         self, label: str, xs: Sequence[np.ndarray], names: Sequence[str],
         expected: Sequence[np.ndarray] | None, actual: Sequence[np.ndarray] | None,
+        allowed: Sequence[np.ndarray] | None = None,
     ) -> dict[str, tuple[str, str]]:  # fmt: skip
-        """Store one check's inputs and outputs; ``{output: (key of B's, key of A's)}``."""
+        """Store one check's inputs and outputs; ``{output: (key of B's, key of A's)}``.
+        A check judged by an element-wise allowance (rewrite's float64 shadow) stores it
+        as ``models/allowed/<i>/<output>``: ``|b - a| <= allowed`` re-judges it."""
         i = len(self.labels)
         self.labels.append(label)
         for n, x in enumerate(xs):
@@ -164,6 +167,8 @@ class ArrayLog:
                 self.arrays[key_a] = np.asarray(expected[n])
             if actual is not None:
                 self.arrays[key_b] = np.asarray(actual[n])
+            if allowed is not None:
+                self.arrays[f"models/allowed/{i}/{_key_part(name)}"] = np.asarray(allowed[n])
             keys[name] = (key_b, key_a)
         return keys
 
@@ -213,18 +218,26 @@ def same_computation_verdict(text: str, checks: Sequence[Check]) -> str:
 
 
 def random_inputs(
-    specs: Sequence[Spec], *, batch: int, seq: int, seed: int, mask_value: float | None = None
-) -> InputSet:
+    specs: Sequence[Spec], *, batch: int, seq: int | Sequence[int], seed: int,
+    mask_value: float | None = None,
+) -> InputSet:  # fmt: skip
     """One input set: standard normal values (small integers for integer inputs), unknown
-    sizes filled with ``batch`` (axis 0) and ``seq`` (every other axis).
+    sizes filled with ``batch`` (axis 0) and ``seq`` (every other axis; a sequence gives
+    the k-th unknown axis of each input ``seq[k % len(seq)]``, so two unknown axes, the
+    width and height of an image, get distinct sizes).
 
     With ``mask_value`` (the model has a Masking layer), the last timestep of the first
     row is set to it, so the masked path is exercised too.
     """
     rng = np.random.default_rng(seed)
+    sizes = [seq] if isinstance(seq, int) else list(seq)
     xs = []
     for _, shape, dtype in specs:
-        full = tuple((batch if i == 0 else seq) if d is None else d for i, d in enumerate(shape))
+        unknown = iter(range(len(shape)))
+        full = tuple(
+            (batch if i == 0 else sizes[next(unknown) % len(sizes)]) if d is None else d
+            for i, d in enumerate(shape)
+        )
         if int(np.prod(full, dtype=np.float64)) > MAX_INPUT_ELEMENTS:
             raise ConfigError(f"an input of shape {full} is too large to generate")
         kind = np.dtype(dtype).kind if dtype != "bfloat16" else "f"
@@ -247,8 +260,9 @@ def random_sets(
     """``checks`` labelled input sets, cycling through the sequence lengths."""
     sets = []
     for i in range(checks):
-        length = seq[i % len(seq)]
-        xs = random_inputs(specs, batch=batch, seq=length, seed=seed + i, mask_value=mask_value)
+        k = i % len(seq)
+        sizes = [*seq[k:], *seq[:k]]  # each unknown axis goes through every length
+        xs = random_inputs(specs, batch=batch, seq=sizes, seed=seed + i, mask_value=mask_value)
         sets.append((f"#{i + 1} {_shape_label(xs)}", xs))
     return sets
 
@@ -376,10 +390,11 @@ def reference_outputs(model: Any, xs: InputSet, label: str, what: str) -> list[n
 def judged_call(
     label: str, names: Sequence[str], model: Any, xs: InputSet,
     expected: Sequence[np.ndarray], tolerance: Tolerance, *, equal_nan: bool = False,
-    log: ArrayLog | None = None,
+    log: ArrayLog | None = None, allowed: Sequence[np.ndarray] | None = None,
 ) -> list[Check]:  # fmt: skip
-    """``model`` called on ``xs`` and judged against ``expected``; a model that raises
-    fails every output of the check (with the error as the note), it does not crash."""
+    """``model`` called on ``xs`` and judged against ``expected`` (by ``allowed`` where
+    given, see :func:`judged_outputs`); a model that raises fails every output of the check
+    (with the error as the note), it does not crash."""
     from tdcheck.engines import keras_rewrite as kr
 
     try:
@@ -390,19 +405,21 @@ def judged_call(
                       keys=keys.get(name))
                 for name, want in zip(names, expected, strict=True)]  # fmt: skip
     return judged_outputs(label, names, xs, actual, expected, tolerance, equal_nan=equal_nan,
-                          log=log)  # fmt: skip
+                          log=log, allowed=allowed)  # fmt: skip
 
 
 def judged_outputs(
     label: str, names: Sequence[str], xs: InputSet, actual: Sequence[np.ndarray],
     expected: Sequence[np.ndarray], tolerance: Tolerance, *, equal_nan: bool = False,
-    log: ArrayLog | None = None,
+    log: ArrayLog | None = None, allowed: Sequence[np.ndarray] | None = None,
 ) -> list[Check]:  # fmt: skip
-    """Judge one check's outputs (:func:`tdcheck.core.judge.judge_outputs`) and record its
-    arrays in ``log`` (``--save-arrays``)."""
-    checks = judge_outputs(label, names, actual, expected, tolerance, equal_nan=equal_nan)
+    """Judge one check's outputs (:func:`tdcheck.core.judge.judge_outputs`; ``allowed``:
+    each output's element-wise allowance) and record its arrays in ``log``
+    (``--save-arrays``)."""
+    checks = judge_outputs(label, names, actual, expected, tolerance, equal_nan=equal_nan,
+                           allowed=allowed)  # fmt: skip
     if log is not None:
-        keys = log.record(label, xs, names, expected, actual)
+        keys = log.record(label, xs, names, expected, actual, allowed)
         for check in checks:
             check.keys = keys[check.output]
     return checks

@@ -40,6 +40,10 @@ ZIP_MAGIC = b"PK\x03\x04"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 MODEL_CLASSES = ("Functional", "Sequential", "Model")
 MASK_PRODUCERS = ("Masking",)
+#: Where Keras says its own classes live in a saved config (a model wrapped by a layer is
+#: saved with its implementation module).
+KERAS_MODULES = (None, "keras.layers", "keras.models", "keras", "keras.src.models.functional",
+                 "keras.src.models.sequential", "keras.src.models.model")  # fmt: skip
 
 SAVE_HINT = "save the model with model.save('model.keras')"
 
@@ -252,31 +256,106 @@ def uses_masks(model: dict[str, Any]) -> bool:
     return found
 
 
-def _input_shape(entry: dict[str, Any], wrapped: dict[str, Any]) -> list[Any] | None:
-    build = entry.get("build_config")
-    if isinstance(build, dict) and isinstance(build.get("input_shape"), list):
+def _input_shape(
+    entry: dict[str, Any], wrapped: dict[str, Any], known: dict[int, list[Any]] | None = None
+) -> list[Any] | None:
+    build = entry.get("build_config")  # a list in a file, a tuple in memory
+    if isinstance(build, dict) and isinstance(build.get("input_shape"), (list, tuple)):
         return list(build["input_shape"])
     for source in (_inner(entry), _inner(wrapped)):
         for key in ("batch_input_shape", "batch_shape"):
-            if isinstance(source.get(key), list):
+            if isinstance(source.get(key), (list, tuple)):
                 return list(source[key])
     nodes = entry.get("inbound_nodes")  # Keras 3 records the first call's input tensor
     if isinstance(nodes, list) and nodes and isinstance(nodes[0], dict):
         args = nodes[0].get("args")
         first = args[0] if isinstance(args, list) and args else None
-        if isinstance(first, dict) and isinstance(_inner(first).get("shape"), list):
+        if isinstance(first, dict) and isinstance(_inner(first).get("shape"), (list, tuple)):
             return list(_inner(first)["shape"])
+    if known and id(entry) in known:  # Keras 2: carried from the model's input
+        return list(known[id(entry)])
     return None
 
 
-def _judge(entry: dict[str, Any], path: str, masked: bool) -> WrappedLayer:
+# Keras 2 (.h5) configs record the model's input shape but no layer's: the shapes a
+# TimeDistributed layer sees are carried through the common layers from the input.
+_SAME_SHAPE = frozenset(("Dropout", "AlphaDropout", "GaussianNoise", "GaussianDropout",
+    "SpatialDropout1D", "Activation", "ReLU", "LeakyReLU", "ELU", "PReLU", "Softmax",
+    "Masking", "BatchNormalization", "LayerNormalization", "UnitNormalization", "Rescaling",
+    "ActivityRegularization", "Identity"))  # fmt: skip
+_RECURRENT = frozenset(("LSTM", "GRU", "SimpleRNN", "CuDNNLSTM", "CuDNNGRU"))
+
+
+def _next_shape(entry: dict[str, Any], shape: list[Any] | None) -> list[Any] | None:
+    """The output shape of the layer ``entry`` given its input ``shape``; None when unknown."""
+    kind, config = entry.get("class_name"), _inner(entry)
+    if kind == "InputLayer":
+        given = config.get("batch_input_shape", config.get("batch_shape"))
+        return list(given) if isinstance(given, list) else None
+    if shape is None:
+        return None
+    if kind in _SAME_SHAPE:
+        return list(shape)
+    if kind == "Dense" and isinstance(config.get("units"), int):
+        return [*shape[:-1], config["units"]]
+    if kind == "Conv1D" and isinstance(config.get("filters"), int) and len(shape) == 3:
+        same = config.get("padding") in ("same", "causal") and config.get("strides") in (1, [1])
+        return [shape[0], shape[1] if same else None, config["filters"]]
+    if kind == "Embedding" and isinstance(config.get("output_dim"), int):
+        return [*shape, config["output_dim"]]
+    if kind in _RECURRENT and isinstance(config.get("units"), int) and len(shape) == 3:
+        return [*shape[:2], config["units"]] if config.get("return_sequences") else [
+            shape[0], config["units"]]  # fmt: skip
+    if kind == "Bidirectional" and isinstance(config.get("layer"), dict):
+        inner = _next_shape(config["layer"], shape)
+        if inner is not None and config.get("merge_mode", "concat") == "concat":
+            inner = [*inner[:-1], 2 * inner[-1]] if isinstance(inner[-1], int) else None
+        return inner
+    if kind == "TimeDistributed" and isinstance(config.get("layer"), dict) and len(shape) > 2:
+        step = _next_shape(config["layer"], [shape[0], *shape[2:]])
+        return None if step is None else [shape[0], shape[1], *step[1:]]
+    return None
+
+
+def _keras2_shapes(model: dict[str, Any]) -> dict[int, list[Any]]:
+    """``id(entry) -> input shape`` for each layer of a Keras 2 Sequential or functional
+    config whose input shape follows from the model's (single-input layers only)."""
+    shapes: dict[int, list[Any]] = {}
+    entries = _layers(model) or []
+    if model.get("class_name") == "Sequential":
+        shape: list[Any] | None = None
+        for n, entry in enumerate(entries):
+            given = _inner(entry).get("batch_input_shape")
+            if n == 0 and entry.get("class_name") != "InputLayer" and isinstance(given, list):
+                shape = list(given)
+            if shape is not None and entry.get("class_name") != "InputLayer":
+                shapes[id(entry)] = shape
+            shape = _next_shape(entry, shape)
+        return shapes
+    outputs: dict[str, list[Any] | None] = {}
+    for entry in entries:
+        nodes = entry.get("inbound_nodes")
+        source = None
+        if isinstance(nodes, list) and len(nodes) == 1 and isinstance(nodes[0], list):
+            inbound = nodes[0]
+            if len(inbound) == 1 and isinstance(inbound[0], list) and inbound[0]:
+                source = outputs.get(str(inbound[0][0]))
+        if source is not None:
+            shapes[id(entry)] = source
+        outputs[str(entry.get("name", _inner(entry).get("name")))] = _next_shape(entry, source)
+    return shapes
+
+
+def _judge(
+    entry: dict[str, Any], path: str, masked: bool, known: dict[int, list[Any]] | None = None
+) -> WrappedLayer:
     config = _inner(entry)
     wrapped = config.get("layer") if isinstance(config.get("layer"), dict) else {}
     assert isinstance(wrapped, dict)
     wrapped_class = str(wrapped.get("class_name", "?"))
     wrapped_config = _inner(wrapped)
     if wrapped.get("registered_name") not in (None, wrapped_class) or (
-        wrapped.get("module") not in (None, "keras.layers", "keras.models", "keras")
+        wrapped.get("module") not in KERAS_MODULES
     ):  # a custom class that happens to share a built-in's name
         verdict = rules.Verdict(rules.NOT_REWRITABLE, rules.UNKNOWN_REASON)
     else:
@@ -287,7 +366,7 @@ def _judge(entry: dict[str, Any], path: str, masked: bool) -> WrappedLayer:
         name=name,
         wrapped_class=wrapped_class,
         wrapped_summary=rules.summary(wrapped_config),
-        input_shape=_input_shape(entry, wrapped),
+        input_shape=_input_shape(entry, wrapped, known),
         verdict=verdict,
         trainable=bool(config.get("trainable", True)),
     )
@@ -299,14 +378,25 @@ def time_distributed_layers(model: dict[str, Any]) -> list[WrappedLayer]:
     found: list[WrappedLayer] = []
 
     def walk(node: dict[str, Any], path: str) -> None:
+        known = _keras2_shapes(node)
         for entry in _layers(node) or []:
             if entry.get("class_name") == "TimeDistributed":
-                found.append(_judge(entry, path, masked))
+                judged = _judge(entry, path, masked, known)
+                found.append(judged)
+                inner = wrapped_model(entry)
+                if inner is not None:  # TimeDistributed(encoder): the encoder's own layers
+                    walk(inner, f"{judged.path}/{model_name(inner)}")
             elif _layers(entry) is not None:
                 walk(entry, f"{path}/{model_name(entry)}")
 
     walk(model, model_name(model))
     return found
+
+
+def wrapped_model(entry: dict[str, Any]) -> dict[str, Any] | None:
+    """The model a ``TimeDistributed`` entry wraps (a hierarchical encoder), else None."""
+    wrapped = _inner(entry).get("layer")
+    return wrapped if isinstance(wrapped, dict) and _layers(wrapped) is not None else None
 
 
 def _drop_mask_arguments(entry: dict[str, Any]) -> None:
@@ -347,6 +437,9 @@ def rewrite_config(
                 )
                 if not (allowed and found.verdict.config is not None):
                     done.kept.append(found)
+                    inner = wrapped_model(entry)
+                    if inner is not None:  # the wrapper stays; its model's layers are rewritten
+                        walk(inner, f"{found.path}/{model_name(inner)}")
                     continue
                 wrapped = _inner(entry)["layer"]
                 new_config = dict(found.verdict.config)
@@ -368,3 +461,54 @@ def rewrite_config(
 
     walk(result, model_name(result))
     return result, done
+
+
+# -- Keras 2 configs ------------------------------------------------------------------------
+
+#: Keras 2 arguments Keras 3 no longer takes, per layer class, with the one value that means
+#: what Keras 3 does anyway (the argument can then be dropped without changing the model).
+KERAS2_ONLY: dict[str, dict[str, Any]] = {
+    name: {"time_major": False} for name in ("LSTM", "GRU", "SimpleRNN", "RNN", "CuDNNLSTM",
+                                             "CuDNNGRU")
+}  # fmt: skip
+
+
+def keras2_conversion(model: dict[str, Any], path: str) -> tuple[dict[str, Any], list[str]]:
+    """``model`` without the Keras 2 arguments Keras 3 refuses (``time_major=False`` of an
+    LSTM, GRU or SimpleRNN, at any depth), and one text per dropped argument.
+
+    Only an argument whose value means what Keras 3 does anyway is dropped; any other
+    value (``time_major=True``: time first) is a :class:`ConfigError`, since dropping it
+    would change the model.
+
+    >>> cfg = {"class_name": "LSTM", "config": {"name": "l", "time_major": False}}
+    >>> keras2_conversion(cfg, "m.h5")
+    ({'class_name': 'LSTM', 'config': {'name': 'l'}}, ['l: time_major=False'])
+    """
+    result = copy.deepcopy(model)
+    dropped: list[str] = []
+
+    def visit(value: Any) -> None:
+        if isinstance(value, dict):
+            config = value.get("config")
+            keys = KERAS2_ONLY.get(str(value.get("class_name")), {})
+            if isinstance(config, dict):
+                for key, harmless in keys.items():
+                    if key not in config:
+                        continue
+                    if config[key] != harmless:
+                        raise _refuse(
+                            path,
+                            f"layer {config.get('name')!r} has the Keras 2 argument "
+                            f"{key}={config[key]!r}, which Keras 3 cannot express; load it with "
+                            "tf_keras (Keras 2) instead",
+                        )
+                    dropped.append(f"{config.get('name')}: {key}={config.pop(key)!r}")
+            for item in value.values():
+                visit(item)
+        elif isinstance(value, list):
+            for item in value:
+                visit(item)
+
+    visit(result)
+    return result, dropped

@@ -188,11 +188,18 @@ RULES_LIST: tuple[Rule, ...] = (
     Rule(("TimeDistributed",), NOT_REWRITABLE,
          "a TimeDistributed inside TimeDistributed: left alone"),
     Rule(("Functional", "Sequential", "Model"), NOT_REWRITABLE,
-         "wraps a whole model: left alone (tdcheck rewrites single layers)"),
+         "wraps a whole model: the wrapper stays (it runs the model on each timestep); "
+         "the model's own TimeDistributed layers are listed under it"),
     Rule(("Lambda",), NOT_REWRITABLE, "Python code: unknown, left alone"),
 )  # fmt: skip
 
 RULES: dict[str, Rule] = {name: rule for rule in RULES_LIST for name in rule.classes}
+
+
+#: Said after every inference-only reason: how to get the rewrite, and what it costs.
+INFERENCE_ONLY_HINT = (
+    "rewritten only with tdcheck rewrite --inference-only (OUT then trains differently)"
+)
 
 
 def judge(class_name: str, config: dict[str, Any], *, masked: bool = False) -> Verdict:
@@ -200,7 +207,15 @@ def judge(class_name: str, config: dict[str, Any], *, masked: bool = False) -> V
 
     ``masked``: the model carries Keras masks (a Masking layer, an Embedding with
     ``mask_zero``), so a layer that treats masks differently alone cannot replace the wrapper.
+    An inference-only verdict's reason ends with :data:`INFERENCE_ONLY_HINT`.
     """
+    verdict = _judge(class_name, config, masked=masked)
+    if verdict.verdict == INFERENCE_ONLY:
+        return Verdict(verdict.verdict, f"{verdict.reason}; {INFERENCE_ONLY_HINT}", verdict.config)
+    return verdict
+
+
+def _judge(class_name: str, config: dict[str, Any], *, masked: bool) -> Verdict:
     rule = RULES.get(class_name)
     if rule is None:
         return Verdict(NOT_REWRITABLE, UNKNOWN_REASON)

@@ -11,8 +11,11 @@ A subclassed model has no config to rebuild and gets a clear error.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
+import shutil
 import statistics
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -106,6 +109,49 @@ def backend_name() -> str:
 def load_model(path: str, *, unsafe: bool = False, compile: bool = False) -> Any:
     """Load a saved model with Keras (safe mode unless ``unsafe``), compiled only if asked
     (a legacy ``.h5`` file keeps its compile settings nowhere else)."""
+    return load_model_noted(path, unsafe=unsafe, compile=compile)[0]
+
+
+def load_model_noted(
+    path: str, *, unsafe: bool = False, compile: bool = False
+) -> tuple[Any, list[str]]:
+    """:func:`load_model`, and notes on what loading had to do.
+
+    A Keras 2 ``.h5`` file (most saved TimeDistributed models) can hold arguments Keras 3
+    refuses (``time_major=False`` of every LSTM, GRU and SimpleRNN). They are dropped from
+    a copy of the file's config (:func:`tdcheck.core.model_file.keras2_conversion`: only
+    values that mean what Keras 3 does anyway), and Keras 3 loads that copy; the notes
+    say what was dropped.
+    """
+    from tdcheck.core.model_file import HDF5_MAGIC, keras2_conversion, read_model_file
+
+    try:
+        with open(path, "rb") as handle:
+            is_h5 = handle.read(8) == HDF5_MAGIC
+    except OSError:  # a folder or an unreadable path: Keras says what it is
+        is_h5 = False
+    if not is_h5:
+        return _load(path, path, unsafe=unsafe, compile=compile), []
+    converted, dropped = keras2_conversion(read_model_file(path).config, path)
+    if not dropped:
+        return _load(path, path, unsafe=unsafe, compile=compile), []
+    import h5py
+
+    with tempfile.TemporaryDirectory(prefix="tdcheck-keras2-") as folder:
+        copy = os.path.join(folder, "model.h5")
+        shutil.copyfile(path, copy)
+        with h5py.File(copy, "r+") as handle:
+            handle.attrs["model_config"] = json.dumps(converted)
+        model = _load(copy, path, unsafe=unsafe, compile=compile)
+    note = (
+        f"IN was saved by Keras 2: loaded with Keras 3 after dropping {len(dropped)} Keras 2 "
+        f"argument(s) Keras 3 does not take and whose values it already follows "
+        f"({'; '.join(dropped[:3])}{'; ...' if len(dropped) > 3 else ''})"
+    )
+    return model, [note]
+
+
+def _load(path: str, shown: str, *, unsafe: bool, compile: bool) -> Any:
     keras = _keras()
     try:
         with quiet(), _without_tensorflow():
@@ -114,10 +160,30 @@ def load_model(path: str, *, unsafe: bool = False, compile: bool = False) -> Any
         text = error_text(exc)
         if "safe_mode" in text or "unsafe" in text.lower():
             raise ConfigError(
-                f"{path}: Keras' safe mode refuses to load it (it holds Python code, e.g. a "
+                f"{shown}: Keras' safe mode refuses to load it (it holds Python code, e.g. a "
                 "Lambda layer); pass --unsafe only if you trust the file"
             ) from None
-        raise ConfigError(f"{path}: Keras cannot load it ({text})") from None
+        error = ConfigError(f"{shown}: Keras cannot load it ({text})")
+        error.reason = f"{type(exc).__name__}: {whole_sentence(str(exc))}"  # type: ignore[attr-defined]
+        raise error from None
+
+
+def whole_sentence(text: str, limit: int = 200) -> str:
+    """``text`` on one line, up to the end of its first sentence when that is under
+    ``limit`` characters, else cut at a word boundary with an ellipsis: never mid-word.
+
+    >>> whole_sentence("Could not deserialize 'mse'. Please ensure it is registered.")
+    "Could not deserialize 'mse'."
+    >>> whole_sentence("a b c d", limit=4)
+    'a b...'
+    """
+    text = " ".join(text.split())
+    end = text.find(". ")
+    if 0 < end < limit:
+        return text[: end + 1]
+    if len(text) <= limit:
+        return text
+    return text[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "..."
 
 
 def check_graph_model(model: Any, what: str) -> None:
@@ -169,8 +235,43 @@ def copy_weights(old: Any, new: Any) -> None:
         source = old.get_layer(layer.name)
         if hasattr(layer, "layers") and hasattr(source, "layers"):
             copy_weights(source, layer)
+        elif _wrapped_model(layer) is not None and _wrapped_model(source) is not None:
+            copy_weights(_wrapped_model(source), _wrapped_model(layer))  # TimeDistributed(model)
         elif source.weights or layer.weights:
             layer.set_weights(source.get_weights())
+
+
+def _wrapped_model(layer: Any) -> Any:
+    """The model a TimeDistributed layer wraps (a hierarchical encoder), else None."""
+    inner = getattr(layer, "layer", None)
+    return inner if type(layer).__name__ == "TimeDistributed" and hasattr(inner, "layers") else None
+
+
+def _sublayers(layer: Any) -> list[Any]:
+    """The layers directly inside ``layer``: a model's, a wrapper's, a Bidirectional's."""
+    found = list(getattr(layer, "layers", None) or [])
+    for name in ("layer", "forward_layer", "backward_layer"):
+        inner = getattr(layer, name, None)
+        if inner is not None and hasattr(inner, "weights"):
+            found.append(inner)
+    return found
+
+
+def stateful_layers(model: Any) -> list[Any]:
+    """Every layer (at any depth) that keeps state between calls (``stateful=True`` RNNs)."""
+    found: list[Any] = []
+    for layer in _sublayers(model):
+        if getattr(layer, "stateful", False) is True and hasattr(layer, "reset_state"):
+            found.append(layer)
+        else:
+            found += stateful_layers(layer)
+    return found
+
+
+def reset_states(model: Any) -> None:
+    """Reset every stateful layer, so each call starts from the same (zero) state."""
+    for layer in stateful_layers(model):
+        layer.reset_state()
 
 
 def carry_compile(model: Any, compile_config: dict[str, Any] | None) -> str | None:
@@ -235,6 +336,7 @@ def call(model: Any, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """
     try:
         with quiet():
+            reset_states(model)
             return _flatten(model(_feed(xs), training=False))
     except Exception as exc:
         raise CallFailed(error_text(exc)) from None
@@ -243,6 +345,7 @@ def call(model: Any, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
 def predict(model: Any, xs: Sequence[np.ndarray]) -> list[np.ndarray]:
     """``model.predict`` on one batch (the traced path users run in production)."""
     with quiet():
+        reset_states(model)
         return _flatten(model.predict(_feed(xs), verbose=0, batch_size=len(xs[0])))
 
 
@@ -318,6 +421,8 @@ def count_time_distributed(model: Any) -> int:
     for layer in model.layers:
         if type(layer).__name__ == "TimeDistributed":
             total += 1
+            if _wrapped_model(layer) is not None:
+                total += count_time_distributed(_wrapped_model(layer))
         elif hasattr(layer, "layers"):
             total += count_time_distributed(layer)
     return total
@@ -334,8 +439,9 @@ def mask_value(model: Any) -> float | None:
     for layer in model.layers:
         if type(layer).__name__ == "Masking":
             return float(layer.mask_value)
-        if hasattr(layer, "layers"):
-            found = mask_value(layer)
+        inner = layer if hasattr(layer, "layers") else _wrapped_model(layer)
+        if inner is not None:
+            found = mask_value(inner)
             if found is not None:
                 return found
     return None

@@ -184,6 +184,8 @@ def _same_markdown(doc: dict[str, Any]) -> list[str]:
 
 
 def _rule_line(doc: dict[str, Any]) -> str:
+    if doc.get("pass_rule"):  # rewrite: same computation in float64, rounding by its size
+        return str(doc["pass_rule"])
     tol = doc["tolerance"]
     text = (
         f"pass rule: |b - a| <= atol + rtol * |a| with {tol['source']} tolerances "

@@ -15,7 +15,7 @@ import numpy as np
 
 from tdcheck.core.judge.rules import Exact, Tolerance
 from tdcheck.core.result import Check
-from tdcheck.core.stats import ArrayStats
+from tdcheck.core.stats import ArrayStats, compare_arrays
 from tdcheck.core.tolerances import DEFAULT_TOLERANCES
 from tdcheck.errors import ConfigError
 
@@ -89,12 +89,22 @@ def judge_output(
 def judge_outputs(
     label: str, names: Sequence[str], actual: Sequence[np.ndarray],
     expected: Sequence[np.ndarray], tolerance: Tolerance, *, equal_nan: bool = False,
+    allowed: Sequence[np.ndarray] | None = None,
 ) -> list[Check]:  # fmt: skip
-    """Every output of one check, each with its own tolerance (:meth:`Tolerance.for_output`)."""
-    return [
-        Check(label, name, judge_output(b, a, tolerance.for_output(name), equal_nan=equal_nan))
-        for name, b, a in zip(names, actual, expected, strict=True)
-    ]
+    """Every output of one check, each with its own tolerance (:meth:`Tolerance.for_output`),
+    or, where ``allowed`` gives each output an element-wise allowance (rewrite's float64
+    shadow, :mod:`tdcheck.core.shadow`), by that allowance."""
+    checks = []
+    for n, (name, b, a) in enumerate(zip(names, actual, expected, strict=True)):
+        own = tolerance.for_output(name)
+        if allowed is None:
+            stats = judge_output(b, a, own, equal_nan=equal_nan)
+        else:
+            allow = allowed[n] if np.shape(b) == np.shape(a) else None
+            stats = compare_arrays(b, a, atol=own.atol, rtol=own.rtol, allowed=allow,
+                                   equal_nan=equal_nan)  # fmt: skip
+        checks.append(Check(label, name, stats))
+    return checks
 
 
 def raised_stats(note: str, expected: np.ndarray, tolerance: Tolerance) -> ArrayStats:
