@@ -308,3 +308,30 @@ def test_verdict_names_who_disagrees(kinds, who):
     verdict = CompareResult({}, {}, [], 0, comparisons).verdict()
     assert verdict.startswith(f"NOT EQUIVALENT: {len(kinds)} of {len(kinds)} ")
     assert f" failed ({who}); worst " in verdict
+
+
+def test_failure_line_is_about_one_element():
+    # Issue 15 item 7: independent glorot_uniform heads; the line printed |diff| 0.274 (at
+    # another element) beside the values of the element with the largest margin.
+    from tdcheck.reports.render import failure_lines
+
+    r = tdcheck.compare(initializer="glorot_uniform", weights="independent")
+    pair = next(c for c in r.failures if c.a == "time-distributed" and c.b == "dense")
+    s = pair.stats
+    a, b = r.arrays[pair.keys[0]].astype(np.float64), r.arrays[pair.keys[1]].astype(np.float64)
+    diff = np.abs(a - b)
+    assert s.worst_a == a[s.worst_index] and s.worst_b == b[s.worst_index]
+    assert s.worst_abs_diff == diff[s.worst_index]
+    assert s.max_abs_diff == diff.max() == diff[s.max_abs_diff_index]
+    assert s.worst_margin == s.margin == pytest.approx(s.worst_abs_diff / s.worst_allowed)
+    assert s.max_abs_diff_index == tuple(int(i) for i in np.unravel_index(diff.argmax(), a.shape))
+    lines = failure_lines(r)
+    i = next(i for i, line in enumerate(lines) if line.startswith("time-distributed vs dense:"))
+    from tdcheck.reports.result import fmt
+
+    assert f"worst at {list(s.worst_index)}: " in lines[i]
+    assert f"(|diff| {fmt(s.worst_abs_diff)}, allowed {fmt(s.worst_allowed)}, margin" in lines[i]
+    if s.max_abs_diff_index != s.worst_index:
+        assert lines[i + 1].startswith(
+            f"  largest |diff| {fmt(s.max_abs_diff)} at {list(s.max_abs_diff_index)}: "
+        )
