@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import subprocess
 import sys
 
@@ -108,6 +109,15 @@ def test_engine_interface(name):
     assert env["backend"] == name
     assert env["keras"].startswith("2" if name == "keras2" else "3")
     assert env["device"] == "CPU:0"
+    # The flush-to-zero probe: one verdict per compute dtype. TensorFlow and XLA on x86 CPUs
+    # flush float32 subnormals (their compute threads set FTZ/DAZ); float16 is computed
+    # through float32, where its subnormals are normal numbers, so nothing flushes them.
+    ftz = env["flush_to_zero"]
+    assert set(ftz) == {"float64", "float32", "float16", "bfloat16"}
+    assert all(v in (True, False, None) for v in ftz.values())
+    assert ftz["float16"] is False
+    if platform.machine() in ("x86_64", "AMD64") and name in ("tensorflow", "keras2", "jax"):
+        assert ftz["float32"] is True
     if doc["gpus"]:
         assert isinstance(env["tf32"], bool)
     else:

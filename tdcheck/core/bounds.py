@@ -100,6 +100,57 @@ def eta(dtype: str) -> float:
     return _ETA[compute_dtype(dtype)]
 
 
+#: The smallest positive normal number per compute dtype (what flush-to-zero rounds below).
+_TINY = {
+    "float64": 2.0**-1022,
+    "float32": 2.0**-126,
+    "tf32": 2.0**-126,
+    "float16": 2.0**-14,
+    "bfloat16": 2.0**-126,
+}
+
+
+def smallest_normal(dtype: str) -> float:
+    """The smallest positive normal number of the compute dtype of ``dtype``.
+
+    >>> smallest_normal("float32") == 2.0**-126, smallest_normal("mixed_float16")
+    (True, 6.103515625e-05)
+    """
+    return _TINY[compute_dtype(dtype)]
+
+
+def subnormal_part(x: Array, dtype: str) -> Array:
+    """``|x|`` where ``x`` is nonzero and below the smallest normal of ``dtype``, else 0: what
+    a framework that reads subnormal operands as zero (DAZ) loses of them."""
+    a = np.abs(np.asarray(x, np.float64))
+    return np.where(a < smallest_normal(dtype), a, 0.0)
+
+
+def flush_allowance(h: Array, kernel: Array, bias: Array, dtype: str) -> Array:
+    """The extra error of ``z = h W + b`` when the framework flushes subnormals to zero.
+
+    Gradual underflow (the bounds' default) loses at most ``eta`` per operation; with FTZ and
+    DAZ (TensorFlow and XLA on x86 CPUs, see
+    :meth:`tdcheck.engines.base.Engine.flush_to_zero`) a subnormal operand is read as 0,
+    losing its whole product, and a subnormal result (product, partial sum, bias addition,
+    cast) becomes 0, losing less than the smallest normal ``tiny`` each::
+
+        |h_sub| |W| + |h| |W_sub| + |b_sub| + (2 d + 3) tiny
+
+    with ``x_sub`` the subnormal elements of ``x`` (:func:`subnormal_part`).
+
+    >>> tiny = 2.0**-126
+    >>> got = flush_allowance(np.array([[tiny / 4, 1.0]]), np.array([[2.0], [1.0]]),
+    ...                       np.array([0.0]), "float32")
+    >>> bool(got[0, 0] == tiny / 2 + 7 * tiny)
+    True
+    """
+    h64, w64 = np.asarray(h, np.float64), np.asarray(kernel, np.float64)
+    d = w64.shape[0]
+    lost = subnormal_part(h64, dtype) @ np.abs(w64) + np.abs(h64) @ subnormal_part(w64, dtype)
+    return lost + subnormal_part(bias, dtype) + (2 * d + 3) * smallest_normal(dtype)
+
+
 def _relu_d(z: Array) -> Array:
     return (z > 0).astype(np.float64)
 
@@ -182,12 +233,21 @@ def activation_error(z: Array, ez: Array, activation: str, u: float) -> Array:
     return _secant(f, z, ez) + own
 
 
-def head_output_bound(h: Array, kernel: Array, bias: Array, activation: str, dtype: str) -> Array:
-    """Element-wise bound on ``|head(h) - activation(h W + b)|`` for the head in ``dtype``."""
+def head_output_bound(
+    h: Array, kernel: Array, bias: Array, activation: str, dtype: str, ftz: bool = False
+) -> Array:
+    """Element-wise bound on ``|head(h) - activation(h W + b)|`` for the head in ``dtype``.
+
+    ``ftz``: the framework flushes subnormals to zero (:func:`flush_allowance`); the output
+    itself may then lose a subnormal value too (one ``tiny`` more).
+    """
     u = unit_roundoff(dtype)
     d = np.asarray(kernel).shape[0]
     z, s = pre_activation(h, kernel, bias)
     ez = error_factor(d + 3, u) * s + (d + 3) * eta(dtype)
+    if ftz:
+        ez = ez + flush_allowance(h, kernel, bias, dtype)
+        return activation_error(z, ez, activation, u) + smallest_normal(dtype)
     return activation_error(z, ez, activation, u)
 
 
@@ -231,13 +291,22 @@ def head_gradient_reference(
 
 
 def head_gradient_bound(
-    h: Array, r: Array, kernel: Array, bias: Array, activation: str, dtype: str
-) -> dict[str, Array]:
-    """Element-wise bounds on the head's weight gradients computed in ``dtype``."""
+    h: Array, r: Array, kernel: Array, bias: Array, activation: str, dtype: str,
+    ftz: bool = False,
+) -> dict[str, Array]:  # fmt: skip
+    """Element-wise bounds on the head's weight gradients computed in ``dtype``.
+
+    ``ftz``: the framework flushes subnormals to zero: the pre-activation carries
+    :func:`flush_allowance`, every ``g`` may lose a subnormal value, a subnormal ``h`` its
+    whole products, and each of the ``2 n + 2`` products and additions of the sums less than
+    the smallest normal.
+    """
     u = unit_roundoff(dtype)
     d = np.asarray(kernel).shape[0]
     z, s = pre_activation(h, kernel, bias)
     ez = error_factor(d + 3, u) * s + (d + 3) * eta(dtype)
+    if ftz:
+        ez = ez + flush_allowance(h, kernel, bias, dtype)
     g = output_cotangent(z, r, activation)
     r64 = np.abs(np.asarray(r, np.float64))
     k = ACTIVATION_ULPS.get(activation, _DEFAULT_ACTIVATION_ULPS)
@@ -251,12 +320,23 @@ def head_gradient_bound(
     # R rounded to the dtype, f' evaluated in it (with what that evaluation may cancel)
     cancel = _CANCELLING_D.get(activation)
     dg = dg + (k + 1) * u * (np.abs(g) + (r64 * cancel(z) if cancel is not None else 0.0))
+    if ftz:
+        dg = dg + smallest_normal(dtype)
     h64 = np.abs(np.asarray(h, np.float64))
     hd = h64.reshape(-1, d)
     units = g.shape[-1]
     abs_g, dg2 = np.abs(g).reshape(-1, units), dg.reshape(-1, units)
     n = hd.shape[0]
     extra = (n + 2) * eta(dtype)
+    if ftz:
+        lost = subnormal_part(hd, dtype).T @ (abs_g + dg2)
+        flushed = (2 * n + 2) * smallest_normal(dtype)
+        return {
+            "head.kernel": error_factor(n + 2, u) * (hd.T @ (abs_g + dg2)) + hd.T @ dg2
+            + lost + flushed,
+            "head.bias": error_factor(n + 2, u) * (abs_g + dg2).sum(axis=0) + dg2.sum(axis=0)
+            + flushed,
+        }  # fmt: skip
     return {
         # The sum of n products of g_hat = g + dg: its rounding, plus dg carried through.
         "head.kernel": error_factor(n + 2, u) * (hd.T @ (abs_g + dg2)) + hd.T @ dg2 + extra,
