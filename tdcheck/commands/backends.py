@@ -29,8 +29,10 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 
 from tdcheck.core import baseline as baseline_io
+from tdcheck.core import cross
 from tdcheck.core.backends import cross_tolerances
 from tdcheck.core.config import CompareConfig
+from tdcheck.core.cross import Side
 from tdcheck.core.stats import ArrayStats, compare_arrays
 from tdcheck.engines.base import weights_of
 from tdcheck.errors import EXIT_ENVIRONMENT, ConfigError, EnvironmentProblem, TdcheckError
@@ -40,7 +42,7 @@ if TYPE_CHECKING:  # the engines are imported only when a run needs them
     from tdcheck.commands.compare import CompareRun
 
 #: Array name prefixes compared across backends and with a baseline (never the oracle's).
-COMPARED = ("outputs/", "gradients/", "trained/outputs/")
+COMPARED = ("outputs/", "gradients/", "trained/")
 
 
 def run_compare(cfg: CompareConfig, x: np.ndarray) -> CompareRun:
@@ -151,18 +153,29 @@ def combine(cfg: CompareConfig, runs: dict[str, CompareRun]) -> CompareRun:
     devices = {run.environment.get("device") for run in runs.values()}
     atol, rtol = _tolerances(cfg, tf32=tf32 and len(devices) > 1)
     valid = valid_positions(cfg)
+    reference = Side(first.arrays, first.environment)
     for name in names[1:]:
         comparisons += judge_arrays(
             runs[name].arrays, first.arrays, kind="cross-backend", atol=atol, rtol=rtol,
             exact=cfg.exact, label_a=f"@{name}", label_b=f"@{names[0]}", valid=valid,
             lengths=cfg.lengths is not None, variants=cfg.variants,
+            sides=(Side(runs[name].arrays, runs[name].environment), reference), cfg=cfg,
         )  # fmt: skip
     environment = dict(first.environment)
     environment["backends"] = {name: run.environment for name, run in runs.items()}
+    rule = (
+        "bitwise identity"
+        if cfg.exact
+        else f"atol {atol:g}, rtol {rtol:g}"
+        if cfg.atol is not None
+        else "each side's allowance against the float64 reference, added (the head bounds "
+        "from each side's head input, the scaled rule through the trunk, each side's "
+        "tolerance for the trunk output)"
+    )
     notes = [
         f"--backends: every variant on {', '.join(names[1:])} is compared with {names[0]} "
-        f"(kind cross-backend) with atol {atol:g}, rtol {rtol:g}"
-        + (" (TF32 on a GPU side: tolerances for its 10-bit mantissa)" if tf32 else "")
+        f"(kind cross-backend) with {rule}"
+        + (" (TF32 on a GPU side: its unit roundoff 2^-11)" if tf32 else "")
         + "; see docs/backends.md"
     ]
     for name, run in runs.items():
@@ -192,16 +205,37 @@ def _tolerances(cfg: CompareConfig, *, tf32: bool) -> tuple[float, float]:
 def judge_arrays(
     actual: dict[str, np.ndarray], expected: dict[str, np.ndarray], *, kind: str, atol: float,
     rtol: float, exact: bool, label_a: str, label_b: str, valid: np.ndarray, lengths: bool,
-    variants: tuple[str, ...],
+    variants: tuple[str, ...], sides: tuple[Side, Side] | None = None,
+    cfg: CompareConfig | None = None,
 ) -> list[Comparison]:  # fmt: skip
-    """Compare every variant's output, gradient and trained output that both archives hold."""
+    """Compare every variant's output, gradient and trained output that both archives hold.
+
+    With ``sides`` (each side's arrays and environment) and ``cfg``, every quantity is judged
+    as within one backend: each side's allowance against the float64 reference, added
+    (:mod:`tdcheck.core.cross`); ``--atol/--rtol`` given, or an array the allowance needs
+    missing (an old baseline), judge with ``atol``/``rtol``; ``--exact``: bitwise.
+    """
     comparisons = []
+    bounded = sides is not None and cfg is not None and cfg.atol is None and not exact
+    trunk = cfg is not None and cfg.rnn != "none"
+    if bounded and trunk and "features" in actual and "features" in expected:
+        assert sides is not None and cfg is not None
+        allowed = cross.trunk_allowance(*sides, dtype=cfg.dtype)
+        where = valid[..., None] if lengths else None
+        stats = _stats(actual["features"], expected["features"], atol, rtol, exact, where,
+                       allowed, "tolerance each side")  # fmt: skip
+        comparisons.append(Comparison(kind, f"trunk{label_a}", f"trunk{label_b}", stats,
+                                      "trunk output"))  # fmt: skip
     for key in sorted(expected):
         if not key.startswith(COMPARED) or key not in actual or "/oracle" in key:
             continue
         parts = key.split("/")
-        if key.startswith("trained/"):
+        if key.startswith(("trained/gradients/", "trained/targets")):
+            continue  # what the training allowance is derived from, not a result
+        if key.startswith("trained/outputs/"):
             variant, quantity = parts[2], "trained output"
+        elif key.startswith("trained/"):
+            variant, quantity = parts[1], f"trained {'/'.join(parts[2:])}"
         elif key.startswith("gradients/"):
             variant, quantity = parts[1], "/".join(parts[2:]) or "gradient"
         else:
@@ -211,23 +245,66 @@ def judge_arrays(
         where = None
         if lengths and quantity in ("output", "trained output"):
             where = valid[..., None]
-        stats = _stats(actual[key], expected[key], atol, rtol, exact, where)
+        allowed, rule = None, "bound"
+        if bounded and actual[key].shape == expected[key].shape:
+            assert sides is not None and cfg is not None
+            allowed, rule = _allowance(key, variant, quantity, expected[key], sides, cfg)
+        stats = _stats(actual[key], expected[key], atol, rtol, exact, where, allowed, rule)
         comparisons.append(
             Comparison(kind, f"{variant}{label_a}", f"{variant}{label_b}", stats, quantity)
         )
     return comparisons
 
 
+def _allowance(
+    key: str, variant: str, quantity: str, expected: np.ndarray, sides: tuple[Side, Side],
+    cfg: CompareConfig,
+) -> tuple[np.ndarray | None, str]:  # fmt: skip
+    """The allowed difference of one array across two runs, and its rule's name."""
+    a, b = sides
+    dtype, activation = cfg.dtype, cfg.activation
+    if key.startswith("outputs/"):
+        allowed = cross.output_allowance(a, b, variant, dtype=dtype, activation=activation)
+        return allowed, cross.output_rule(cfg.head_input_size, a, b, dtype)
+    if key.startswith("gradients/"):
+        features = b.arrays.get("features")
+        shape = np.shape(features) if features is not None else np.shape(expected)
+        positions = int(np.prod(shape[:2]))
+        if quantity in ("head.kernel", "head.bias"):
+            allowed = cross.head_gradient_allowance(
+                a, b, variant, quantity, dtype=dtype, activation=activation
+            )
+        else:
+            allowed = cross.scaled_pair_allowance(a, b, expected, positions, dtype=dtype)
+        return allowed, cross.gradient_rule(quantity, positions, a, b, dtype)
+    if key.startswith("trained/"):
+        total: np.ndarray | None = np.zeros(np.shape(expected))
+        for side in (a, b):
+            atol, rtol = cross.side_tolerances(side, dtype)
+            own = cross.training_allowances(
+                side.arrays, variant, optimizer=cfg.optimizer,
+                learning_rate=cfg.learning_rate, dtype=side.precision(dtype), atol=atol,
+                rtol=rtol, ftz=side.ftz(dtype),
+            ).get(key)  # fmt: skip
+            total = None if own is None or total is None else total + own
+        return total, "training"
+    return None, "bound"
+
+
 def _stats(
-    a: np.ndarray, b: np.ndarray, atol: float, rtol: float, exact: bool, where: Any
-) -> ArrayStats:
+    a: np.ndarray, b: np.ndarray, atol: float, rtol: float, exact: bool, where: Any,
+    allowed: np.ndarray | None = None, rule: str = "bound",
+) -> ArrayStats:  # fmt: skip
     if a.shape != b.shape:  # e.g. a backend whose head returned another length
         return ArrayStats(
             shape_a=tuple(a.shape), shape_b=tuple(b.shape), dtype_a=str(a.dtype),
             dtype_b=str(b.dtype), atol=atol, rtol=rtol, exact=exact, passed=False,
             total=int(b.size), mismatched=int(b.size), note="the shapes differ",
         )  # fmt: skip
-    return compare_arrays(a, b, atol=atol, rtol=rtol, exact=exact, where=where)
+    stats = compare_arrays(a, b, atol=atol, rtol=rtol, exact=exact, where=where, allowed=allowed)
+    if allowed is not None and not exact:
+        stats.rule = rule
+    return stats
 
 
 def add_baseline_comparisons(
@@ -249,20 +326,31 @@ def add_baseline_comparisons(
             for name in cfg.backends[1:]
         ]  # fmt: skip
     found = []
+    environments: dict[str, Any] = here.get("backends") or {}
+    baseline_side = Side(base.arrays, there)
     for label, arrays in sources:
+        env = environments.get(label[1:], here) if label else here
         found += judge_arrays(
             arrays, base.arrays, kind="baseline", atol=atol, rtol=rtol, exact=cfg.exact,
             label_a=label, label_b="@baseline", valid=valid_positions(cfg),
             lengths=cfg.lengths is not None, variants=cfg.variants,
+            sides=(Side(arrays, env), baseline_side), cfg=cfg,
         )  # fmt: skip
     if not found:
         raise ConfigError(f"--baseline: {cfg.baseline!r} holds no output this run computed")
     run.comparisons += found
     origin = baseline_io.describe(there)
+    rule = (
+        "bitwise identity"
+        if cfg.exact
+        else f"atol {atol:g}, rtol {rtol:g}"
+        if cfg.atol is not None
+        else "each side's allowance against the float64 reference, added (atol "
+        f"{atol:g}, rtol {rtol:g} where the baseline lacks the arrays it needs)"
+    )
     run.notes.append(
-        f"--baseline: {len(found)} comparison(s) against {cfg.baseline} ({origin}) with "
-        f"atol {atol:g}, rtol {rtol:g}"
-        + (" (TF32 on one side: tolerances for its 10-bit mantissa)" if tf32 else "")
+        f"--baseline: {len(found)} comparison(s) against {cfg.baseline} ({origin}) with {rule}"
+        + (" (TF32 on one side: its unit roundoff 2^-11)" if tf32 else "")
     )
 
 

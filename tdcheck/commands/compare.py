@@ -15,12 +15,16 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from tdcheck.core import bounds, faults, oracle
-from tdcheck.core.backends import TF32_NOTE, tf32_cross_device
+from tdcheck.core import bounds, cross, faults, oracle
 from tdcheck.core.config import CompareConfig
 from tdcheck.core.inputs import load_npy, make_input
 from tdcheck.core.stats import ArrayStats, compare_arrays
-from tdcheck.core.tolerances import compute_dtype, largest_finite, overflow_threshold
+from tdcheck.core.tolerances import (
+    compute_dtype,
+    default_tolerances,
+    largest_finite,
+    overflow_threshold,
+)
 from tdcheck.engines import gradients
 from tdcheck.engines.base import Engine, load_engine, load_weights
 from tdcheck.engines.keras_model import TRUNK_WEIGHTS, BuiltModel
@@ -140,6 +144,8 @@ class _Judge:
         self.atol, self.rtol = cfg.tolerances()
         #: The precision the bounds assume: the dtype, or "tf32" (see _bound_precision).
         self.precision = cfg.dtype
+        #: Whether the engine flushes subnormals in this dtype on this device (probed).
+        self.ftz = False
         self.user_tolerances = cfg.atol is not None
         self.exact = cfg.exact
         self.equal_nan = cfg.equal_nan
@@ -305,13 +311,16 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
         outputs = dict(zip(cfg.variants, tensors, strict=True))
     head_input = engine.head_input(built, x_model, devices[0], dynamic=dynamic)
     judge.precision = _bound_precision(engine, cfg.dtype, used_device)
+    judge.ftz = cross.Side({}, {"flush_to_zero": engine.flush_to_zero(used_device)}).ftz(
+        judge.precision
+    )
     if judge.precision == "tf32":
         notes.append(
             "TensorFloat-32 is enabled on this GPU: float32 matrix products round their inputs "
             "to 10 fraction bits, so the bounds use u = 2^-11 for them"
         )
     heads = {v: built.canonical_head_weights(v) for v in cfg.variants}
-    bounds_out = output_bounds(cfg, head_input, heads, judge.precision)
+    bounds_out = output_bounds(cfg, head_input, heads, judge.precision, judge.ftz)
     out_rule = bounds.output_rule(cfg.head_input_size, judge.precision)
 
     arrays["input"] = x_model
@@ -356,16 +365,31 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
     if len(devices) > 1:
         other, other_name = engine.forward(built, x_model, devices[1])
         here = used_device
-        cross = judge
-        tf32 = tf32_cross_device(cfg.dtype, (cfg.atol, cfg.rtol), engine.tf32())
-        if tf32 is not None:  # TF32's 10-bit mantissa on the GPU side
-            cross = _Judge(dataclasses.replace(cfg, atol=tf32[0], rtol=tf32[1]), valid, arrays)
-            cross.comparisons = judge.comparisons
-            notes.append(TF32_NOTE.format(tf32[0]))
+        other_input = engine.head_input(built, x_model, devices[1], dynamic=dynamic)
+        arrays[f"features@{other_name}"] = other_input
+        # Each device's head bound (TF32's u = 2^-11 where TF32 is on, flushing where probed)
+        # from the head input it read, plus the trunk's difference carried through the exact
+        # head: the rule of core.cross, as across backends.
+        head_arrays = {f"weights/{v}/{n}": w for v, (k, b) in heads.items()
+                       for n, w in (("kernel", k), ("bias", b))}  # fmt: skip
+        sides = [
+            cross.Side({"features": h, **head_arrays}, _device_environment(engine, name))
+            for h, name in ((other_input, other_name), (head_input, here))
+        ]
+        if any(side.precision(cfg.dtype) == "tf32" for side in sides):
+            notes.append(
+                "TF32 is on: float32 matmuls on the GPU round their inputs to a 10-bit "
+                "mantissa, so the cross-device bounds use its unit roundoff 2^-11 there "
+                "(docs/backends.md); --tf32 off compares float32 with float32"
+            )
         for v, t in zip(cfg.variants, other, strict=True):
             if v in outputs:  # (a head that raised on the dynamic path has no output here)
-                cross("cross-device", f"{v}@{other_name}", f"{v}@{here}", np.asarray(t),
-                      outputs[v], where=where,
+                limit = cross.output_allowance(
+                    sides[0], sides[1], v, dtype=cfg.dtype, activation=cfg.activation
+                )
+                judge("cross-device", f"{v}@{other_name}", f"{v}@{here}", np.asarray(t),
+                      outputs[v], where=where, allowed=limit,
+                      rule=cross.output_rule(cfg.head_input_size, sides[0], sides[1], cfg.dtype),
                       keys=(f"outputs/{v}@{other_name}", f"outputs/{v}"))  # fmt: skip
 
     if cfg.grad:
@@ -376,8 +400,25 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
 
     if cfg.train_steps:
         run = engine.train(cfg, built, x_model, valid, devices[0])
+        for v, out in run.outputs.items():
+            arrays[f"trained/outputs/{v}"] = out
+            for quantity, value in run.weights[v].items():
+                arrays[f"trained/{v}/{quantity}"] = value
+        if run.targets is not None:
+            arrays["trained/targets"] = run.targets
+        for name, steps in run.gradients.items():
+            arrays[f"trained/gradients/{name}"] = steps
+        _save_weights(built, cfg, arrays)
+        # Each variant's allowance against the exact trajectory: the reference's, for both
+        # (the same model, optimizer and steps); a pair is allowed the sum.
+        tol = default_tolerances(cfg.dtype)
+        side = cross.training_allowances(
+            arrays, reference, optimizer=cfg.optimizer, learning_rate=cfg.learning_rate,
+            dtype=judge.precision, atol=tol[0], rtol=tol[1], ftz=judge.ftz,
+        )  # fmt: skip
         for v in cfg.variants[1:]:
             for quantity, value in run.weights[v].items():
+                limit = side.get(f"trained/{reference}/{quantity}")
                 judge(
                     "trained-weights",
                     v,
@@ -385,8 +426,11 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
                     value,
                     run.weights[reference][quantity],
                     quantity=quantity,
+                    allowed=None if limit is None else 2.0 * limit,
+                    rule="training",
                     keys=(f"trained/{v}/{quantity}", f"trained/{reference}/{quantity}"),
                 )
+            limit = side.get(f"trained/outputs/{reference}")
             judge(
                 "trained-output",
                 v,
@@ -394,14 +438,10 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
                 run.outputs[v],
                 run.outputs[reference],
                 where=where,
+                allowed=None if limit is None else 2.0 * limit,
+                rule="training",
                 keys=(f"trained/outputs/{v}", f"trained/outputs/{reference}"),
             )
-        for v, out in run.outputs.items():
-            arrays[f"trained/outputs/{v}"] = out
-            for quantity, value in run.weights[v].items():
-                arrays[f"trained/{v}/{quantity}"] = value
-        if run.targets is not None:
-            arrays["trained/targets"] = run.targets
         training = run.to_dict()
 
     if cfg.weights == "independent":
@@ -411,14 +451,7 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
         )
     if cfg.rnn == "none":
         notes.append("--rnn none: the heads read the input directly; --hidden is not used")
-    trunk = built.trunk_weights()
-    if trunk is not None:
-        for key, value in zip(TRUNK_WEIGHTS, trunk, strict=True):
-            arrays[f"weights/rnn/{key}"] = value
-    for v in cfg.variants:
-        kernel, bias = built.head_weights(v)
-        arrays[f"weights/{v}/kernel"] = kernel
-        arrays[f"weights/{v}/bias"] = bias
+    _save_weights(built, cfg, arrays)
 
     env = engine.environment(used_device)
     env["deterministic"] = cfg.deterministic
@@ -435,6 +468,24 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
     )
 
 
+def _device_environment(engine: Engine, device: str) -> dict[str, Any]:
+    """What the bounds need to know of a device: its name, TF32, flush-to-zero."""
+    tf32 = engine.tf32_setting() if "GPU" in device.upper() else None
+    return {"device": device, "tf32": tf32, "flush_to_zero": engine.flush_to_zero(device)}
+
+
+def _save_weights(built: BuiltModel, cfg: CompareConfig, arrays: dict[str, np.ndarray]) -> None:
+    """The model's (initial) weights under ``weights/...`` (``--save-arrays``, training)."""
+    trunk = built.trunk_weights()
+    if trunk is not None:
+        for key, value in zip(TRUNK_WEIGHTS, trunk, strict=True):
+            arrays[f"weights/rnn/{key}"] = value
+    for v in cfg.variants:
+        kernel, bias = built.head_weights(v)
+        arrays[f"weights/{v}/kernel"] = kernel
+        arrays[f"weights/{v}/bias"] = bias
+
+
 def _bound_precision(engine: Engine, dtype: str, device: str) -> str:
     """``"tf32"`` when float32 runs on a GPU with TensorFloat-32 enabled, else ``dtype``."""
     if dtype != "float32" or "GPU" not in str(device).upper():
@@ -447,6 +498,7 @@ def output_bounds(
     head_input: np.ndarray,
     heads: dict[str, tuple[np.ndarray, np.ndarray]],
     precision: str | None = None,
+    ftz: bool = False,
 ) -> dict[str, np.ndarray]:
     """Per variant: the allowed difference of its output from the exact head on ``head_input``.
 
@@ -460,7 +512,7 @@ def output_bounds(
         key = kernel.tobytes() + bias.tobytes()
         if key not in cache:
             cache[key] = bounds.head_output_bound(
-                head_input, kernel, bias, cfg.activation, precision or cfg.dtype
+                head_input, kernel, bias, cfg.activation, precision or cfg.dtype, ftz=ftz
             ) + bounds.head_output_bound(head_input, kernel, bias, cfg.activation, "float64")
         result[v] = cache[key]
     return result
@@ -520,9 +572,9 @@ def power_check(
 
     def judged(k: np.ndarray, b: np.ndarray, act: str) -> tuple[bool, str, float]:
         y = faults.round_to(bounds.head_output_reference(h, k, b, act), cfg.dtype)
-        own = bounds.head_output_bound(h, k, b, act, judge.precision) + bounds.head_output_bound(
-            h, k, b, act, "float64"
-        )
+        own = bounds.head_output_bound(
+            h, k, b, act, judge.precision, ftz=judge.ftz
+        ) + bounds.head_output_bound(h, k, b, act, "float64")
         found: list[tuple[str, float]] = []
         if target != reference:
             if judge.exact:  # bitwise: against the healthy head evaluated the same way
@@ -585,6 +637,7 @@ def head_gradient_bounds(
     r: np.ndarray,
     heads: dict[str, tuple[np.ndarray, np.ndarray]],
     precision: str | None = None,
+    ftz: bool = False,
 ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]]]:
     """Per variant: exact float64 head weight gradients and their allowed differences.
 
@@ -595,7 +648,9 @@ def head_gradient_bounds(
     for v, (kernel, bias) in heads.items():
         act = cfg.activation
         refs[v] = bounds.head_gradient_reference(head_input, r, kernel, bias, act)
-        low = bounds.head_gradient_bound(head_input, r, kernel, bias, act, precision or cfg.dtype)
+        low = bounds.head_gradient_bound(
+            head_input, r, kernel, bias, act, precision or cfg.dtype, ftz=ftz
+        )
         high = bounds.head_gradient_bound(head_input, r, kernel, bias, act, "float64")
         allowed[v] = {q: low[q] + high[q] for q in low}
     return refs, allowed
@@ -688,7 +743,7 @@ def _gradient_checks(
     arrays["gradients/R"] = r
     grads = engine.gradients(built, x, r, device)
     reference = cfg.variants[0]
-    refs, allowed = head_gradient_bounds(cfg, head_input, r, heads, judge.precision)
+    refs, allowed = head_gradient_bounds(cfg, head_input, r, heads, judge.precision, judge.ftz)
     rule = bounds.gradient_rule(int(np.prod(head_input.shape[:-1])), judge.precision)
     positions = int(np.prod(head_input.shape[:-1]))
 

@@ -368,3 +368,80 @@ def scaled_allowance(
     finite = b[np.isfinite(b)]
     rms = float(np.sqrt(np.mean(finite * finite))) if finite.size else 0.0
     return atol + rtol * np.abs(b) + lam * unit_roundoff(dtype) * math.sqrt(n) * rms
+
+
+#: Keras's Adam epsilon (``keras.optimizers.Adam(epsilon=1e-7)``).
+ADAM_EPSILON = 1e-7
+
+
+def trained_weight_allowance(
+    initial: Array, gradients: Array, *, optimizer: str, learning_rate: float, positions: int,
+    dtype: str, atol: float = 0.0, rtol: float | None = None, epsilon: float = ADAM_EPSILON,
+    ftz: bool = False,
+) -> Array:  # fmt: skip
+    """One side's allowance for a weight after ``len(gradients)`` optimizer steps.
+
+    Derived from the gradient allowance: at step ``t`` the gradient ``g_t`` (``gradients[t]``,
+    the reference's) may be off by ``dg_t`` = the ``scaled`` rule of ``g_t``
+    (:func:`scaled_allowance`: ``atol + rtol |g_t| + lam u sqrt(n) rms(g_t)``, ``n`` the
+    positions summed; by default ``atol = 0``, ``rtol = 2 u``: an absolute tolerance would
+    swamp small gradients; ``ftz``: plus ``(2 n + 2) tiny`` for flushed subnormals), and every
+    update ``w - step`` rounds (``u (|w_t| + |step|)``):
+
+    * SGD, ``step = lr g``: ``lr dg_t``.
+    * Adam, ``step = lr m / (sqrt(v) + eps)``: normalised, so a relative gradient error
+      ``rho = dg / (|g| + eps)`` moves the step by at most about ``3 rho lr`` (numerator and
+      denominator each ``rho``, and bias-corrected moments over the steps so far); where
+      ``|g|`` is not above its allowance the step's sign and size are not determined, and
+      each step may move by up to ``lr``: ``lr min(1, 3 rho)``.
+
+    Summed over the steps. A weight difference also changes the next gradients (the loss's
+    curvature); over the few steps of ``--train-steps`` at small learning rates that is of
+    second order, which a factor 2 covers (measured: benchmarks/verdict_grid.py).
+
+    >>> g = np.array([[1e-9, 1.0]])  # one step: a tiny and a normal gradient
+    >>> a = trained_weight_allowance(np.zeros(2), g, optimizer="adam", learning_rate=0.01,
+    ...                              positions=4, dtype="float32")
+    >>> bool(0.02 < a[0] < 0.02 * (1 + 1e-6)), bool(a[1] < 1e-5)
+    (True, True)
+    """
+    u = unit_roundoff(dtype)
+    rtol = 2.0 * u if rtol is None else rtol
+    w = np.abs(np.asarray(initial, np.float64))
+    total = np.zeros_like(w)
+    for g in np.asarray(gradients, np.float64):
+        dg = scaled_allowance(g, positions, dtype, atol, rtol)
+        if ftz:
+            dg = dg + (2 * positions + 2) * smallest_normal(dtype)
+        if optimizer == "adam":
+            rho = dg / (np.abs(g) + epsilon)
+            step = learning_rate * np.ones_like(w)
+            moved = learning_rate * np.minimum(1.0, 3.0 * rho)
+        else:
+            step = learning_rate * np.abs(g)
+            moved = learning_rate * dg
+        total = total + moved + u * (w + step)
+        w = w + step
+    return 2.0 * total
+
+
+def trained_output_allowance(
+    initial: Array, trained: Array, weight_ratio: float, dtype: str, atol: float, rtol: float
+) -> Array:
+    """One side's allowance for the outputs after training.
+
+    The dtype's tolerance of a forward pass (``atol + rtol |y|``), plus what the weights'
+    allowance carries: the outputs moved by ``y_T - y_0`` while the weights moved by
+    ``w_T - w_0``; a weight error ``weight_ratio`` times that movement (the norm of
+    :func:`trained_weight_allowance` over the norm of the movement, all weights together) moves
+    the outputs by about as large a fraction of theirs (first order), counted element-wise
+    and at the root mean square (a weight error is not along the movement)::
+
+        atol + rtol |y_T| + weight_ratio (|y_T - y_0| + rms(y_T - y_0))
+    """
+    y0 = np.asarray(initial, np.float64)
+    yt = np.asarray(trained, np.float64)
+    moved = np.abs(yt - y0)
+    finite = moved[np.isfinite(moved)]
+    rms = float(np.sqrt(np.mean(finite * finite))) if finite.size else 0.0
+    return atol + rtol * np.abs(yt) + weight_ratio * (moved + rms)

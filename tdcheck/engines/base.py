@@ -184,8 +184,6 @@ class Engine(abc.ABC):
     def probe(self, dtype: str, device: str) -> list[np.ndarray]:
         """The FTZ probe's results in ``dtype`` (see :func:`flush_probe_operands`), with
         Keras 3's ``keras.ops`` (the TensorFlow engines use ``tf`` directly)."""
-        from tdcheck.engines.keras3 import to_numpy
-
         ops = self.keras.ops
         a, b, m, s = flush_probe_operands(dtype)
 
@@ -201,7 +199,7 @@ class Engine(abc.ABC):
         results.append(
             ops.conv(ops.reshape(ta, (1, 1, 2)), ops.reshape(tb, (1, 2, 2)), padding="valid")
         )
-        return [to_numpy(r).astype(np.float64).ravel() for r in results]
+        return [_to_float64(r) for r in results]
 
     # -- devices ------------------------------------------------------------------------
     @abc.abstractmethod
@@ -358,6 +356,15 @@ def flush_probe_operands(dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray
         np.array([[1.0, 0.5]]),
         np.array([[1.0, 0.0]]),
     )
+
+
+def _to_float64(value: Any) -> np.ndarray:
+    """A JAX array or a torch tensor (detached, on the CPU; bfloat16 through float32, exact)
+    as a flat float64 NumPy array."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu()
+        value = (value.float() if "bfloat16" in str(value.dtype) else value).numpy()
+    return np.asarray(value).astype(np.float64).ravel()
 
 
 def flushed(values: list[np.ndarray], dtype: str) -> bool:
