@@ -340,8 +340,18 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
             # The trunk runs once and feeds every head: its error is common to all of them,
             # so it is judged on its own, with the dtype's tolerance (no useful a-priori bound
             # exists for a recurrence; see docs/checks.md).
-            judge("output", "trunk", ORACLE, head_input, features64,
-                  where=where, keys=("features", "features/oracle"))  # fmt: skip
+            # With TF32 on, its unit roundoff: the float32 tolerance scaled to TF32's
+            # (core.cross.side_tolerances, as across backends and devices).
+            trunk_allowed, trunk_rule = None, "bound"
+            if judge.precision == "tf32":
+                atol, rtol = cross.side_tolerances(
+                    cross.Side({}, {"device": used_device, "tf32": True}), cfg.dtype
+                )
+                trunk_allowed = atol + rtol * np.abs(features64)
+                trunk_rule = "tf32 tolerance"
+            judge("output", "trunk", ORACLE, head_input, features64, where=where,
+                  allowed=trunk_allowed, rule=trunk_rule,
+                  keys=("features", "features/oracle"))  # fmt: skip
         else:
             arrays["features/oracle"] = features64
         oracle_outputs = _oracle_outputs(cfg, built, x_model, keras_mask)
