@@ -232,8 +232,9 @@ def test_tf32_cross_device_rule():
     assert tf32_cross_device("float32", (1e-6, 0.0), True) is None  # the user's tolerances
 
 
-def test_cross_device_uses_tf32_tolerances_when_tf32_is_on(monkeypatch, tf_keras):
-    # No GPU here: stand a second CPU in for the GPU and report TF32 on, to check the wiring.
+def test_cross_device_uses_tf32_bounds_when_tf32_is_on(monkeypatch, tf_keras):
+    # No GPU here: stand a second CPU in for the GPU and report TF32 on, to check the wiring
+    # (tests/test_cross.py simulates TF32's rounding as well).
     import tdcheck
     from tdcheck.engines.tensorflow import TensorFlowEngine
 
@@ -244,11 +245,11 @@ def test_cross_device_uses_tf32_tolerances_when_tf32_is_on(monkeypatch, tf_keras
     assert [(c.a, c.b) for c in cross] == [
         ("dense@CPU:0", "dense@CPU:0"), ("time-distributed@CPU:0", "time-distributed@CPU:0"),
     ]  # fmt: skip
-    assert all((c.stats.atol, c.stats.rtol) == (2.0**-9, 2.0**-9) for c in cross)
-    others = [c for c in run.comparisons if c.kind != "cross-device"]
-    assert all((c.stats.atol, c.stats.rtol) == (1e-5, 1.3e-6) for c in others)
-    assert any(note.startswith("TF32 is on: float32 matmuls on the GPU") for note in run.notes)
+    # judged like variant pairs: each device's head bound, never a fixed atol/rtol
+    assert all(c.stats.rule == "bound" and c.passed for c in cross)
+    assert "features@CPU:0" in run.arrays
     assert run.environment["tf32"] is True
+    assert run.environment["flush_to_zero"]["float16"] is False
 
 
 @pytest.mark.gpu
@@ -259,10 +260,11 @@ def test_tf32_switch_on_a_gpu(has_gpu):
         pytest.skip("no GPU")
     on = tdcheck.compare(device="both", tf32="on", hidden=64, seq=20, input="random")
     assert on.environment["tf32"] is True
-    assert {c.stats.atol for c in on.comparisons if c.kind == "cross-device"} == {2.0**-9}
+    assert any(n.startswith("TF32 is on:") for n in on.notes)
+    assert all(c.passed for c in on.comparisons if c.kind == "cross-device")
     off = tdcheck.compare(device="both", tf32="off", hidden=64, seq=20, input="random")
     assert off.environment["tf32"] is False
-    assert {c.stats.atol for c in off.comparisons if c.kind == "cross-device"} == {1e-5}
+    assert not any(n.startswith("TF32 is on:") for n in off.notes)
     assert off.passed
 
 
