@@ -19,10 +19,13 @@ def run(runner, *args):
 
 
 @needs_jax
-def test_backends_adds_cross_backend_comparisons(runner):
-    result = run(runner, "compare", "--backends", "tensorflow,jax", "--grad", "--format", "json")
+def test_backends_adds_cross_backend_comparisons(runner, tmp_path):
+    saved = tmp_path / "cross.npz"
+    result = run(runner, "compare", "--backends", "tensorflow,jax", "--grad", "--format", "json",
+                 "--save-arrays", str(saved))  # fmt: skip
     assert result.exit_code == 0, result.output
     doc = json.loads(result.output)
+    _rejudge_cross_backend(saved, doc)
     cross = [c for c in doc["comparisons"] if c["kind"] == "cross-backend"]
     quantities = ["head.bias", "head.kernel", "input", "trunk.bias", "trunk.kernel",
                   "trunk.recurrent_kernel"]  # fmt: skip
@@ -59,6 +62,39 @@ def test_backends_adds_cross_backend_comparisons(runner):
         "--backends: every variant on jax is compared with tensorflow (kind cross-backend) "
         "with each side's allowance against the float64 reference, added"
     )
+
+
+def _rejudge_cross_backend(path, doc):
+    """Every cross-backend verdict again from the archive, with NumPy alone (core.cross)."""
+    from tdcheck.core import cross
+    from tdcheck.core.stats import compare_arrays
+
+    with np.load(path, allow_pickle=False) as data:
+        arrays = dict(data)
+    env = json.loads(arrays["meta/report.json"].tobytes())["report"]["environment"]
+    jax = {k.split("/", 2)[2]: v for k, v in arrays.items() if k.startswith("backends/jax/")}
+    a, b = (
+        cross.Side(jax, env["backends"]["jax"]),
+        cross.Side(arrays, env["backends"]["tensorflow"]),
+    )
+    checked = 0
+    for c in doc["comparisons"]:
+        if c["kind"] != "cross-backend" or c["a"].startswith("trunk"):
+            continue
+        variant, q = c["a"].split("@")[0], c["quantity"]
+        key = f"outputs/{variant}" if q == "output" else f"gradients/{variant}/{q}"
+        if q == "output":
+            allowed = cross.output_allowance(a, b, variant, dtype="float32", activation="linear")
+        elif q.startswith("head."):
+            allowed = cross.head_gradient_allowance(a, b, variant, q, dtype="float32",
+                                                    activation="linear")  # fmt: skip
+        else:
+            n = int(np.prod(arrays["features"].shape[:2]))
+            allowed = cross.scaled_pair_allowance(a, b, arrays[key], n, dtype="float32")
+        s = compare_arrays(jax[key], arrays[key], atol=0, rtol=0, allowed=allowed)
+        assert s.margin == pytest.approx(c["margin"], rel=1e-12, abs=1e-300), (key, c["rule"])
+        checked += 1
+    assert checked == 14
 
 
 @needs_jax

@@ -277,3 +277,34 @@ def test_simulated_tf32_engine_switches_every_comparison_to_tf32(tf32_engine):
     assert {c.a for c in off.failures} == {"trunk", "dense", "time-distributed"}
     off_both = tdcheck.compare(device="both", **options)
     assert {c.kind for c in off_both.failures} >= {"cross-device"}
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_training_fault_end_to_end(monkeypatch, optimizer):
+    # The second copy's optimizer gets a learning rate 1 % off: trained-weights must FAIL
+    # under the `training` rule, while the healthy run passes with it.
+    import tdcheck
+    from tdcheck.engines import training
+
+    options = dict(train_steps=3, optimizer=optimizer, input="random", hidden=8, seq=4,
+                   batch=2, initializer="glorot_uniform")  # fmt: skip
+    healthy = tdcheck.compare(**options)
+    assert healthy.passed, healthy.verdict()
+    trained = [c for c in healthy.comparisons if c.kind.startswith("trained")]
+    assert len(trained) == 6 and {c.stats.rule for c in trained} == {"training"}
+    assert healthy.arrays["trained/gradients/head.kernel"].shape == (3, 8, 2)
+    made = []
+    real = training._optimizer
+
+    def off_by_one_percent(keras, cfg):
+        optimizer = real(keras, cfg)
+        made.append(optimizer)
+        if len(made) == 2:
+            optimizer.learning_rate = cfg.learning_rate * 1.01
+        return optimizer
+
+    monkeypatch.setattr(training, "_optimizer", off_by_one_percent)
+    faulty = tdcheck.compare(**options)
+    failed = {(c.kind, c.quantity) for c in faulty.failures}
+    assert ("trained-weights", "head.kernel") in failed
+    assert max(c.stats.margin for c in faulty.failures) > 10
