@@ -308,3 +308,56 @@ def test_training_fault_end_to_end(monkeypatch, optimizer):
     failed = {(c.kind, c.quantity) for c in faulty.failures}
     assert ("trained-weights", "head.kernel") in failed
     assert max(c.stats.margin for c in faulty.failures) > 10
+
+
+def test_flush_to_zero_probe_with_fake_engines():
+    import contextlib
+
+    from tdcheck.engines.base import Engine, flush_probe_operands, flushed
+
+    class Fake(Engine):
+        name = "tensorflow"
+
+        def __init__(self, flush: bool) -> None:
+            self.flush, self.calls = flush, 0
+
+        def load(self): ...
+        def versions(self):
+            return {}
+
+        def gpu_names(self):
+            return []
+
+        def on(self, device):
+            return contextlib.nullcontext()
+
+        def forward(self, built, x, device):
+            raise NotImplementedError
+
+        def gradients(self, built, x, r, device):
+            raise NotImplementedError
+
+        def train_step(self, *args):
+            raise NotImplementedError
+
+        def probe(self, dtype, device):
+            self.calls += 1
+            if dtype == "bfloat16":
+                raise TypeError("no bfloat16 here")
+            a, b, m, s = flush_probe_operands(dtype)
+            if self.flush and dtype == "float32":  # DAZ: subnormal operands read as zero
+                a = np.where(np.abs(a) < 2.0**-126, 0.0, a)
+            return [(a @ b).ravel(), (a * m).ravel(), np.array([(a * s).sum()])]
+
+    plain, flushing = Fake(False), Fake(True)
+    assert plain.flush_to_zero("CPU:0") == {
+        "float64": False, "float32": False, "float16": False, "bfloat16": None
+    }  # fmt: skip
+    assert flushing.flush_to_zero("CPU:0")["float32"] is True
+    assert flushing.flush_to_zero("CPU:0")["float64"] is False
+    calls = flushing.calls
+    flushing.flush_to_zero("CPU:0")  # cached per device
+    assert flushing.calls == calls
+    tiny = 2.0**-126
+    assert not flushed([np.array([tiny / 4, tiny / 2])] * 2 + [np.array([tiny / 4])], "float32")
+    assert flushed([np.array([tiny / 4, 0.0])] * 2 + [np.array([tiny / 4])], "float32")
