@@ -42,7 +42,8 @@ from typing import Any
 import numpy as np
 
 from tdcheck.commands.backends import run_compare
-from tdcheck.commands.compare import Session, prepare
+from tdcheck.commands.compare import prepare
+from tdcheck.commands.session import Session
 
 DTYPES = ("float32", "float16", "bfloat16")
 

@@ -65,8 +65,8 @@ def test_backends_adds_cross_backend_comparisons(runner, tmp_path):
 
 
 def _rejudge_cross_backend(path, doc):
-    """Every cross-backend verdict again from the archive, with NumPy alone (core.cross)."""
-    from tdcheck.core import cross
+    """Every cross-backend verdict again from the archive, with NumPy alone (core.judge.cross)."""
+    from tdcheck.core.judge import cross
     from tdcheck.core.stats import compare_arrays
 
     with np.load(path, allow_pickle=False) as data:
@@ -298,7 +298,7 @@ def test_worker_runner_reuses_one_process_per_engine(monkeypatch):
         def close(self, abort=False):
             started.append(f"closed {self.engine}")
 
-    monkeypatch.setattr(backends, "Worker", FakeWorker)
+    monkeypatch.setattr("tdcheck.runners.engine_runner.Worker", FakeWorker)
     monkeypatch.setattr("tdcheck.engines.base.can_load_here", lambda name: False)
     monkeypatch.setattr("tdcheck.engines.base.installed", lambda name: True)
     with backends.EngineRunner() as runner:

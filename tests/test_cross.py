@@ -1,5 +1,5 @@
 """Issue 15 items 3-6: across backends, devices and baselines each side's allowance against
-the float64 reference (core/cross.py); flush-to-zero; TF32 with a simulated engine; training
+the float64 reference (core/judge/cross.py); flush-to-zero; TF32 with a simulated engine; training
 allowances for SGD and Adam."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tdcheck.core import bounds, cross
+from tdcheck.core import bounds
+from tdcheck.core.judge import cross
 
 U32 = 2.0**-24
 

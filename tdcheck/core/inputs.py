@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tdcheck.core.config import format_bytes
+
+if TYPE_CHECKING:
+    from tdcheck.core.config import CompareConfig
 from tdcheck.errors import ConfigError
 
 #: The largest .npy header read (NumPy's own default limit).
@@ -125,3 +128,11 @@ def make_input(kind: str, *, batch: int, seq: int, features: int, seed: int) -> 
     if kind == "random":
         return np.random.default_rng(seed).standard_normal((batch, seq, features))
     raise ConfigError(f"--input: unknown input kind {kind!r}")
+
+
+def valid_positions(cfg: CompareConfig) -> np.ndarray:
+    """``(batch, seq)`` booleans: True where a timestep is within its row's length."""
+    assert cfg.batch and cfg.seq
+    if cfg.lengths is None:
+        return np.ones((cfg.batch, cfg.seq), bool)
+    return np.arange(cfg.seq)[None, :] < np.asarray(cfg.lengths)[:, None]

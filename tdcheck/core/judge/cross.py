@@ -216,3 +216,41 @@ def training_allowances(
             y0, yt, ratio, dtype, atol, rtol
         )
     return result
+
+
+def allowance(
+    key: str, quantity: str, expected: np.ndarray, sides: tuple[Side, Side], cfg: Any
+) -> tuple[np.ndarray | None, str]:
+    """The allowed difference of the array ``key`` between two runs, and its rule's name
+    (None: an array it needs is missing, e.g. in an old baseline)."""
+    a, b = sides
+    dtype, activation = cfg.dtype, cfg.activation
+    parts = key.split("/")
+    name = parts[2] if key.startswith("trained/outputs/") else (parts[1] if len(parts) > 1 else "")
+    if key == "features":
+        return trunk_allowance(a, b, dtype=dtype), "tolerance each side"
+    if key.startswith("outputs/"):
+        allowed = output_allowance(a, b, name, dtype=dtype, activation=activation)
+        return allowed, output_rule(cfg.head_input_size, a, b, dtype)
+    if key.startswith("gradients/"):
+        features = b.arrays.get("features")
+        shape = np.shape(features) if features is not None else np.shape(expected)
+        positions = int(np.prod(shape[:2]))
+        if quantity in ("head.kernel", "head.bias"):
+            allowed = head_gradient_allowance(
+                a, b, name, quantity, dtype=dtype, activation=activation
+            )
+        else:
+            allowed = scaled_pair_allowance(a, b, expected, positions, dtype=dtype)
+        return allowed, gradient_rule(quantity, positions, a, b, dtype)
+    if key.startswith("trained/"):
+        total: np.ndarray | None = np.zeros(np.shape(expected))
+        for side in (a, b):
+            atol, rtol = side_tolerances(side, dtype)
+            own = training_allowances(
+                side.arrays, name, optimizer=cfg.optimizer, learning_rate=cfg.learning_rate,
+                dtype=side.precision(dtype), atol=atol, rtol=rtol, ftz=side.ftz(dtype),
+            ).get(key)  # fmt: skip
+            total = None if own is None or total is None else total + own
+        return total, "training"
+    return None, "bound"
