@@ -222,16 +222,6 @@ def test_backend_validation_is_idempotent():
     assert single.validated() == single
 
 
-def test_tf32_cross_device_rule():
-    from tdcheck.core.backends import tf32_cross_device
-
-    assert tf32_cross_device("float32", (None, None), True) == (2.0**-9, 2.0**-9)
-    assert tf32_cross_device("float32", (None, None), False) is None
-    assert tf32_cross_device("float32", (None, None), None) is None  # no GPU
-    assert tf32_cross_device("float64", (None, None), True) is None
-    assert tf32_cross_device("float32", (1e-6, 0.0), True) is None  # the user's tolerances
-
-
 def test_cross_device_uses_tf32_bounds_when_tf32_is_on(monkeypatch, tf_keras):
     # No GPU here: stand a second CPU in for the GPU and report TF32 on, to check the wiring
     # (tests/test_cross.py simulates TF32's rounding as well).

@@ -327,7 +327,7 @@ def test_failure_line_is_about_one_element():
     assert s.max_abs_diff_index == tuple(int(i) for i in np.unravel_index(diff.argmax(), a.shape))
     lines = failure_lines(r)
     i = next(i for i, line in enumerate(lines) if line.startswith("time-distributed vs dense:"))
-    from tdcheck.reports.result import fmt
+    from tdcheck.core.result import fmt
 
     assert f"worst at {list(s.worst_index)}: " in lines[i]
     assert f"(|diff| {fmt(s.worst_abs_diff)}, allowed {fmt(s.worst_allowed)}, margin" in lines[i]
