@@ -115,7 +115,9 @@ def main() -> None:
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--limit", type=int, default=0, help="run only the first N cases")
     parser.add_argument("--long", action="store_true", help="forward: also seq 100")
-    parser.add_argument("--dtypes", default=",".join(DTYPES), help="a comma list of dtypes")
+    parser.add_argument("--dtypes", default=None,
+                        help="a comma list of dtypes (default: float32, float16, bfloat16; "
+                        "cross: also mixed_float16)")  # fmt: skip
     args = parser.parse_args()
     seeds = parse_seeds(args.seeds)
     if args.grid == "cross":
@@ -127,7 +129,8 @@ def main() -> None:
         cases = grad_cases(seeds)
     else:
         cases = forward_cases(seeds, args.long)
-    cases = [case for case in cases if case.get("dtype", "float32") in args.dtypes.split(",")]
+    dtypes = args.dtypes or ",".join((*DTYPES, "mixed_float16") if args.grid == "cross" else DTYPES)
+    cases = [case for case in cases if case.get("dtype", "float32") in dtypes.split(",")]
     if args.limit:
         cases = cases[: args.limit]
     session = Session() if args.grid != "cross" else None
