@@ -179,6 +179,17 @@ def rejudge(path):
         b = data[c["arrays"][1]].astype(np.float64)
         if c["rule"] == "atol/rtol":
             allowed = c["atol"] + c["rtol"] * np.abs(b)
+        elif c["rule"] == "training":  # from the saved per-step gradients (core.judge.cross)
+            from tdcheck.core.judge import cross
+
+            ftz = report["environment"]["flush_to_zero"]["float32"]
+            cfg = report["config"]
+            side = cross.training_allowances(
+                dict(data), cfg["variants"][0], optimizer=cfg["optimizer"],
+                learning_rate=cfg["learning_rate"], dtype="float32", atol=1e-5, rtol=1.3e-6,
+                ftz=ftz,
+            )  # fmt: skip
+            allowed = 2 * side[c["arrays"][1]]
         elif c["rule"] == "scaled":  # atol + rtol |b| + 7 u sqrt(batch * seq) rms(b)
             rms = np.sqrt(np.mean(b * b))
             allowed = c["atol"] + c["rtol"] * np.abs(b) + 7 * U["float32"] * np.sqrt(8) * rms
@@ -212,7 +223,7 @@ def test_a_saved_archive_is_rejudged_by_numpy_alone_with_the_same_verdicts(
     assert result.exit_code == (0 if weights == "shared" else 1)
     report, verdicts = rejudge(path)
     rules = {rule for rule, _, _ in verdicts}
-    assert rules == {"bound", "atol/rtol", "scaled"}
+    assert rules == {"bound", "atol/rtol", "scaled", "training"}
     # outputs: 2 pairs, the trunk, 3 oracle; gradients: 2 pairs x 6 quantities, 3 x (head
     # kernel, head bias, input) against the oracle; trained: 2 pairs x 5 weights, 2 outputs
     assert len(verdicts) == len(report["comparisons"]) == 6 + 2 * 6 + 3 * 3 + 2 * 5 + 2
