@@ -126,7 +126,8 @@ def test_adam_with_tiny_gradients_is_no_false_fail():
     diff = np.abs(a - b)
     assert diff[:4].max() > 1e-6  # the tiny gradients moved the weights apart
     assert np.all(diff <= 2 * side)  # a pair: both sides' allowance
-    assert np.all(side[:4] >= 2 * 3 * lr)  # undetermined: lr a step, doubled
+    assert side[:4].min() > 0.1 * lr  # undetermined: a sizable part of lr
+    assert side[:4].min() > 10 * diff[:4].max()
     # determined elements (|g| well above its allowance) stay tight
     determined = np.all(np.abs(grads) > 100 * 7 * U32 * 64 * 1e-2, axis=0)
     determined[:4] = False

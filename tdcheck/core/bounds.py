@@ -370,8 +370,9 @@ def scaled_allowance(
     return atol + rtol * np.abs(b) + lam * unit_roundoff(dtype) * math.sqrt(n) * rms
 
 
-#: Keras's Adam epsilon (``keras.optimizers.Adam(epsilon=1e-7)``).
+#: Keras's Adam epsilon and betas (``keras.optimizers.Adam`` defaults).
 ADAM_EPSILON = 1e-7
+ADAM_BETAS = (0.9, 0.999)
 
 
 def trained_weight_allowance(
@@ -389,11 +390,16 @@ def trained_weight_allowance(
     update ``w - step`` rounds (``u (|w_t| + |step|)``):
 
     * SGD, ``step = lr g``: ``lr dg_t``.
-    * Adam, ``step = lr m / (sqrt(v) + eps)``: normalised, so a relative gradient error
-      ``rho = dg / (|g| + eps)`` moves the step by at most about ``3 rho lr`` (numerator and
-      denominator each ``rho``, and bias-corrected moments over the steps so far); where
-      ``|g|`` is not above its allowance the step's sign and size are not determined, and
-      each step may move by up to ``lr``: ``lr min(1, 3 rho)``.
+    * Adam, ``step = alpha_t m / (sqrt(v) + eps)``: the moments ``m``, ``v`` are followed
+      in exact arithmetic from the gradients, with how far the computed ones may be (the
+      gradient's allowance carried, plus each step's rounding and underflow); the step's
+      allowance is the distance from its exact value to the extremes of
+      ``alpha (|m| +- em) / (sqrt(v -+ ev) + eps)``. Where ``v`` is accurate the step is
+      capped by ``alpha (1 - b1) sqrt(t) / sqrt(1 - b2)`` (about ``lr``); where ``m``'s sign is
+      not determined (``|g|`` not above its allowance) the step may go either way; where
+      ``v`` underflows (float16: ``(1 - b2) g^2`` below its subnormals) the step is
+      ``m / eps`` and nothing caps it: the weights are not determined there, and the
+      allowance says so.
 
     Summed over the steps. A weight difference also changes the next gradients (the loss's
     curvature); over the few steps of ``--train-steps`` at small learning rates that is of
@@ -402,21 +408,49 @@ def trained_weight_allowance(
     >>> g = np.array([[1e-9, 1.0]])  # one step: a tiny and a normal gradient
     >>> a = trained_weight_allowance(np.zeros(2), g, optimizer="adam", learning_rate=0.01,
     ...                              positions=4, dtype="float32")
-    >>> bool(0.02 < a[0] < 0.02 * (1 + 1e-6)), bool(a[1] < 1e-5)
+    >>> bool(a[0] > 0.1 * 0.01), bool(a[1] < 1e-6)  # undetermined step; a determined one
     (True, True)
     """
     u = unit_roundoff(dtype)
     rtol = 2.0 * u if rtol is None else rtol
     w = np.abs(np.asarray(initial, np.float64))
     total = np.zeros_like(w)
-    for g in np.asarray(gradients, np.float64):
+    low = eta(dtype) if not ftz else smallest_normal(dtype)  # what one underflow loses
+    m = np.zeros_like(w)
+    v = np.zeros_like(w)
+    em = np.zeros_like(w)
+    ev_round = np.zeros_like(w)
+    ev_grad = np.zeros_like(w)
+    b1, b2 = ADAM_BETAS
+    eps_low = max(epsilon - 2.0 * low, epsilon / 4.0)  # epsilon itself rounded (float16)
+    for t, g in enumerate(np.asarray(gradients, np.float64), start=1):
         dg = scaled_allowance(g, positions, dtype, atol, rtol)
         if ftz:
             dg = dg + (2 * positions + 2) * smallest_normal(dtype)
         if optimizer == "adam":
-            rho = dg / (np.abs(g) + epsilon)
-            step = learning_rate * np.ones_like(w)
-            moved = learning_rate * np.minimum(1.0, 3.0 * rho)
+            # The moments in exact arithmetic from the reference's gradients, and how far the
+            # computed ones may be: the gradient's allowance carried, plus each step's
+            # rounding (relative u, absolute: an underflow) of ~4 operations.
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * g * g
+            em = b1 * em + (1 - b1) * dg + 4 * (low + u * np.abs(m))
+            ev_grad = b2 * ev_grad + (1 - b2) * (2 * np.abs(g) * dg + dg * dg)
+            ev_round = b2 * ev_round + 4 * (low + u * v)
+            ev = ev_grad + ev_round
+            alpha = learning_rate * math.sqrt(1 - b2**t) / (1 - b1**t)
+            am = np.abs(m)
+            step = alpha * am / (np.sqrt(v) + epsilon)
+            with np.errstate(divide="ignore"):
+                high = alpha * (am + em) / (np.sqrt(np.maximum(v - ev, 0.0)) + eps_low)
+            # Where v is computed accurately, Adam's step is at most
+            # alpha (1 - b1) sqrt(t) / sqrt(1 - b2) (Cauchy-Schwarz over the moments), however
+            # the gradients moved; where v underflows (float16) nothing caps it: m / eps.
+            cap = alpha * (1 - b1) * math.sqrt(t) / math.sqrt(1 - b2) * (1 + 8 * u)
+            high = np.where(v > 2.0 * ev_round, np.minimum(high, cap), high)
+            lowest = alpha * np.maximum(am - em, 0.0) / (np.sqrt(v + ev) + epsilon)
+            # m's sign not determined: the step may go either way
+            moved = np.where(am <= em, step + high, np.maximum(high - step, step - lowest))
+            moved = moved + 4 * u * step
         else:
             step = learning_rate * np.abs(g)
             moved = learning_rate * dg
