@@ -26,6 +26,7 @@ EXTRAS: dict[str, tuple[str, ...]] = {
     "torch": ("torch>=2.2",),
     "keras2": ("tensorflow>=2.16,<3", "tf_keras>=2.16"),
     "plot": ("matplotlib>=3.7",),
+    "ray": ("ray[default]>=2.9",),
 }
 
 #: The release series tdcheck's tests and measurements ran on (docs/backends.md, "Versions").

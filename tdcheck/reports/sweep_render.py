@@ -135,6 +135,25 @@ def failure_lines(doc: dict[str, Any]) -> list[str]:
     return lines
 
 
+def executor_lines(doc: dict[str, Any]) -> list[str]:
+    """``--executor ray``: where the cases ran, the findings (workers running different
+    versions) and every case that ran again after its worker died. Nothing for local runs."""
+    executor = doc.get("executor")
+    if not executor:
+        return []
+    workers = executor.get("workers") or {}
+    lines = [f"Ray: {executor.get('cluster')}, {len(workers)} worker(s): " + "; ".join(
+        f"{label} on {w.get('host')} (pid {w.get('pid')}) ran "
+        f"{len(w.get('cases') or [])} case(s)" for label, w in workers.items()
+    )]  # fmt: skip
+    lines += [f"finding: {finding}" for finding in executor.get("findings") or []]
+    for case in doc["cases"]:
+        worker = case.get("worker") or {}
+        if worker.get("retried"):
+            lines.append(f"{case['name']}: ran again on {worker.get('id')}: {worker['retried']}")
+    return lines
+
+
 def reproduce_sections(doc: dict[str, Any], limit: int = MAX_LISTED) -> list[tuple[str, list[str]]]:
     """The "Not run" and "Reproduce" sections appended to the sweep reports: titles and items.
 
@@ -163,6 +182,9 @@ def render_markdown(doc: dict[str, Any]) -> str:
     failures = failure_lines(doc)
     if failures:
         out += ["", "### Failures", ""] + [f"- {line}" for line in failures]
+    ray_lines = executor_lines(doc)
+    if ray_lines:
+        out += ["", "### Workers", ""] + [f"- {line}" for line in ray_lines]
     for title, items in reproduce_sections(doc):
         out += ["", f"### {title}", ""]
         out += [f"- `{item}`" if item.startswith("tdcheck ") else f"- {item}" for item in items]
@@ -244,6 +266,8 @@ def _render_table(doc: dict[str, Any], console: Any, wide: bool = False) -> None
                     legend=legend)  # fmt: skip
     for line in failure_lines(doc):
         console.print(Text("  " + line))
+    for line in executor_lines(doc):
+        console.print(Text(line))
     for title, items in reproduce_sections(doc):
         console.print(Text(f"{title}:"))
         for item in items:
