@@ -162,3 +162,47 @@ def test_tensorfloat32_on_a_gpu_widens_the_float32_bounds(dtype, device, enabled
     fake_engine = SimpleNamespace(tf32_setting=lambda: enabled)  # the engine's TF32 switch
     assert bound_precision(dtype, device, fake_engine.tf32_setting) == expected
     assert unit_roundoff("tf32") == 2.0**-11 and bounds.eta("tf32") == 2.0**-150
+
+
+def test_flush_allowance_by_hand():
+    tiny = 2.0**-126
+    h = np.array([[tiny / 4, 1.0, -2.0]])
+    w = np.array([[2.0], [tiny / 8], [1.0]])
+    got = bounds.flush_allowance(h, w, np.array([tiny / 2]), "float32")
+    # |h_sub| |W| = tiny/2; |h| |W_sub| = tiny/8; |b_sub| = tiny/2; (2*3 + 3) tiny
+    assert got.shape == (1, 1)
+    assert got[0, 0] == tiny / 2 + tiny / 8 + tiny / 2 + 9 * tiny
+    assert bounds.smallest_normal("mixed_float16") == 2.0**-14
+    assert bounds.smallest_normal("tf32") == tiny
+    sub = bounds.subnormal_part(np.array([0.0, tiny / 2, -tiny / 2, tiny]), "float32")
+    assert sub.tolist() == [0.0, tiny / 2, tiny / 2, 0.0]
+
+
+@pytest.mark.parametrize("activation", ["linear", "relu", "tanh", "sigmoid"])
+def test_flushed_head_is_within_the_ftz_bound_only(activation):
+    # A framework that reads subnormal inputs as zero (DAZ) computes 0 @ W + b; gradual
+    # underflow's bound cannot cover the lost products, the FTZ model does.
+    rng = np.random.default_rng(7)
+    h = (rng.standard_normal((2, 5, 4)) * 1e-39).astype(np.float32)  # float32 subnormals
+    w = rng.standard_normal((4, 3)).astype(np.float32)
+    b = np.zeros(3, np.float32)
+    flushed = np.zeros_like(h) @ w + b  # what the flushing framework returns
+    from tdcheck.core import oracle
+
+    y = oracle.ACTIVATIONS[activation](flushed.astype(np.float64)).astype(np.float32)
+    exact = bounds.head_output_reference(h, w, b, activation)
+    err = np.abs(y.astype(np.float64) - exact)
+    assert err.max() > 0 or activation == "sigmoid"  # sigmoid(1e-39) rounds to 1/2 anyway
+    gradual = bounds.head_output_bound(h, w, b, activation, "float32")
+    ftz = bounds.head_output_bound(h, w, b, activation, "float32", ftz=True)
+    assert np.all(err <= ftz)
+    if activation != "sigmoid":  # sigmoid's own 8 u |f| already covers 1e-39 changes
+        assert np.any(err > gradual)
+    # the gradients: dW = h^T g with h read as 0
+    r = rng.standard_normal((2, 5, 3))
+    ref = bounds.head_gradient_reference(h, r, w, b, activation)
+    got_k = np.zeros((4, 3))  # 0^T g
+    allowed = bounds.head_gradient_bound(h, r, w, b, activation, "float32", ftz=True)
+    assert np.all(np.abs(got_k - ref["head.kernel"]) <= allowed["head.kernel"])
+    plain = bounds.head_gradient_bound(h, r, w, b, activation, "float32")
+    assert np.any(np.abs(got_k - ref["head.kernel"]) > plain["head.kernel"])

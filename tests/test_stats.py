@@ -231,3 +231,27 @@ def test_where_broadcasts_over_the_last_axis():
     valid = np.array([[True, True, True], [True, True, False]])[..., None]
     s = compare_arrays(a, b, atol=0.0, rtol=0.0, where=valid)
     assert s.passed and s.total == 10 and s.bitwise_equal and s.max_ulp == 0
+
+
+def test_worst_element_has_its_own_figures_and_largest_diff_is_separate():
+    # element 0: |diff| 0.3, allowed 1.0 (margin 0.3); element 1: |diff| 0.1, allowed 0.05
+    # (margin 2): the worst element is 1, the largest difference is at 0.
+    a, b = np.array([1.3, 2.1, 0.0]), np.array([1.0, 2.0, 0.0])
+    s = compare_arrays(a, b, atol=0, rtol=0, allowed=np.array([1.0, 0.05, 1.0]))
+    assert s.worst_index == (1,) and (s.worst_a, s.worst_b) == (2.1, 2.0)
+    assert s.worst_abs_diff == pytest.approx(0.1) and s.worst_allowed == 0.05
+    assert s.worst_margin == pytest.approx(2.0) == s.margin
+    assert s.max_abs_diff == pytest.approx(0.3) and s.max_abs_diff_index == (0,)
+    assert (s.max_abs_diff_a, s.max_abs_diff_b, s.max_abs_diff_allowed) == (1.3, 1.0, 1.0)
+    d = s.to_dict()
+    assert d["worst_index"] == [1] and d["max_abs_diff_index"] == [0]
+    assert d["worst_abs_diff"] == pytest.approx(0.1) and d["worst_allowed"] == 0.05
+
+
+def test_atol_rtol_worst_element_is_the_largest_margin():
+    # diffs 1.0 (allowed 0.1 + 0.1*10 = 1.1) and 0.5 (allowed 0.1 + 0.1*1 = 0.2)
+    a, b = np.array([11.0, 1.5]), np.array([10.0, 1.0])
+    s = compare_arrays(a, b, atol=0.1, rtol=0.1)
+    assert s.worst_index == (1,) and s.worst_abs_diff == 0.5
+    assert s.worst_allowed == pytest.approx(0.2) and s.worst_margin == pytest.approx(2.5)
+    assert s.max_abs_diff_index == (0,) and s.max_abs_diff == 1.0

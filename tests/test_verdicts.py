@@ -204,6 +204,17 @@ def rejudge(path):
             continue
         if c["rule"] == "atol/rtol":
             allowed = c["atol"] + c["rtol"] * np.abs(b)
+        elif c["rule"] == "training":  # from the saved per-step gradients (core.judge.cross)
+            from tdcheck.core.judge import cross
+
+            ftz = report["environment"]["flush_to_zero"]["float32"]
+            cfg = report["config"]
+            side = cross.training_allowances(
+                dict(data), cfg["variants"][0], optimizer=cfg["optimizer"],
+                learning_rate=cfg["learning_rate"], dtype="float32", atol=1e-5, rtol=1.3e-6,
+                ftz=ftz,
+            )  # fmt: skip
+            allowed = 2 * side[c["arrays"][1]]
         elif c["rule"] == "scaled":  # atol + rtol |b| + 7 u sqrt(batch * seq) rms(b)
             rms = np.sqrt(np.mean(b * b))
             allowed = c["atol"] + c["rtol"] * np.abs(b) + 7 * U["float32"] * np.sqrt(8) * rms
@@ -237,7 +248,7 @@ def test_a_saved_archive_is_rejudged_by_numpy_alone_with_the_same_verdicts(
     assert result.exit_code == (0 if weights == "shared" else 1)
     report, verdicts = rejudge(path)
     rules = {rule for rule, _, _ in verdicts}
-    assert rules == {"bound", "atol/rtol", "scaled", "float64", "statistical"}
+    assert rules == {"bound", "atol/rtol", "scaled", "float64", "statistical", "training"}
     # outputs: 2 pairs, the trunk, 3 oracle; gradients: 2 pairs x 6 quantities, 3 x (head
     # kernel, head bias, input) against the oracle; trained: 2 pairs x 5 weights, 2 outputs;
     # same computation: 2 pairs; statistical: 3 heads
@@ -339,3 +350,30 @@ def test_verdict_names_who_disagrees(kinds, who):
     verdict = CompareResult({}, {}, [], 0, comparisons).verdict()
     assert verdict.startswith(f"NOT EQUIVALENT: {len(kinds)} of {len(kinds)} ")
     assert f" failed ({who}); worst " in verdict
+
+
+def test_failure_line_is_about_one_element():
+    # Issue 15 item 7: independent glorot_uniform heads; the line printed |diff| 0.274 (at
+    # another element) beside the values of the element with the largest margin.
+    from tdcheck.reports.render import failure_lines
+
+    r = tdcheck.compare(initializer="glorot_uniform", weights="independent")
+    pair = next(c for c in r.failures if c.a == "time-distributed" and c.b == "dense")
+    s = pair.stats
+    a, b = r.arrays[pair.keys[0]].astype(np.float64), r.arrays[pair.keys[1]].astype(np.float64)
+    diff = np.abs(a - b)
+    assert s.worst_a == a[s.worst_index] and s.worst_b == b[s.worst_index]
+    assert s.worst_abs_diff == diff[s.worst_index]
+    assert s.max_abs_diff == diff.max() == diff[s.max_abs_diff_index]
+    assert s.worst_margin == s.margin == pytest.approx(s.worst_abs_diff / s.worst_allowed)
+    assert s.max_abs_diff_index == tuple(int(i) for i in np.unravel_index(diff.argmax(), a.shape))
+    lines = failure_lines(r)
+    i = next(i for i, line in enumerate(lines) if line.startswith("time-distributed vs dense:"))
+    from tdcheck.core.result import fmt
+
+    assert f"worst at {list(s.worst_index)}: " in lines[i]
+    assert f"(|diff| {fmt(s.worst_abs_diff)}, allowed {fmt(s.worst_allowed)}, margin" in lines[i]
+    if s.max_abs_diff_index != s.worst_index:
+        assert lines[i + 1].startswith(
+            f"  largest |diff| {fmt(s.max_abs_diff)} at {list(s.max_abs_diff_index)}: "
+        )

@@ -27,6 +27,7 @@ from tdcheck.core import baseline as baseline_io
 from tdcheck.core.config import CompareConfig
 from tdcheck.core.inputs import valid_positions
 from tdcheck.core.judge import cross_tolerances_for, judge_arrays, relabel
+from tdcheck.core.judge.cross import Side
 from tdcheck.core.result import CompareRun, Comparison
 from tdcheck.engines.base import weights_of
 from tdcheck.errors import ConfigError
@@ -135,18 +136,29 @@ def combine(cfg: CompareConfig, runs: dict[str, CompareRun]) -> CompareRun:
     devices = {run.environment.get("device") for run in runs.values()}
     atol, rtol = cross_tolerances_for(cfg, tf32=tf32 and len(devices) > 1)
     valid = valid_positions(cfg)
+    reference = Side(first.arrays, first.environment)
     for name in names[1:]:
         comparisons += judge_arrays(
             runs[name].arrays, first.arrays, kind="cross-backend", atol=atol, rtol=rtol,
             exact=cfg.exact, label_a=f"@{name}", label_b=f"@{names[0]}", valid=valid,
             lengths=cfg.lengths is not None, variants=cfg.variants,
+            sides=(Side(runs[name].arrays, runs[name].environment), reference), cfg=cfg,
         )  # fmt: skip
     environment = dict(first.environment)
     environment["backends"] = {name: run.environment for name, run in runs.items()}
+    rule = (
+        "bitwise identity"
+        if cfg.exact
+        else f"atol {atol:g}, rtol {rtol:g}"
+        if cfg.atol is not None
+        else "each side's allowance against the float64 reference, added (the head bounds "
+        "from each side's head input, the scaled rule through the trunk, each side's "
+        "tolerance for the trunk output)"
+    )
     notes = [
         f"--backends: every variant on {', '.join(names[1:])} is compared with {names[0]} "
-        f"(kind cross-backend) with atol {atol:g}, rtol {rtol:g}"
-        + (" (TF32 on a GPU side: tolerances for its 10-bit mantissa)" if tf32 else "")
+        f"(kind cross-backend) with {rule}"
+        + (" (TF32 on a GPU side: its unit roundoff 2^-11)" if tf32 else "")
         + "; see docs/backends.md"
     ]
     for name, run in runs.items():
@@ -184,20 +196,31 @@ def add_baseline_comparisons(
             for name in cfg.backends[1:]
         ]  # fmt: skip
     found = []
+    environments: dict[str, Any] = here.get("backends") or {}
+    baseline_side = Side(base.arrays, there)
     for label, arrays in sources:
+        env = environments.get(label[1:], here) if label else here
         found += judge_arrays(
             arrays, base.arrays, kind="baseline", atol=atol, rtol=rtol, exact=cfg.exact,
             label_a=label, label_b="@baseline", valid=valid_positions(cfg),
             lengths=cfg.lengths is not None, variants=cfg.variants,
+            sides=(Side(arrays, env), baseline_side), cfg=cfg,
         )  # fmt: skip
     if not found:
         raise ConfigError(f"--baseline: {cfg.baseline!r} holds no output this run computed")
     run.comparisons += found
     origin = baseline_io.describe(there)
+    rule = (
+        "bitwise identity"
+        if cfg.exact
+        else f"atol {atol:g}, rtol {rtol:g}"
+        if cfg.atol is not None
+        else "each side's allowance against the float64 reference, added (atol "
+        f"{atol:g}, rtol {rtol:g} where the baseline lacks the arrays it needs)"
+    )
     run.notes.append(
-        f"--baseline: {len(found)} comparison(s) against {cfg.baseline} ({origin}) with "
-        f"atol {atol:g}, rtol {rtol:g}"
-        + (" (TF32 on one side: tolerances for its 10-bit mantissa)" if tf32 else "")
+        f"--baseline: {len(found)} comparison(s) against {cfg.baseline} ({origin}) with {rule}"
+        + (" (TF32 on one side: its unit roundoff 2^-11)" if tf32 else "")
     )
 
 

@@ -15,12 +15,12 @@ from typing import Any, TypeVar
 import numpy as np
 
 from tdcheck.core import bounds, oracle
-from tdcheck.core.backends import TF32_NOTE, tf32_cross_device
 from tdcheck.core.config import CompareConfig
 from tdcheck.core.inputs import valid_positions
 from tdcheck.core.judge import (
     Judge,
     bound_precision,
+    cross,
     exact_arithmetic_checks,
     gradient_pair_allowance,
     head_gradient_bounds,
@@ -31,6 +31,7 @@ from tdcheck.core.judge import (
 )
 from tdcheck.core.result import ORACLE, CompareRun
 from tdcheck.core.stats import compare_arrays
+from tdcheck.core.tolerances import default_tolerances
 from tdcheck.engines import gradients
 from tdcheck.engines.base import Engine, load_engine, load_weights
 from tdcheck.engines.keras_model import TRUNK_WEIGHTS, BuiltModel
@@ -124,13 +125,16 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
         outputs = dict(zip(cfg.variants, tensors, strict=True))
     head_input = engine.head_input(built, x_model, devices[0], dynamic=dynamic)
     judge.precision = bound_precision(cfg.dtype, used_device, engine.tf32_setting)
+    judge.ftz = cross.Side({}, {"flush_to_zero": engine.flush_to_zero(used_device)}).ftz(
+        judge.precision
+    )
     if judge.precision == "tf32":
         notes.append(
             "TensorFloat-32 is enabled on this GPU: float32 matrix products round their inputs "
             "to 10 fraction bits, so the bounds use u = 2^-11 for them"
         )
     heads = {v: built.canonical_head_weights(v) for v in cfg.variants}
-    bounds_out = output_bounds(cfg, head_input, heads, judge.precision)
+    bounds_out = output_bounds(cfg, head_input, heads, judge.precision, judge.ftz)
     out_rule = bounds.output_rule(cfg.head_input_size, judge.precision)
 
     arrays["input"] = x_model
@@ -152,8 +156,18 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
             # The trunk runs once and feeds every head: its error is common to all of them,
             # so it is judged on its own, with the dtype's tolerance (no useful a-priori bound
             # exists for a recurrence; see docs/checks.md).
-            judge("output", "trunk", ORACLE, head_input, features64,
-                  where=where, keys=("features", "features/oracle"))  # fmt: skip
+            # With TF32 on, its unit roundoff: the float32 tolerance scaled to TF32's
+            # (core.judge.cross.side_tolerances, as across backends and devices).
+            trunk_allowed, trunk_rule = None, "bound"
+            if judge.precision == "tf32":
+                atol, rtol = cross.side_tolerances(
+                    cross.Side({}, {"device": used_device, "tf32": True}), cfg.dtype
+                )
+                trunk_allowed = atol + rtol * np.abs(features64)
+                trunk_rule = "tf32 tolerance"
+            judge("output", "trunk", ORACLE, head_input, features64, where=where,
+                  allowed=trunk_allowed, rule=trunk_rule,
+                  keys=("features", "features/oracle"))  # fmt: skip
         else:
             arrays["features/oracle"] = features64
         oracle_outputs = _oracle_outputs(cfg, built, x_model, keras_mask)
@@ -177,15 +191,31 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
     if len(devices) > 1:
         other, other_name = engine.forward(built, x_model, devices[1])
         here = used_device
-        cross = judge
-        tf32 = tf32_cross_device(cfg.dtype, (cfg.atol, cfg.rtol), engine.tf32())
-        if tf32 is not None:  # TF32's 10-bit mantissa on the GPU side
-            cross = judge.with_tolerances(tf32[0], tf32[1])
-            notes.append(TF32_NOTE.format(tf32[0]))
+        other_input = engine.head_input(built, x_model, devices[1], dynamic=dynamic)
+        arrays[f"features@{other_name}"] = other_input
+        # Each device's head bound (TF32's u = 2^-11 where TF32 is on, flushing where probed)
+        # from the head input it read, plus the trunk's difference carried through the exact
+        # head: the rule of core.judge.cross, as across backends.
+        head_arrays = {f"weights/{v}/{n}": w for v, (k, b) in heads.items()
+                       for n, w in (("kernel", k), ("bias", b))}  # fmt: skip
+        sides = [
+            cross.Side({"features": h, **head_arrays}, _device_environment(engine, name))
+            for h, name in ((other_input, other_name), (head_input, here))
+        ]
+        if any(side.precision(cfg.dtype) == "tf32" for side in sides):
+            notes.append(
+                "TF32 is on: float32 matmuls on the GPU round their inputs to a 10-bit "
+                "mantissa, so the cross-device bounds use its unit roundoff 2^-11 there "
+                "(docs/backends.md); --tf32 off compares float32 with float32"
+            )
         for v, t in zip(cfg.variants, other, strict=True):
             if v in outputs:  # (a head that raised on the dynamic path has no output here)
-                cross("cross-device", f"{v}@{other_name}", f"{v}@{here}", np.asarray(t),
-                      outputs[v], where=where,
+                limit = cross.output_allowance(
+                    sides[0], sides[1], v, dtype=cfg.dtype, activation=cfg.activation
+                )
+                judge("cross-device", f"{v}@{other_name}", f"{v}@{here}", np.asarray(t),
+                      outputs[v], where=where, allowed=limit,
+                      rule=cross.output_rule(cfg.head_input_size, sides[0], sides[1], cfg.dtype),
                       keys=(f"outputs/{v}@{other_name}", f"outputs/{v}"))  # fmt: skip
 
     if cfg.grad:
@@ -196,8 +226,25 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
 
     if cfg.train_steps:
         run = engine.train(cfg, built, x_model, valid, devices[0])
+        for v, out in run.outputs.items():
+            arrays[f"trained/outputs/{v}"] = out
+            for quantity, value in run.weights[v].items():
+                arrays[f"trained/{v}/{quantity}"] = value
+        if run.targets is not None:
+            arrays["trained/targets"] = run.targets
+        for name, steps in run.gradients.items():
+            arrays[f"trained/gradients/{name}"] = steps
+        _save_weights(built, cfg, arrays)
+        # Each variant's allowance against the exact trajectory: the reference's, for both
+        # (the same model, optimizer and steps); a pair is allowed the sum.
+        tol = default_tolerances(cfg.dtype)
+        side = cross.training_allowances(
+            arrays, reference, optimizer=cfg.optimizer, learning_rate=cfg.learning_rate,
+            dtype=judge.precision, atol=tol[0], rtol=tol[1], ftz=judge.ftz,
+        )  # fmt: skip
         for v in cfg.variants[1:]:
             for quantity, value in run.weights[v].items():
+                limit = side.get(f"trained/{reference}/{quantity}")
                 judge(
                     "trained-weights",
                     v,
@@ -205,8 +252,11 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
                     value,
                     run.weights[reference][quantity],
                     quantity=quantity,
+                    allowed=None if limit is None else 2.0 * limit,
+                    rule="training",
                     keys=(f"trained/{v}/{quantity}", f"trained/{reference}/{quantity}"),
                 )
+            limit = side.get(f"trained/outputs/{reference}")
             judge(
                 "trained-output",
                 v,
@@ -214,14 +264,10 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
                 run.outputs[v],
                 run.outputs[reference],
                 where=where,
+                allowed=None if limit is None else 2.0 * limit,
+                rule="training",
                 keys=(f"trained/outputs/{v}", f"trained/outputs/{reference}"),
             )
-        for v, out in run.outputs.items():
-            arrays[f"trained/outputs/{v}"] = out
-            for quantity, value in run.weights[v].items():
-                arrays[f"trained/{v}/{quantity}"] = value
-        if run.targets is not None:
-            arrays["trained/targets"] = run.targets
         training = run.to_dict()
 
     notes += exact_arithmetic_checks(cfg, judge, head_input, heads, outputs, errors, where)
@@ -233,14 +279,7 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
         )
     if cfg.rnn == "none":
         notes.append("--rnn none: the heads read the input directly; --hidden is not used")
-    trunk = built.trunk_weights()
-    if trunk is not None:
-        for key, value in zip(TRUNK_WEIGHTS, trunk, strict=True):
-            arrays[f"weights/rnn/{key}"] = value
-    for v in cfg.variants:
-        kernel, bias = built.head_weights(v)
-        arrays[f"weights/{v}/kernel"] = kernel
-        arrays[f"weights/{v}/bias"] = bias
+    _save_weights(built, cfg, arrays)
 
     env = engine.environment(used_device)
     env["deterministic"] = cfg.deterministic
@@ -255,6 +294,24 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
         power=power,
         arrays=arrays,
     )
+
+
+def _device_environment(engine: Engine, device: str) -> dict[str, Any]:
+    """What the bounds need to know of a device: its name, TF32, flush-to-zero."""
+    tf32 = engine.tf32_setting() if "GPU" in device.upper() else None
+    return {"device": device, "tf32": tf32, "flush_to_zero": engine.flush_to_zero(device)}
+
+
+def _save_weights(built: BuiltModel, cfg: CompareConfig, arrays: dict[str, np.ndarray]) -> None:
+    """The model's (initial) weights under ``weights/...`` (``--save-arrays``, training)."""
+    trunk = built.trunk_weights()
+    if trunk is not None:
+        for key, value in zip(TRUNK_WEIGHTS, trunk, strict=True):
+            arrays[f"weights/rnn/{key}"] = value
+    for v in cfg.variants:
+        kernel, bias = built.head_weights(v)
+        arrays[f"weights/{v}/kernel"] = kernel
+        arrays[f"weights/{v}/bias"] = bias
 
 
 def _oracle_outputs(
@@ -344,7 +401,7 @@ def _gradient_checks(
     arrays["gradients/R"] = r
     grads = engine.gradients(built, x, r, device)
     reference = cfg.variants[0]
-    refs, allowed = head_gradient_bounds(cfg, head_input, r, heads, judge.precision)
+    refs, allowed = head_gradient_bounds(cfg, head_input, r, heads, judge.precision, judge.ftz)
     rule = bounds.gradient_rule(int(np.prod(head_input.shape[:-1])), judge.precision)
     positions = int(np.prod(head_input.shape[:-1]))
 

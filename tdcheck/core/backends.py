@@ -7,18 +7,19 @@ Cross-backend tolerances
 Two backends run the same float32 model with different kernels (oneDNN, XLA:CPU, ATen): the
 summation order differs, so the outputs differ by rounding that grows with the work per
 output, exactly as a variant differs from the float64 oracle. A cross-backend pair is
-therefore judged with the dtype's default tolerances (those sized for the oracle
-comparison, :mod:`tdcheck.core.tolerances`); docs/backends.md has the measured differences
-that justify it.
+therefore judged with each side's allowance against the float64 reference
+(:mod:`tdcheck.core.judge.cross`); :func:`cross_tolerances` is what judges where the user gave
+``--atol/--rtol`` or an old baseline lacks the arrays an allowance needs.
 
 TF32
 ----
 On Ampere and newer NVIDIA GPUs, TensorFlow and JAX run float32 matmuls in TF32 by default
 (PyTorch: cuDNN convolutions): the inputs are rounded to a 10-bit mantissa, unit roundoff
 ``u = 2**-11`` (4.9e-4), where float32 has ``2**-24``. A float32 comparison across devices
-with TF32 on one side cannot meet float32 tolerances; it is judged with
-:data:`TF32_TOLERANCES`: ``atol = rtol = 4u`` (1.95e-3): two rounded operands per product
-(2u) and a factor 2 for what the recurrent trunk carries over its timesteps.
+with TF32 on one side cannot meet float32 tolerances: its bounds use ``u = 2**-11`` on the
+TF32 side, and a tolerance becomes :data:`TF32_TOLERANCES`: ``atol = rtol = 4u`` (1.95e-3):
+two rounded operands per product (2u) and a factor 2 for what the recurrent trunk carries
+over its timesteps.
 
 >>> engine_name("tensorflow", 2)
 'keras2'
@@ -119,31 +120,6 @@ def cross_tolerances(dtype: str, *, tf32: bool) -> tuple[float, float]:
     if tf32 and dtype in ("float32", "mixed_float16"):
         return max(atol, TF32_TOLERANCES[0]), max(rtol, TF32_TOLERANCES[1])
     return atol, rtol
-
-
-def tf32_cross_device(
-    dtype: str, given: tuple[float | None, float | None], tf32: bool | None
-) -> tuple[float, float] | None:
-    """The tolerances of a cross-device comparison when TF32 changes them, else None.
-
-    Only float32 work runs in TF32, only when TF32 is on (on a GPU), and tolerances the user
-    gave (``--atol/--rtol``) are kept.
-
-    >>> tf32_cross_device("float32", (None, None), True)
-    (0.001953125, 0.001953125)
-    >>> tf32_cross_device("float32", (1e-6, 1e-6), True) is None
-    True
-    """
-    if not tf32 or given != (None, None) or dtype not in ("float32", "mixed_float16"):
-        return None
-    return cross_tolerances(dtype, tf32=True)
-
-
-TF32_NOTE = (
-    "TF32 is on: float32 matmuls on the GPU round their inputs to a 10-bit mantissa, so the "
-    "cross-device comparisons use atol = rtol = 4 * 2**-11 = {:.3g} (docs/backends.md); "
-    "--tf32 off compares float32 with float32"
-)
 
 
 def framework_text(env: dict[str, Any]) -> str:

@@ -100,6 +100,57 @@ def eta(dtype: str) -> float:
     return _ETA[compute_dtype(dtype)]
 
 
+#: The smallest positive normal number per compute dtype (what flush-to-zero rounds below).
+_TINY = {
+    "float64": 2.0**-1022,
+    "float32": 2.0**-126,
+    "tf32": 2.0**-126,
+    "float16": 2.0**-14,
+    "bfloat16": 2.0**-126,
+}
+
+
+def smallest_normal(dtype: str) -> float:
+    """The smallest positive normal number of the compute dtype of ``dtype``.
+
+    >>> smallest_normal("float32") == 2.0**-126, smallest_normal("mixed_float16")
+    (True, 6.103515625e-05)
+    """
+    return _TINY[compute_dtype(dtype)]
+
+
+def subnormal_part(x: Array, dtype: str) -> Array:
+    """``|x|`` where ``x`` is nonzero and below the smallest normal of ``dtype``, else 0: what
+    a framework that reads subnormal operands as zero (DAZ) loses of them."""
+    a = np.abs(np.asarray(x, np.float64))
+    return np.where(a < smallest_normal(dtype), a, 0.0)
+
+
+def flush_allowance(h: Array, kernel: Array, bias: Array, dtype: str) -> Array:
+    """The extra error of ``z = h W + b`` when the framework flushes subnormals to zero.
+
+    Gradual underflow (the bounds' default) loses at most ``eta`` per operation; with FTZ and
+    DAZ (TensorFlow and XLA on x86 CPUs, see
+    :meth:`tdcheck.engines.base.Engine.flush_to_zero`) a subnormal operand is read as 0,
+    losing its whole product, and a subnormal result (product, partial sum, bias addition,
+    cast) becomes 0, losing less than the smallest normal ``tiny`` each::
+
+        |h_sub| |W| + |h| |W_sub| + |b_sub| + (2 d + 3) tiny
+
+    with ``x_sub`` the subnormal elements of ``x`` (:func:`subnormal_part`).
+
+    >>> tiny = 2.0**-126
+    >>> got = flush_allowance(np.array([[tiny / 4, 1.0]]), np.array([[2.0], [1.0]]),
+    ...                       np.array([0.0]), "float32")
+    >>> bool(got[0, 0] == tiny / 2 + 7 * tiny)
+    True
+    """
+    h64, w64 = np.asarray(h, np.float64), np.asarray(kernel, np.float64)
+    d = w64.shape[0]
+    lost = subnormal_part(h64, dtype) @ np.abs(w64) + np.abs(h64) @ subnormal_part(w64, dtype)
+    return lost + subnormal_part(bias, dtype) + (2 * d + 3) * smallest_normal(dtype)
+
+
 def _relu_d(z: Array) -> Array:
     return (z > 0).astype(np.float64)
 
@@ -182,12 +233,21 @@ def activation_error(z: Array, ez: Array, activation: str, u: float) -> Array:
     return _secant(f, z, ez) + own
 
 
-def head_output_bound(h: Array, kernel: Array, bias: Array, activation: str, dtype: str) -> Array:
-    """Element-wise bound on ``|head(h) - activation(h W + b)|`` for the head in ``dtype``."""
+def head_output_bound(
+    h: Array, kernel: Array, bias: Array, activation: str, dtype: str, ftz: bool = False
+) -> Array:
+    """Element-wise bound on ``|head(h) - activation(h W + b)|`` for the head in ``dtype``.
+
+    ``ftz``: the framework flushes subnormals to zero (:func:`flush_allowance`); the output
+    itself may then lose a subnormal value too (one ``tiny`` more).
+    """
     u = unit_roundoff(dtype)
     d = np.asarray(kernel).shape[0]
     z, s = pre_activation(h, kernel, bias)
     ez = error_factor(d + 3, u) * s + (d + 3) * eta(dtype)
+    if ftz:
+        ez = ez + flush_allowance(h, kernel, bias, dtype)
+        return activation_error(z, ez, activation, u) + smallest_normal(dtype)
     return activation_error(z, ez, activation, u)
 
 
@@ -231,13 +291,22 @@ def head_gradient_reference(
 
 
 def head_gradient_bound(
-    h: Array, r: Array, kernel: Array, bias: Array, activation: str, dtype: str
-) -> dict[str, Array]:
-    """Element-wise bounds on the head's weight gradients computed in ``dtype``."""
+    h: Array, r: Array, kernel: Array, bias: Array, activation: str, dtype: str,
+    ftz: bool = False,
+) -> dict[str, Array]:  # fmt: skip
+    """Element-wise bounds on the head's weight gradients computed in ``dtype``.
+
+    ``ftz``: the framework flushes subnormals to zero: the pre-activation carries
+    :func:`flush_allowance`, every ``g`` may lose a subnormal value, a subnormal ``h`` its
+    whole products, and each of the ``2 n + 2`` products and additions of the sums less than
+    the smallest normal.
+    """
     u = unit_roundoff(dtype)
     d = np.asarray(kernel).shape[0]
     z, s = pre_activation(h, kernel, bias)
     ez = error_factor(d + 3, u) * s + (d + 3) * eta(dtype)
+    if ftz:
+        ez = ez + flush_allowance(h, kernel, bias, dtype)
     g = output_cotangent(z, r, activation)
     r64 = np.abs(np.asarray(r, np.float64))
     k = ACTIVATION_ULPS.get(activation, _DEFAULT_ACTIVATION_ULPS)
@@ -251,12 +320,23 @@ def head_gradient_bound(
     # R rounded to the dtype, f' evaluated in it (with what that evaluation may cancel)
     cancel = _CANCELLING_D.get(activation)
     dg = dg + (k + 1) * u * (np.abs(g) + (r64 * cancel(z) if cancel is not None else 0.0))
+    if ftz:
+        dg = dg + smallest_normal(dtype)
     h64 = np.abs(np.asarray(h, np.float64))
     hd = h64.reshape(-1, d)
     units = g.shape[-1]
     abs_g, dg2 = np.abs(g).reshape(-1, units), dg.reshape(-1, units)
     n = hd.shape[0]
     extra = (n + 2) * eta(dtype)
+    if ftz:
+        lost = subnormal_part(hd, dtype).T @ (abs_g + dg2)
+        flushed = (2 * n + 2) * smallest_normal(dtype)
+        return {
+            "head.kernel": error_factor(n + 2, u) * (hd.T @ (abs_g + dg2)) + hd.T @ dg2
+            + lost + flushed,
+            "head.bias": error_factor(n + 2, u) * (abs_g + dg2).sum(axis=0) + dg2.sum(axis=0)
+            + flushed,
+        }  # fmt: skip
     return {
         # The sum of n products of g_hat = g + dg: its rounding, plus dg carried through.
         "head.kernel": error_factor(n + 2, u) * (hd.T @ (abs_g + dg2)) + hd.T @ dg2 + extra,
@@ -288,3 +368,114 @@ def scaled_allowance(
     finite = b[np.isfinite(b)]
     rms = float(np.sqrt(np.mean(finite * finite))) if finite.size else 0.0
     return atol + rtol * np.abs(b) + lam * unit_roundoff(dtype) * math.sqrt(n) * rms
+
+
+#: Keras's Adam epsilon and betas (``keras.optimizers.Adam`` defaults).
+ADAM_EPSILON = 1e-7
+ADAM_BETAS = (0.9, 0.999)
+
+
+def trained_weight_allowance(
+    initial: Array, gradients: Array, *, optimizer: str, learning_rate: float, positions: int,
+    dtype: str, atol: float = 0.0, rtol: float | None = None, epsilon: float = ADAM_EPSILON,
+    ftz: bool = False,
+) -> Array:  # fmt: skip
+    """One side's allowance for a weight after ``len(gradients)`` optimizer steps.
+
+    Derived from the gradient allowance: at step ``t`` the gradient ``g_t`` (``gradients[t]``,
+    the reference's) may be off by ``dg_t`` = the ``scaled`` rule of ``g_t``
+    (:func:`scaled_allowance`: ``atol + rtol |g_t| + lam u sqrt(n) rms(g_t)``, ``n`` the
+    positions summed; by default ``atol = 0``, ``rtol = 2 u``: an absolute tolerance would
+    swamp small gradients; ``ftz``: plus ``(2 n + 2) tiny`` for flushed subnormals), and every
+    update ``w - step`` rounds (``u (|w_t| + |step|)``):
+
+    * SGD, ``step = lr g``: ``lr dg_t``.
+    * Adam, ``step = alpha_t m / (sqrt(v) + eps)``: the moments ``m``, ``v`` are followed
+      in exact arithmetic from the gradients, with how far the computed ones may be (the
+      gradient's allowance carried, plus each step's rounding and underflow); the step's
+      allowance is the distance from its exact value to the extremes of
+      ``alpha (|m| +- em) / (sqrt(v -+ ev) + eps)``. Where ``v`` is accurate the step is
+      capped by ``alpha (1 - b1) sqrt(t) / sqrt(1 - b2)`` (about ``lr``); where ``m``'s sign is
+      not determined (``|g|`` not above its allowance) the step may go either way; where
+      ``v`` underflows (float16: ``(1 - b2) g^2`` below its subnormals) the step is
+      ``m / eps`` and nothing caps it: the weights are not determined there, and the
+      allowance says so.
+
+    Summed over the steps. A weight difference also changes the next gradients (the loss's
+    curvature); over the few steps of ``--train-steps`` at small learning rates that is of
+    second order, which a factor 2 covers (measured: benchmarks/verdict_grid.py).
+
+    >>> g = np.array([[1e-9, 1.0]])  # one step: a tiny and a normal gradient
+    >>> a = trained_weight_allowance(np.zeros(2), g, optimizer="adam", learning_rate=0.01,
+    ...                              positions=4, dtype="float32")
+    >>> bool(a[0] > 0.1 * 0.01), bool(a[1] < 1e-6)  # undetermined step; a determined one
+    (True, True)
+    """
+    u = unit_roundoff(dtype)
+    rtol = 2.0 * u if rtol is None else rtol
+    w = np.abs(np.asarray(initial, np.float64))
+    total = np.zeros_like(w)
+    low = eta(dtype) if not ftz else smallest_normal(dtype)  # what one underflow loses
+    m = np.zeros_like(w)
+    v = np.zeros_like(w)
+    em = np.zeros_like(w)
+    ev_round = np.zeros_like(w)
+    ev_grad = np.zeros_like(w)
+    b1, b2 = ADAM_BETAS
+    eps_low = max(epsilon - 2.0 * low, epsilon / 4.0)  # epsilon itself rounded (float16)
+    for t, g in enumerate(np.asarray(gradients, np.float64), start=1):
+        dg = scaled_allowance(g, positions, dtype, atol, rtol)
+        if ftz:
+            dg = dg + (2 * positions + 2) * smallest_normal(dtype)
+        if optimizer == "adam":
+            # The moments in exact arithmetic from the reference's gradients, and how far the
+            # computed ones may be: the gradient's allowance carried, plus each step's
+            # rounding (relative u, absolute: an underflow) of ~4 operations.
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * g * g
+            em = b1 * em + (1 - b1) * dg + 4 * (low + u * np.abs(m))
+            ev_grad = b2 * ev_grad + (1 - b2) * (2 * np.abs(g) * dg + dg * dg)
+            ev_round = b2 * ev_round + 4 * (low + u * v)
+            ev = ev_grad + ev_round
+            alpha = learning_rate * math.sqrt(1 - b2**t) / (1 - b1**t)
+            am = np.abs(m)
+            step = alpha * am / (np.sqrt(v) + epsilon)
+            with np.errstate(divide="ignore"):
+                high = alpha * (am + em) / (np.sqrt(np.maximum(v - ev, 0.0)) + eps_low)
+            # Where v is computed accurately, Adam's step is at most
+            # alpha (1 - b1) sqrt(t) / sqrt(1 - b2) (Cauchy-Schwarz over the moments), however
+            # the gradients moved; where v underflows (float16) nothing caps it: m / eps.
+            cap = alpha * (1 - b1) * math.sqrt(t) / math.sqrt(1 - b2) * (1 + 8 * u)
+            high = np.where(v > 2.0 * ev_round, np.minimum(high, cap), high)
+            lowest = alpha * np.maximum(am - em, 0.0) / (np.sqrt(v + ev) + epsilon)
+            # m's sign not determined: the step may go either way
+            moved = np.where(am <= em, step + high, np.maximum(high - step, step - lowest))
+            moved = moved + 4 * u * step
+        else:
+            step = learning_rate * np.abs(g)
+            moved = learning_rate * dg
+        total = total + moved + u * (w + step)
+        w = w + step
+    return 2.0 * total
+
+
+def trained_output_allowance(
+    initial: Array, trained: Array, weight_ratio: float, dtype: str, atol: float, rtol: float
+) -> Array:
+    """One side's allowance for the outputs after training.
+
+    The dtype's tolerance of a forward pass (``atol + rtol |y|``), plus what the weights'
+    allowance carries: the outputs moved by ``y_T - y_0`` while the weights moved by
+    ``w_T - w_0``; a weight error ``weight_ratio`` times that movement (the norm of
+    :func:`trained_weight_allowance` over the norm of the movement, all weights together) moves
+    the outputs by about as large a fraction of theirs (first order), counted element-wise
+    and at the root mean square (a weight error is not along the movement)::
+
+        atol + rtol |y_T| + weight_ratio (|y_T - y_0| + rms(y_T - y_0))
+    """
+    y0 = np.asarray(initial, np.float64)
+    yt = np.asarray(trained, np.float64)
+    moved = np.abs(yt - y0)
+    finite = moved[np.isfinite(moved)]
+    rms = float(np.sqrt(np.mean(finite * finite))) if finite.size else 0.0
+    return atol + rtol * np.abs(yt) + weight_ratio * (moved + rms)

@@ -274,7 +274,8 @@ def verdict_text(checks: Sequence[Check], tolerance: Any, subject: str) -> str:
         s = worst.stats
         where = s.note or (
             f"worst {worst.check} {worst.output} at {list(s.worst_index or ())}: "
-            f"{fmt(s.worst_a)} vs {fmt(s.worst_b)} (|diff| {fmt(s.max_abs_diff)})"
+            f"{fmt(s.worst_a)} vs {fmt(s.worst_b)} (|diff| "
+            f"{fmt(s.worst_abs_diff if s.worst_abs_diff is not None else s.max_abs_diff)})"
         )
         return f"NOT EQUIVALENT: {len(failed)} of {n} checks failed; {where}"
     if checks and all(c.stats.bitwise_equal for c in checks):

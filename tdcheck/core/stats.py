@@ -67,6 +67,17 @@ class ArrayStats:
     rule: str = "atol/rtol"
     allowed: float | None = None
     margin: float | None = None
+    #: The worst element's own figures (the element ``worst_index`` names: the largest
+    #: ``|a - b| / allowed``): its ``|a - b|``, its allowed difference and its margin.
+    worst_abs_diff: float | None = None
+    worst_allowed: float | None = None
+    worst_margin: float | None = None
+    #: Where the largest ``|a - b|`` (``max_abs_diff``) is, and its two values; the same
+    #: element as ``worst_index`` unless a larger difference had a larger allowance.
+    max_abs_diff_index: tuple[int, ...] | None = None
+    max_abs_diff_a: float | None = None
+    max_abs_diff_b: float | None = None
+    max_abs_diff_allowed: float | None = None
 
     def __bool__(self) -> bool:
         return self.passed
@@ -95,6 +106,15 @@ class ArrayStats:
             "worst_index": list(self.worst_index) if self.worst_index is not None else None,
             "worst_a": self.worst_a,
             "worst_b": self.worst_b,
+            "worst_abs_diff": self.worst_abs_diff,
+            "worst_allowed": self.worst_allowed,
+            "worst_margin": self.worst_margin,
+            "max_abs_diff_index": (
+                list(self.max_abs_diff_index) if self.max_abs_diff_index is not None else None
+            ),
+            "max_abs_diff_a": self.max_abs_diff_a,
+            "max_abs_diff_b": self.max_abs_diff_b,
+            "max_abs_diff_allowed": self.max_abs_diff_allowed,
             "bitwise_equal": self.bitwise_equal,
             "atol": self.atol,
             "rtol": self.rtol,
@@ -244,11 +264,15 @@ def compare_arrays(
     largest_allowed = float(np.where(sel & np.isfinite(allow), allow, 0.0).max())
     mismatched = int(a.size - np.count_nonzero(ok))
 
-    # The worst element: the largest difference, or under a bound the largest margin.
-    flat_worst = int(np.argmax(diff if rule != "bound" else np.where(sel, ratio, -1.0)))
-    if diff.flat[flat_worst] == 0 and mismatched:  # exact mode: only bits differ (e.g. -0/+0)
-        flat_worst = int(np.argmin(ok.ravel()))
+    # The worst element: the largest margin |a - b| / allowed (ties: the larger difference);
+    # exact mode: the largest difference among the mismatched elements.
+    if exact:
+        flat_worst = int(np.argmax(np.where(ok, -1.0, diff).ravel())) if mismatched else 0
+    else:
+        flat_worst = _largest(np.where(sel, ratio, -1.0), diff)
     worst_index = tuple(int(i) for i in np.unravel_index(flat_worst, a.shape))
+    flat_largest = _largest(diff, np.where(sel, ratio, -1.0))
+    largest_index = tuple(int(i) for i in np.unravel_index(flat_largest, a.shape))
 
     finite = np.isfinite(diff) & sel
     with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
@@ -282,7 +306,22 @@ def compare_arrays(
         rule=rule,
         allowed=largest_allowed,
         margin=margin,
+        worst_abs_diff=float(diff.flat[flat_worst]),
+        worst_allowed=float(allow.flat[flat_worst]),
+        worst_margin=float(ratio.flat[flat_worst]),
+        max_abs_diff_index=largest_index,
+        max_abs_diff_a=float(a64.flat[flat_largest]),
+        max_abs_diff_b=float(b64.flat[flat_largest]),
+        max_abs_diff_allowed=float(allow.flat[flat_largest]),
     )
+
+
+def _largest(primary: np.ndarray, secondary: np.ndarray) -> int:
+    """The flat index of the largest ``primary``; among equals, of the largest ``secondary``."""
+    p = primary.ravel()
+    top = p.max()
+    candidates = np.flatnonzero(p == top) if not np.isnan(top) else np.arange(p.size)
+    return int(candidates[np.argmax(secondary.ravel()[candidates])])
 
 
 def _special_note(a64: np.ndarray, b64: np.ndarray, sel: np.ndarray) -> str:

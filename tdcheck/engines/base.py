@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tdcheck.core.backends import ENGINE_NAMES, LABELS
+from tdcheck.core.bounds import smallest_normal
 from tdcheck.core.install import install_hint, pip_line
 from tdcheck.errors import ConfigError, EnvironmentProblem
 
@@ -154,6 +155,52 @@ class Engine(abc.ABC):
 
     def set_deterministic(self) -> None:  # noqa: B027
         """Turn on deterministic ops where the framework has such a switch."""
+
+    # -- flush-to-zero --------------------------------------------------------------------
+    def flush_to_zero(self, device: str) -> dict[str, bool | None]:
+        """Per compute dtype, whether this framework on ``device`` flushes subnormals to zero
+        (FTZ: a subnormal result becomes 0; DAZ: a subnormal operand is read as 0).
+
+        A probe run once per device (:func:`flush_probe_operands`): a matrix product, a
+        1-D convolution, an element-wise product and a sum whose operands and exact results
+        are subnormal; any zero where a subnormal belongs means "flushes" (True). None: the
+        probe could not run in that dtype. TensorFlow and XLA on x86 CPUs set the FTZ/DAZ
+        bits of their compute threads; the bounds then allow what flushing loses
+        (:func:`tdcheck.core.bounds.flush_allowance`).
+        """
+        cache: dict[str, dict[str, bool | None]] = self.__dict__.setdefault("_ftz", {})
+        if device not in cache:
+            found: dict[str, bool | None] = {}
+            for dtype in FTZ_DTYPES:
+                try:
+                    with quiet(), self.on(device):
+                        values = self.probe(dtype, device)
+                except Exception:  # an op this framework lacks in this dtype
+                    found[dtype] = None
+                    continue
+                found[dtype] = flushed(values, dtype)
+            cache[device] = found
+        return dict(cache[device])
+
+    def probe(self, dtype: str, device: str) -> list[np.ndarray]:
+        """The FTZ probe's results in ``dtype`` (see :func:`flush_probe_operands`), with
+        Keras 3's ``keras.ops`` (the TensorFlow engines use ``tf`` directly)."""
+        ops = self.keras.ops
+        a, b, m, s = flush_probe_operands(dtype)
+
+        def tensor(x: np.ndarray) -> Any:
+            return ops.cast(ops.convert_to_tensor(x.astype(np.float32)), dtype)
+
+        ta, tb = tensor(a), tensor(b)
+        results = [
+            ops.matmul(ta, tb),
+            ops.multiply(ta, tensor(m)),
+            ops.sum(ops.multiply(ta, tensor(s))),
+        ]
+        results.append(
+            ops.conv(ops.reshape(ta, (1, 1, 2)), ops.reshape(tb, (1, 2, 2)), padding="valid")
+        )
+        return [_to_float64(r) for r in results]
 
     # -- devices ------------------------------------------------------------------------
     @abc.abstractmethod
@@ -283,12 +330,59 @@ class Engine(abc.ABC):
             "cpu_count": os.cpu_count(),
             "backend": self.name,
             "tf32": self.tf32(),
+            "flush_to_zero": self.flush_to_zero(device) if device else None,
         }
 
     def error_text(self, exc: BaseException) -> str:
         from tdcheck.engines.common import error_text
 
         return error_text(exc)
+
+
+#: The compute dtypes the flush-to-zero probe tries.
+FTZ_DTYPES = ("float64", "float32", "float16", "bfloat16")
+
+
+def flush_probe_operands(dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(a, b, m, s)``: ``a = [[tiny/4, tiny]]`` (tiny: the smallest normal of ``dtype``),
+    ``b = [[1, 0], [0, 1/2]]``, ``m = [[1, 1/2]]``, ``s = [[1, 0]]``. Exactly, ``a @ b`` and
+    ``a * m`` are ``[tiny/4, tiny/2]`` (both subnormal: the first from a subnormal operand,
+    the second a subnormal result), ``sum(a * s)`` is ``tiny/4``; every value is exact in
+    ``dtype``, and the 1-D convolution of ``a`` (one step, two channels) with ``b`` is
+    ``a @ b``."""
+    tiny = smallest_normal(dtype)
+    return (
+        np.array([[tiny / 4, tiny]]),
+        np.array([[1.0, 0.0], [0.0, 0.5]]),
+        np.array([[1.0, 0.5]]),
+        np.array([[1.0, 0.0]]),
+    )
+
+
+def _to_float64(value: Any) -> np.ndarray:
+    """A JAX array or a torch tensor (detached, on the CPU; bfloat16 through float32, exact)
+    as a flat float64 NumPy array."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu()
+        value = (value.float() if "bfloat16" in str(value.dtype) else value).numpy()
+    return np.asarray(value).astype(np.float64).ravel()
+
+
+def flushed(values: list[np.ndarray], dtype: str) -> bool:
+    """Whether the probe's results (matmul, multiply, sum[, conv]) show a flushed subnormal.
+
+    >>> tiny = smallest_normal("float32")
+    >>> good = [np.array([tiny / 4, tiny / 2])] * 2 + [np.array([tiny / 4])]
+    >>> flushed(good, "float32"), flushed([np.zeros(2)] + good[1:], "float32")
+    (False, True)
+    """
+    tiny = smallest_normal(dtype)
+    pair, single = np.array([tiny / 4, tiny / 2]), np.array([tiny / 4])
+    expected = [pair, pair, single] + [pair] * (len(values) - 3)
+    return any(
+        bool(np.any((np.asarray(v).ravel() == 0) & (e != 0)))
+        for v, e in zip(values, expected, strict=True)
+    )
 
 
 def quiet() -> contextlib.AbstractContextManager[None]:

@@ -142,6 +142,19 @@ class TensorFlowEngine(Engine):
     def set_deterministic(self) -> None:
         self.tf.config.experimental.enable_op_determinism()
 
+    def probe(self, dtype: str, device: str) -> list[np.ndarray]:
+        """The FTZ probe with ``tf`` ops (see :meth:`Engine.flush_to_zero`)."""
+        from tdcheck.engines.base import flush_probe_operands
+
+        tf = self.tf
+        a, b, m, s = (
+            tf.cast(tf.constant(v, tf.float32), dtype) for v in flush_probe_operands(dtype)
+        )
+        results = [tf.matmul(a, b), a * m, tf.reduce_sum(a * s)]
+        results.append(tf.nn.conv1d(tf.reshape(a, (1, 1, 2)), tf.reshape(b, (1, 2, 2)), 1, "VALID"))
+        # to NumPy in the dtype itself: a cast in TensorFlow could flush on its own
+        return [np.asarray(r.numpy()).astype(np.float64).ravel() for r in results]
+
     def gpu_names(self) -> list[str]:
         return gpu_names(self.tf)
 

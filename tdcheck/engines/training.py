@@ -37,6 +37,10 @@ class TrainingRun:
     weights: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
     outputs: dict[str, np.ndarray] = field(default_factory=dict)
     targets: np.ndarray | None = None
+    #: The reference variant's gradient of the loss at every step, ``(steps, *shape)`` per
+    #: weight (``head.kernel``, ``trunk.kernel``...): what the trained weights' allowance is
+    #: derived from (:func:`tdcheck.core.bounds.trained_weight_allowance`).
+    gradients: dict[str, np.ndarray] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -75,12 +79,21 @@ def train(
         copy.heads[variant].set_weights(built.heads[variant].get_weights())
         optimizer = _optimizer(engine.keras, cfg)
         outputs, losses = [], []
+        steps: dict[str, list[np.ndarray]] = {}
         for step in range(cfg.train_steps):
+            if variant == reference:  # this step's gradient, from the weights it starts with
+                y0 = engine.forward(copy, x, device)[0][0].astype(np.float64)
+                r = 2.0 * weight.astype(np.float64) * (y0 - target_values)
+                for name, g in engine.gradients(copy, x, r, device)[variant].items():
+                    if name != "input":
+                        steps.setdefault(name, []).append(np.asarray(g))
             # loss = sum(weight * (y - target)^2); raw is the output before this step's update
             raw, loss = engine.train_step(copy, optimizer, x, target, weight, device)
             if step:  # the output after the previous step, no extra forward pass
                 outputs.append(raw)
             losses.append(loss)
+        if steps:
+            run.gradients = {name: np.stack(gs) for name, gs in steps.items()}
         outputs.append(engine.forward(copy, x, device)[0][0])
         run.losses[variant] = losses
         trajectories[variant] = outputs

@@ -152,9 +152,24 @@ def _failure_lines(doc: dict[str, Any]) -> list[str]:
                 f"{c['check']} {c['output']}: {c['mismatched']}/{c['total']} mismatched; worst at "
                 f"{c['worst_index']}: {exact_value(c['worst_a'], c['dtype_a'])} vs "
                 f"{exact_value(c['worst_b'], c['dtype_b'])} "
-                f"(|diff| {fmt(c['max_abs_diff'])}, atol {fmt(c['atol'])}, rtol {fmt(c['rtol'])})"
+                f"(|diff| {fmt(_own(c, 'worst_abs_diff', 'max_abs_diff'))}, allowed "
+                f"{fmt(_own(c, 'worst_allowed', 'allowed'))}; atol {fmt(c['atol'])}, "
+                f"rtol {fmt(c['rtol'])})"
             )
+            where = c.get("max_abs_diff_index")
+            if where is not None and where != c["worst_index"]:
+                lines.append(
+                    f"  largest |diff| {fmt(c['max_abs_diff'])} at {where}: "
+                    f"{exact_value(c['max_abs_diff_a'], c['dtype_a'])} vs "
+                    f"{exact_value(c['max_abs_diff_b'], c['dtype_b'])}"
+                )
     return lines
+
+
+def _own(c: dict[str, Any], key: str, fallback: str) -> Any:
+    """The worst element's own figure, or (reports from before it existed) the overall one."""
+    value = c.get(key)
+    return c.get(fallback) if value is None else value
 
 
 def _same_lines(doc: dict[str, Any]) -> list[str]:

@@ -277,7 +277,9 @@ def training_lines(training: dict[str, Any]) -> list[str]:
 
 
 def failure_lines(result: CompareResult) -> list[str]:
-    """For each failed comparison: count, percentage, worst element, the tolerance needed."""
+    """For each failed comparison: count, percentage, the worst element (the largest margin)
+    with its own figures, the largest difference on its own line when elsewhere, and the
+    tolerance needed."""
     lines = []
     for c in result.failures:
         s = c.stats
@@ -285,23 +287,44 @@ def failure_lines(result: CompareResult) -> list[str]:
             lines.append(f"{c.label}: {s.note}")
             continue
         assert s.worst_index is not None
+        own = s.worst_abs_diff if s.worst_abs_diff is not None else s.max_abs_diff
         text = (
             f"{c.label}: {s.mismatched}/{s.total} elements mismatched "
             f"({s.mismatch_percent:.1f}%); worst at {list(s.worst_index)}: "
             f"{exact_value(s.worst_a, s.dtype_a)} vs {exact_value(s.worst_b, s.dtype_b)} "
-            f"(|diff| {fmt(s.max_abs_diff)}"
+            f"(|diff| {fmt(own)}"
         )
         if s.exact:
             text += ", bitwise identity demanded)"
         elif s.element_rule:
-            text += f", margin {fmt(s.margin)} over the {s.rule} rule)"
+            allowed = s.worst_allowed
+            text += (
+                (f", allowed {fmt(allowed)}" if allowed is not None else "")
+                + f", margin {fmt(s.worst_margin if s.worst_margin is not None else s.margin)}"
+                f" over the {s.rule} rule)"
+            )
         else:
-            allowed = s.atol + s.rtol * abs(s.worst_b or 0.0)
+            allowed = (
+                s.worst_allowed
+                if s.worst_allowed is not None
+                else s.atol + s.rtol * abs(s.worst_b or 0.0)
+            )
             text += (
                 f", allowed {fmt(allowed)}); would pass with atol >= {fmt(s.min_atol)} "
                 f"at rtol {fmt(s.rtol)}, or rtol >= {fmt(s.min_rtol)} at atol {fmt(s.atol)}"
             )
         lines.append(text)
+        if s.max_abs_diff_index is not None and s.max_abs_diff_index != s.worst_index:
+            lines.append(
+                f"  largest |diff| {fmt(s.max_abs_diff)} at {list(s.max_abs_diff_index)}: "
+                f"{exact_value(s.max_abs_diff_a, s.dtype_a)} vs "
+                f"{exact_value(s.max_abs_diff_b, s.dtype_b)}"
+                + (
+                    f" (allowed {fmt(s.max_abs_diff_allowed)})"
+                    if s.max_abs_diff_allowed is not None and not s.exact
+                    else ""
+                )
+            )
     return lines
 
 

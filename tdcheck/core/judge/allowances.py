@@ -32,8 +32,9 @@ def bound_precision(dtype: str, device: str, tf32_setting: Callable[[], bool | N
 
 
 def output_bounds(
-    cfg: CompareConfig, head_input: np.ndarray, heads: Heads, precision: str | None = None
-) -> dict[str, np.ndarray]:
+    cfg: CompareConfig, head_input: np.ndarray, heads: Heads, precision: str | None = None,
+    ftz: bool = False,
+) -> dict[str, np.ndarray]:  # fmt: skip
     """Per variant: the allowed difference of its output from the exact head on ``head_input``.
 
     The variant's own rounding in the compute dtype plus the float64 reference's own rounding.
@@ -46,7 +47,7 @@ def output_bounds(
         key = kernel.tobytes() + bias.tobytes()
         if key not in cache:
             cache[key] = bounds.head_output_bound(
-                head_input, kernel, bias, cfg.activation, precision or cfg.dtype
+                head_input, kernel, bias, cfg.activation, precision or cfg.dtype, ftz=ftz
             ) + bounds.head_output_bound(head_input, kernel, bias, cfg.activation, "float64")
         result[v] = cache[key]
     return result
@@ -85,6 +86,7 @@ def head_gradient_bounds(
     r: np.ndarray,
     heads: Heads,
     precision: str | None = None,
+    ftz: bool = False,
 ) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, np.ndarray]]]:
     """Per variant: exact float64 head weight gradients and their allowed differences.
 
@@ -95,7 +97,9 @@ def head_gradient_bounds(
     for v, (kernel, bias) in heads.items():
         act = cfg.activation
         refs[v] = bounds.head_gradient_reference(head_input, r, kernel, bias, act)
-        low = bounds.head_gradient_bound(head_input, r, kernel, bias, act, precision or cfg.dtype)
+        low = bounds.head_gradient_bound(
+            head_input, r, kernel, bias, act, precision or cfg.dtype, ftz=ftz
+        )
         high = bounds.head_gradient_bound(head_input, r, kernel, bias, act, "float64")
         allowed[v] = {q: low[q] + high[q] for q in low}
     return refs, allowed

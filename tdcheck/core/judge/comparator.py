@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tdcheck.core.judge.cross import Side, allowance
 from tdcheck.core.judge.rules import Bound, Exact, Rule, Tolerance
 from tdcheck.core.result import EXACT, ORACLE, Comparison
 from tdcheck.core.stats import ArrayStats
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from tdcheck.core.config import CompareConfig
 
 #: Array name prefixes compared across backends and with a baseline (never the oracle's).
-COMPARED = ("outputs/", "gradients/", "trained/outputs/")
+COMPARED = ("outputs/", "gradients/", "trained/")
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,9 @@ class Judge:
         self.atol, self.rtol = atol, rtol
         #: The precision the bounds assume: the dtype, or "tf32" (the command finds out).
         self.precision = precision
+        #: Whether the engine flushes subnormals to zero in this dtype on this device (the
+        #: command asks the engine's probe); the bounds then allow what flushing loses.
+        self.ftz = False
         self.user_tolerances = user_tolerances
         self.exact = exact
         self.equal_nan = equal_nan
@@ -124,6 +128,7 @@ class Judge:
                       equal_nan=self.equal_nan, valid=self.valid,
                       arrays=self.arrays)  # fmt: skip
         other.comparisons = self.comparisons
+        other.ftz = self.ftz
         return other
 
     def rule(self, a: str, b: str, allowed: Any = None, rule: str = "bound") -> Rule:
@@ -186,15 +191,19 @@ def archive_pairs(
     actual: dict[str, np.ndarray], expected: dict[str, np.ndarray], *, kind: str,
     label_a: str, label_b: str, valid: np.ndarray, lengths: bool, variants: tuple[str, ...],
 ) -> list[tuple[Pair, str]]:  # fmt: skip
-    """The pairs two runs' archives share: every variant's output, gradient and trained output
-    (never the oracle's), each with the key it has on both sides."""
+    """The pairs two runs' archives share: every variant's output, gradient, trained weights
+    and trained output (never the oracle's), each with the key it has on both sides."""
     pairs = []
     for key in sorted(expected):
         if not key.startswith(COMPARED) or key not in actual or "/oracle" in key:
             continue
+        if key.startswith(("trained/gradients/", "trained/targets")):
+            continue  # what the training allowance is derived from, not a result
         parts = key.split("/")
-        if key.startswith("trained/"):
+        if key.startswith("trained/outputs/"):
             variant, quantity = parts[2], "trained output"
+        elif key.startswith("trained/"):
+            variant, quantity = parts[1], f"trained {'/'.join(parts[2:])}"
         elif key.startswith("gradients/"):
             variant, quantity = parts[1], "/".join(parts[2:]) or "gradient"
         else:
@@ -212,16 +221,36 @@ def archive_pairs(
 def judge_arrays(
     actual: dict[str, np.ndarray], expected: dict[str, np.ndarray], *, kind: str, atol: float,
     rtol: float, exact: bool, label_a: str, label_b: str, valid: np.ndarray, lengths: bool,
-    variants: tuple[str, ...],
+    variants: tuple[str, ...], sides: tuple[Side, Side] | None = None,
+    cfg: CompareConfig | None = None,
 ) -> list[Comparison]:  # fmt: skip
-    """Compare every variant's output, gradient and trained output that both archives hold
-    (kinds ``cross-backend`` and ``baseline``): atol/rtol, or bitwise with ``exact``."""
-    rule: Rule = Exact(atol, rtol) if exact else Tolerance(atol, rtol)
+    """Compare the trunk output and every variant's output, gradient, trained weights and
+    trained output that both archives hold (kinds ``cross-backend`` and ``baseline``).
+
+    With ``sides`` (each side's arrays and environment) and ``cfg``, every quantity is judged
+    as within one backend: each side's allowance against the float64 reference, added
+    (:mod:`tdcheck.core.judge.cross`). ``--atol/--rtol`` given, or an array an allowance needs
+    missing (an old baseline): atol/rtol; ``--exact``: bitwise.
+    """
+    plain: Rule = Exact(atol, rtol) if exact else Tolerance(atol, rtol)
+    bounded = sides is not None and cfg is not None and cfg.atol is None and not exact
     comparisons = []
-    for pair, key in archive_pairs(actual, expected, kind=kind, label_a=label_a,
-                                   label_b=label_b, valid=valid, lengths=lengths,
-                                   variants=variants):  # fmt: skip
+    pairs = archive_pairs(actual, expected, kind=kind, label_a=label_a, label_b=label_b,
+                          valid=valid, lengths=lengths, variants=variants)  # fmt: skip
+    with_trunk = bounded and cfg is not None and cfg.rnn != "none"
+    if with_trunk and "features" in actual and "features" in expected:
+        where = valid[..., None] if lengths else None
+        trunk = Pair(kind, f"trunk{label_a}", f"trunk{label_b}", ("features", "features"),
+                     "trunk output", where)  # fmt: skip
+        pairs.insert(0, (trunk, "features"))
+    for pair, key in pairs:
         a, b = np.asarray(actual[key]), np.asarray(expected[key])
+        rule = plain
+        if bounded and a.shape == b.shape:
+            assert sides is not None and cfg is not None
+            allowed, name = allowance(key, pair.quantity, b, sides, cfg)
+            if allowed is not None:
+                rule = Bound(allowed, name, atol, rtol)
         if a.shape != b.shape:
             stats = shape_mismatch(a, b, rule)
         else:

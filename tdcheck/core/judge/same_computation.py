@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tdcheck.core import samecomp
+from tdcheck.core import bounds, samecomp
 from tdcheck.core.judge.comparator import Pair, judge_pair
 from tdcheck.core.judge.rules import Float64, Statistical
 from tdcheck.core.result import EXACT
+from tdcheck.core.tolerances import unit_roundoff
 
 if TYPE_CHECKING:
     from tdcheck.core.config import CompareConfig
@@ -55,14 +56,42 @@ def exact_arithmetic_checks(
         pair = Pair("same-computation", v, reference, where=where,
                     keys=(f"same-computation/{v}", f"same-computation/{reference}"))  # fmt: skip
         judge.comparisons.append(judge_pair(pair, arrays, Float64(result, judge.atol, judge.rtol)))
-    rules = samecomp.FaultJudge(h, ref_head, cfg.dtype, judge.precision, where)
+    notes: list[str] = []
+    stat_where = where
+    if judge.ftz:  # a flushed subnormal is no rounding error: judged by the bounds alone
+        stat_where, note = _without_flushed(h, heads[reference], cfg.dtype, where)
+        if note:
+            notes.append(note)
+        if stat_where is not None and not np.any(stat_where):
+            return notes
+    rules = samecomp.FaultJudge(h, ref_head, cfg.dtype, judge.precision, stat_where)
     if rules.scale is None:
-        return [f"statistical rule not applied: {rules.why_not}"]
+        return [*notes, f"statistical rule not applied: {rules.why_not}"]
     rule = Statistical(rules.scale, judge.atol, judge.rtol)
     for v in cfg.variants:
         if v in errors:
             continue
-        pair = Pair("statistical", v, EXACT, where=where,
+        pair = Pair("statistical", v, EXACT, where=stat_where,
                     keys=(f"outputs/{v}", f"same-computation/{reference}"))  # fmt: skip
         judge.comparisons.append(judge_pair(pair, arrays, rule))
-    return []
+    return notes
+
+
+def _without_flushed(
+    h: np.ndarray, head: tuple[np.ndarray, np.ndarray], dtype: str, where: Any
+) -> tuple[Any, str]:
+    """``where`` less the elements whose flush-to-zero loss (:func:`bounds.flush_allowance`)
+    exceeds their rounding scale ``u (|h||W| + |b|)``: the statistical rule models rounding,
+    not a framework reading subnormals as zero. Returns the mask and a note (or "")."""
+    kernel, bias = (np.asarray(a, np.float64) for a in head)
+    lost = bounds.flush_allowance(h, kernel, bias, dtype)
+    scale = unit_roundoff(dtype) * (np.abs(h) @ np.abs(kernel) + np.abs(bias))
+    affected = lost > scale
+    if not np.any(affected):
+        return where, ""
+    keep = ~affected if where is None else np.broadcast_to(where, affected.shape) & ~affected
+    n, total = int(np.count_nonzero(affected)), affected.size
+    why = "subnormals the framework flushes to zero (judged by the bounds)"
+    if not np.any(keep):
+        return keep, f"statistical rule not applied: all {total} output elements involve {why}"
+    return keep, f"statistical rule: {n} of {total} output elements left out: they involve {why}"
