@@ -146,7 +146,7 @@ def sweep_command(
     base = CompareConfig(input=input_, **options)
     if not 1 <= max_cases <= MAX_CASES_CAP:
         raise ConfigError(f"--max-cases: must be 1..{MAX_CASES_CAP} (got {max_cases})")
-    shard_spec = grid.parse_shard(shard) if shard else None
+    shard_spec = grid.parse_shard(shard) if shard is not None else None
     plan = plan_sweep(lists, base, select=select, shard=shard_spec, max_cases=max_cases)
     if list_only:
         if format_ == "json":
