@@ -21,6 +21,7 @@ import dataclasses
 import hashlib
 import json
 import math
+import os
 import re
 import shlex
 from collections.abc import Callable, Sequence
@@ -503,8 +504,10 @@ def fingerprint(
     """What makes two sweep reports parts of the same sweep, readable and hashed.
 
     ``axes``: every axis's values; ``options``: every other option that shapes a case;
-    ``select``: the ``-k`` expression; ``shards``: N of ``--shard K/N`` (1 without);
-    ``tdcheck``: the version. ``hash`` is the SHA-256 of the rest as canonical JSON.
+    ``environment``: :func:`numerics_environment`; ``select``: the ``-k`` expression;
+    ``shards``: N of ``--shard K/N`` (1 without); ``tdcheck``: the version. The axes hold
+    normalised values: ``backend`` is the one that runs (``$KERAS_BACKEND`` resolved).
+    ``hash`` is the SHA-256 of the rest as canonical JSON.
     """
     options = {
         f.name: _jsonable(getattr(base, f.name))
@@ -517,10 +520,27 @@ def fingerprint(
         "tdcheck": __version__,
         "axes": {axis: _jsonable(values) for axis, values in axes.items()},
         "options": options,
+        "environment": numerics_environment(),
         "select": select,
         "shards": shards,
     }
     return {"hash": fingerprint_hash(parts), **parts}
+
+
+#: Environment variables that change what a run computes (kernels, devices, determinism).
+NUMERICS_VARIABLES = (
+    "TF_ENABLE_ONEDNN_OPTS", "XLA_FLAGS", "TF_XLA_FLAGS", "TF_DETERMINISTIC_OPS",
+    "TF_CUDNN_DETERMINISTIC", "NVIDIA_TF32_OVERRIDE", "CUDA_VISIBLE_DEVICES", "JAX_PLATFORMS",
+    "JAX_ENABLE_X64", "JAX_DEFAULT_MATMUL_PRECISION",
+)  # fmt: skip
+
+
+def numerics_environment() -> dict[str, str | None]:
+    """The :data:`NUMERICS_VARIABLES` as set for this run (None: unset). With the resolved
+    backend (``axes.backend``, ``$KERAS_BACKEND`` included) and ``options.keras`` they make
+    two runs the same sweep or not before anything runs; merge also compares what the runs
+    report they used (device, versions)."""
+    return {name: os.environ.get(name) for name in NUMERICS_VARIABLES}
 
 
 def fingerprint_hash(parts: dict[str, Any]) -> str:

@@ -125,3 +125,32 @@ def make_input(kind: str, *, batch: int, seq: int, features: int, seed: int) -> 
     if kind == "random":
         return np.random.default_rng(seed).standard_normal((batch, seq, features))
     raise ConfigError(f"--input: unknown input kind {kind!r}")
+
+
+def check_input_values(what: str, x: np.ndarray, dtype: str) -> None:
+    """Refuse (exit 2) input a model of input dtype ``dtype`` cannot take as given, as
+    ``compare`` does: NaN or infinity, or a value that rounds to infinity in ``dtype``
+    (1e300 in float32). Such input makes every output NaN, and nothing would be judged."""
+    from tdcheck.core.tolerances import COMPUTE_DTYPES, overflow_threshold
+
+    values = np.asarray(x)
+    if values.dtype.kind not in "fc" and values.dtype.name != "bfloat16":
+        return
+    values = values.astype(np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        first = [int(i) for i in np.argwhere(bad)[0]]
+        raise ConfigError(
+            f"{what}: {int(bad.sum())} NaN or infinite value(s) (first at {first}); give "
+            "finite input"
+        )
+    if dtype in COMPUTE_DTYPES:
+        limit = overflow_threshold(dtype)
+        over = np.abs(values) >= limit
+        if over.any():
+            first = [int(i) for i in np.argwhere(over)[0]]
+            raise ConfigError(
+                f"{what}: {int(over.sum())} value(s) do not fit the model's input dtype "
+                f"{dtype} (largest magnitude {np.abs(values).max():g}, first at {first}): "
+                "they would become inf"
+            )

@@ -23,24 +23,30 @@ name, inputs and build shape kept), which ``tdcheck rewrite`` rebuilds with Kera
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
+import re
 import stat
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from tdcheck.core import rules
 from tdcheck.errors import ConfigError
 
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
+#: The deepest JSON nesting a model config may have (a Keras model nested ten deep is ~60).
+MAX_CONFIG_DEPTH = 200
 MAX_METADATA_BYTES = 64 * 1024
 ZIP_MAGIC = b"PK\x03\x04"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 MODEL_CLASSES = ("Functional", "Sequential", "Model")
 MASK_PRODUCERS = ("Masking",)
 
+T = TypeVar("T")
 SAVE_HINT = "save the model with model.save('model.keras')"
 
 
@@ -144,7 +150,7 @@ def _read_keras(path: str) -> ModelFile:
                     meta = json.loads(
                         _read_member(archive, "metadata.json", MAX_METADATA_BYTES, path)
                     )
-                    version = meta.get("keras_version") if isinstance(meta, dict) else None
+                    version = _text(meta.get("keras_version")) if isinstance(meta, dict) else None
                 except (ValueError, ConfigError):
                     version = None
     except ConfigError:
@@ -160,6 +166,13 @@ def _read_keras(path: str) -> ModelFile:
         raise _refuse(path, f"corrupt or truncated .keras archive ({exc})") from None
     config = _parse_config(raw, path, "config.json")
     return ModelFile(path, "keras", config, version, compiled=bool(config.get("compile_config")))
+
+
+def _text(value: Any) -> str | None:
+    """A version string as found, lone surrogates replaced; None for anything else."""
+    if not isinstance(value, str):
+        return None
+    return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
 def _read_h5(path: str) -> ModelFile:
@@ -186,24 +199,82 @@ def _read_h5(path: str) -> ModelFile:
             compiled = "training_config" in handle.attrs
     except ConfigError:
         raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise _refuse(path, f"corrupt or truncated HDF5 file ({exc})") from None
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
+    except Exception as exc:  # h5py/HDF5 on a corrupt file: OSError, RuntimeError, ... any
+        raise _refuse(
+            path, f"corrupt or truncated HDF5 file ({type(exc).__name__}: {exc})"
+        ) from None
     if isinstance(version, bytes):
         version = version.decode("utf-8", "replace")
-    return ModelFile(path, "h5", _parse_config(str(raw).encode(), path, "model_config"),
+    elif isinstance(version, str):  # h5py hands invalid UTF-8 over as lone surrogates
+        version = version.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogateescape")
+    elif not isinstance(raw, bytes):
+        raw = str(raw).encode("utf-8", "replace")
+    return ModelFile(path, "h5", _parse_config(raw, path, "model_config"),
                      None if version is None else str(version), compiled=compiled)  # fmt: skip
+
+
+#: A ``\\uXXXX`` escape of a UTF-16 surrogate pair (kept) or of a lone surrogate (which no
+#: UTF-8 stream or file can hold: replaced by U+FFFD before the JSON is decoded).
+_SURROGATE_ESCAPE = re.compile(
+    r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})|\\ud[89a-f][0-9a-f]{2}", re.IGNORECASE
+)
 
 
 def _parse_config(raw: bytes, path: str, what: str) -> dict[str, Any]:
     try:
-        config = json.loads(raw)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _refuse(
+            path, f"{what} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    text = _SURROGATE_ESCAPE.sub(lambda m: m.group(0) if m.group(1) else "\\ufffd", text)
+    try:
+        config = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise _refuse(path, f"{what} cannot be read as JSON ({exc})") from None
     if not (isinstance(config, dict) and isinstance(config.get("class_name"), str)):
         raise _refuse(path, f"{what} does not describe a Keras model")
+    if json_depth(config) > MAX_CONFIG_DEPTH:
+        raise _refuse(path, f"{what} is nested more than {MAX_CONFIG_DEPTH} levels deep")
     return config
+
+
+def json_depth(value: Any) -> int:
+    """How deeply lists and dicts nest in ``value`` (iterative: any depth is measured)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+#: What a malformed config makes the pure-Python walk below raise (a string where a dict
+#: belongs, a number where a list does...); :func:`_guarded` turns it into exit 2.
+MALFORMED = (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError)
+
+
+def _guarded(function: Callable[..., T]) -> Callable[..., T]:
+    """Run ``function`` on a user's config: a config of the wrong shape is a
+    :class:`ConfigError` (exit 2, the caller names the file), never a crash."""
+
+    @functools.wraps(function)
+    def guarded(*args: Any, **kwargs: Any) -> T:
+        try:
+            return function(*args, **kwargs)
+        except ConfigError:
+            raise
+        except MALFORMED as exc:
+            raise ConfigError(
+                f"the model config is malformed ({type(exc).__name__}: {exc})"
+            ) from None
+
+    return guarded
 
 
 # -- walking a config ---------------------------------------------------------------------
@@ -252,20 +323,29 @@ def uses_masks(model: dict[str, Any]) -> bool:
     return found
 
 
+def _shape(value: Any) -> list[int | None] | None:
+    """``value`` when it is a shape (a list of whole numbers and None), else None."""
+    if isinstance(value, list) and all(
+        d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in value
+    ):
+        return list(value)
+    return None
+
+
 def _input_shape(entry: dict[str, Any], wrapped: dict[str, Any]) -> list[Any] | None:
     build = entry.get("build_config")
-    if isinstance(build, dict) and isinstance(build.get("input_shape"), list):
-        return list(build["input_shape"])
+    if isinstance(build, dict) and _shape(build.get("input_shape")) is not None:
+        return _shape(build["input_shape"])
     for source in (_inner(entry), _inner(wrapped)):
         for key in ("batch_input_shape", "batch_shape"):
-            if isinstance(source.get(key), list):
-                return list(source[key])
+            if _shape(source.get(key)) is not None:
+                return _shape(source[key])
     nodes = entry.get("inbound_nodes")  # Keras 3 records the first call's input tensor
     if isinstance(nodes, list) and nodes and isinstance(nodes[0], dict):
         args = nodes[0].get("args")
         first = args[0] if isinstance(args, list) and args else None
-        if isinstance(first, dict) and isinstance(_inner(first).get("shape"), list):
-            return list(_inner(first)["shape"])
+        if isinstance(first, dict):
+            return _shape(_inner(first).get("shape"))
     return None
 
 
@@ -293,6 +373,7 @@ def _judge(entry: dict[str, Any], path: str, masked: bool) -> WrappedLayer:
     )
 
 
+@_guarded
 def time_distributed_layers(model: dict[str, Any]) -> list[WrappedLayer]:
     """Every ``TimeDistributed`` layer in ``model`` and its nested sub-models, in order."""
     masked = uses_masks(model)
@@ -312,7 +393,8 @@ def time_distributed_layers(model: dict[str, Any]) -> list[WrappedLayer]:
 def _drop_mask_arguments(entry: dict[str, Any]) -> None:
     """TimeDistributed's saved calls name a ``mask`` argument that most layers' ``call``
     lacks; Keras passes masks on by itself (``compute_mask``), so the argument goes."""
-    for node in entry.get("inbound_nodes") or []:
+    nodes = entry.get("inbound_nodes")
+    for node in nodes if isinstance(nodes, list) else []:
         if isinstance(node, dict) and isinstance(node.get("kwargs"), dict):
             node["kwargs"].pop("mask", None)
 
@@ -325,6 +407,7 @@ class Rewritten:
     kept: list[WrappedLayer] = field(default_factory=list)
 
 
+@_guarded
 def rewrite_config(
     model: dict[str, Any], *, inference_only: bool = False
 ) -> tuple[dict[str, Any], Rewritten]:
