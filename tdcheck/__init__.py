@@ -7,12 +7,17 @@ The package imports nothing heavy: TensorFlow is loaded only when a comparison r
 >>> bool(result)                                     # doctest: +SKIP
 True
 
+Arguments of the wrong type raise :class:`TypeError` naming the argument
+(:mod:`tdcheck.api_checks`); bad values raise :class:`ConfigError` (a ValueError's sibling,
+exit 2 on the command line).
+
 For your own saved models (docs/models.md): :func:`scan` (no TensorFlow), :func:`rewrite`,
 :func:`compare_models` and, for test suites, :func:`assert_equivalent`.
 """
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 from tdcheck._version import __version__
@@ -41,31 +46,41 @@ __all__ = [
 
 def compare(config: CompareConfig | None = None, **options: Any) -> CompareRun:
     """Run one comparison; see :func:`tdcheck.commands.compare.compare`."""
+    from tdcheck.api_checks import check_compare_options
     from tdcheck.commands.compare import compare as _compare
 
+    check_compare_options(config, options)
     return _compare(config, **options)
 
 
 def scan(path: str) -> ScanResult:
     """Find TimeDistributed layers in a saved model, without TensorFlow; see
     :func:`tdcheck.commands.scan.scan`."""
+    from tdcheck.api_checks import check_path
     from tdcheck.commands.scan import scan as _scan
 
-    return _scan(path)
+    check_path("scan", "path", path)
+    return _scan(os.fspath(path))
 
 
 def rewrite(model: Any, out: str | None = None, **options: Any) -> RewriteResult:
     """Replace rewritable TimeDistributed layers, verify, time, write; see
     :func:`tdcheck.commands.rewrite.rewrite`."""
+    from tdcheck.api_checks import check_inputs, check_model, check_model_options, check_path
     from tdcheck.commands.rewrite import rewrite as _rewrite
 
-    return _rewrite(model, out, **options)
+    check_model("rewrite", "model", model)
+    check_path("rewrite", "out", out, optional=True)
+    check_inputs("rewrite", options.get("inputs"))
+    check_model_options("rewrite", options)
+    return _rewrite(model, None if out is None else os.fspath(out), **options)
 
 
 def compare_models(a: Any, b: Any, inputs: Any = None, **options: Any) -> ModelsResult:
     """Compare two models on the same inputs; see :func:`tdcheck.commands.models.compare_models`."""
     from tdcheck.commands.models import compare_models as _compare_models
 
+    _check_models_call("compare_models", a, b, inputs, options)
     return _compare_models(a, b, inputs, **options)
 
 
@@ -73,4 +88,15 @@ def assert_equivalent(a: Any, b: Any, inputs: Any = None, **options: Any) -> Mod
     """Raise AssertionError (torch.testing style) unless ``b`` computes what ``a`` does."""
     from tdcheck.commands.models import assert_equivalent as _assert_equivalent
 
+    _check_models_call("assert_equivalent", a, b, inputs, options)
     return _assert_equivalent(a, b, inputs, **options)
+
+
+def _check_models_call(function: str, a: Any, b: Any, inputs: Any, options: dict[str, Any]) -> None:
+    """TypeError naming the argument for a wrong type (see :mod:`tdcheck.api_checks`)."""
+    from tdcheck.api_checks import check_inputs, check_model, check_model_options
+
+    check_model(function, "a", a)
+    check_model(function, "b", b)
+    check_inputs(function, inputs)
+    check_model_options(function, options)

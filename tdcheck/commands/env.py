@@ -37,7 +37,9 @@ def env_info() -> dict[str, Any]:
 
 def other_backends() -> dict[str, str | None]:
     """The version of each other engine's framework (``--backend``/``--backends``), None
-    when it is not installed; read from the package metadata, nothing is imported."""
+    when it is not installed; read from the package metadata, nothing is imported.
+    Metadata that cannot be read (invalid UTF-8, a broken install) reads ``unreadable``:
+    ``env`` reports it, it does not fail on it."""
     from importlib import metadata
 
     from tdcheck.engines.base import REQUIRES
@@ -50,4 +52,6 @@ def other_backends() -> dict[str, str | None]:
             versions[module] = metadata.version(module)
         except metadata.PackageNotFoundError:
             versions[module] = None
+        except (OSError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
+            versions[module] = f"unreadable ({type(exc).__name__})"
     return versions
