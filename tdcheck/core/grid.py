@@ -114,12 +114,13 @@ def _normalised(axis: str, values: list[Any], base: CompareConfig) -> list[Any]:
     """``values`` as :meth:`CompareConfig.validated` normalises them; repeats refused."""
     out: list[Any] = []
     spelled: dict[Any, Any] = {}
-    for value in values:
-        try:
-            cfg = dataclasses.replace(base, **{axis: value}).validated()
-        except ConfigError as exc:
-            raise ConfigError(f"{exc.message} (in {option_name(axis)} {value!r})") from None
-        norm = getattr(cfg, axis)
+    if axis in INT_AXES and None not in values:  # whole numbers: a range check, so the
+        for value in sorted({min(values), max(values)}):  # smallest and largest will do
+            _validated(base, axis, value)
+        checked = values
+    else:
+        checked = [getattr(_validated(base, axis, value), axis) for value in values]
+    for value, norm in zip(values, checked, strict=True):
         if norm in spelled:
             raise ConfigError(
                 f"{option_name(axis)}: {spelled[norm]!r} and {value!r} are the same value "
@@ -128,6 +129,14 @@ def _normalised(axis: str, values: list[Any], base: CompareConfig) -> list[Any]:
         spelled[norm] = value
         out.append(norm)
     return out
+
+
+def _validated(base: CompareConfig, axis: str, value: Any) -> CompareConfig:
+    try:
+        return dataclasses.replace(base, **{axis: value}).validated()
+    except ConfigError as exc:
+        where = "" if str(value) in exc.message else f" (in {option_name(axis)} {value!r})"
+        raise ConfigError(exc.message + where) from None
 
 
 def expand(
