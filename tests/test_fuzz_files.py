@@ -278,6 +278,27 @@ def test_baselines_and_inputs_survive_mutated_archives(real_archive, tmp_path):
     _report(problems, CASES)
 
 
+def test_compare_inputs_survive_mutated_npy_files(tmp_path):
+    from tdcheck.core.inputs import load_npy
+
+    rng = random.Random(1706)
+    buffer = io.BytesIO()
+    np.save(buffer, np.random.default_rng(0).standard_normal((2, 3, 4)).astype(np.float32))
+    raw = buffer.getvalue()
+    problems = []
+    for i in range(CASES):
+        target = tmp_path / f"x{i}.npy"
+        target.write_bytes(mutate_bytes(raw, rng))
+        try:
+            load_npy(str(target), max_bytes=1 << 20)
+        except ConfigError as exc:
+            if "\n" in exc.message or str(target) not in exc.message:
+                problems.append(f"case {i}: {exc.message!r}")
+        except Exception as exc:
+            problems.append(f"case {i}: {type(exc).__name__}: {exc}")
+    _report(problems, CASES)
+
+
 # -- sweep reports ----------------------------------------------------------------------------
 
 

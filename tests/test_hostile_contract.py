@@ -366,3 +366,23 @@ def test_env_reports_unreadable_package_metadata(tmp_path, monkeypatch):
     (info / "METADATA").write_bytes(b"Metadata-Version: 2.1\nName: jax\nVersion: 9.\xff\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     assert other_backends()["jax"] == "unreadable (UnicodeDecodeError)"
+
+
+def test_control_characters_in_saved_names_cannot_break_a_report(tmp_path, runner):
+    config = {"class_name": "Sequential", "config": {"name": "outer\x07", "layers": [
+        {"class_name": "TimeDistributed", "config": {"name": "td\x1b[31mRED\nsecond\r", "layer": {
+            "class_name": "Dense", "config": {"name": "d", "units": 3}}}}]}}  # fmt: skip
+    path = tmp_path / "ctrl.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("config.json", json.dumps(config))
+        archive.writestr("metadata.json", json.dumps({"keras_version": {"not": "a string"}}))
+    for fmt in ("table", "markdown"):
+        result = run(runner, "scan", "--format", fmt, str(path))
+        assert result.exit_code == 1, result.output
+        assert "\x1b" not in result.stdout and "\r" not in result.stdout
+        assert "\x07" not in result.stdout
+        assert "td\\x1b[31mRED\\nsecond\\r" in result.stdout
+    doc = json.loads(run(runner, "scan", "--format", "json", str(path)).stdout)
+    (layer,) = doc["files"][0]["time_distributed"]
+    assert layer["name"] == "td\x1b[31mRED\nsecond\r"  # JSON keeps the saved name, escaped
+    assert doc["files"][0]["keras_version"] is None

@@ -25,8 +25,9 @@ MAX_HEADER_BYTES = 10_000
 def read_npy_header(handle: Any) -> tuple[tuple[int, ...], np.dtype]:
     """``(shape, dtype)`` from the ``.npy`` header at ``handle``'s position; reads no data.
 
-    Raises ValueError for an unsupported version or a malformed header (NumPy's message), and
-    for a header over :data:`MAX_HEADER_BYTES`.
+    Raises ValueError for an unsupported version or a malformed header (NumPy's message, or
+    whatever NumPy's header parser raised, named), and for a header over
+    :data:`MAX_HEADER_BYTES`.
     """
     from numpy.lib import format as npy_format
 
@@ -37,7 +38,13 @@ def read_npy_header(handle: Any) -> tuple[tuple[int, ...], np.dtype]:
     }.get(version)
     if reader is None:
         raise ValueError(f"unsupported .npy version {version}")
-    shape, _fortran, dtype = reader(handle, max_header_size=MAX_HEADER_BYTES)
+    try:
+        shape, _fortran, dtype = reader(handle, max_header_size=MAX_HEADER_BYTES)
+    except (ValueError, OSError, EOFError):
+        raise
+    except Exception as exc:  # NumPy parses the header with Python's tokenizer: a damaged
+        # header can raise tokenize.TokenError, SyntaxError, TypeError...
+        raise ValueError(f"malformed .npy header ({type(exc).__name__}: {exc})") from None
     return tuple(shape), dtype
 
 

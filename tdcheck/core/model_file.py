@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from tdcheck.core import rules
-from tdcheck.errors import ConfigError
+from tdcheck.errors import ConfigError, one_line
 
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
 #: The deepest JSON nesting a model config may have (a Keras model nested ten deep is ~60).
@@ -296,8 +296,10 @@ def _layers(model: dict[str, Any]) -> list[dict[str, Any]] | None:
 
 
 def model_name(model: dict[str, Any]) -> str:
+    """The model's name for reports (control characters escaped: a name holding a newline or
+    an escape sequence cannot break a table row or recolour the terminal)."""
     name = _inner(model).get("name") or model.get("name")
-    return str(name) if name else str(model.get("class_name", "model"))
+    return one_line(str(name) if name else str(model.get("class_name", "model")))
 
 
 def uses_masks(model: dict[str, Any]) -> bool:
@@ -361,12 +363,12 @@ def _judge(entry: dict[str, Any], path: str, masked: bool) -> WrappedLayer:
         verdict = rules.Verdict(rules.NOT_REWRITABLE, rules.UNKNOWN_REASON)
     else:
         verdict = rules.judge(wrapped_class, wrapped_config, masked=masked)
-    name = str(config.get("name", entry.get("name", "?")))
+    name = str(config.get("name", entry.get("name", "?")))  # as saved: rewrite keeps it
     return WrappedLayer(
-        path=f"{path}/{name}",
+        path=f"{path}/{one_line(name)}",
         name=name,
-        wrapped_class=wrapped_class,
-        wrapped_summary=rules.summary(wrapped_config),
+        wrapped_class=one_line(wrapped_class),
+        wrapped_summary=one_line(rules.summary(wrapped_config)),
         input_shape=_input_shape(entry, wrapped),
         verdict=verdict,
         trainable=bool(config.get("trainable", True)),
