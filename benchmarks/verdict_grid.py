@@ -29,7 +29,8 @@ import time
 from collections import defaultdict
 from typing import Any
 
-from tdcheck.commands.compare import Session, prepare
+from tdcheck.commands.compare import prepare
+from tdcheck.commands.session import Session
 
 DTYPES = ("float32", "float16", "bfloat16")
 

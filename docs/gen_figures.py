@@ -60,7 +60,7 @@ def _stats(result, a: str, b: str):
 def seed_figure() -> str:
     """The seed's configuration, ``tdcheck compare`` with every default."""
     from tdcheck import compare
-    from tdcheck.reports.result import fmt
+    from tdcheck.core.result import fmt
 
     r = compare()
     td = _stats(r, "time-distributed", "dense")
@@ -84,7 +84,7 @@ GELU_CASE = {"dtype": "float64", "activation": "gelu", "initializer": "glorot_un
 def gelu_figure() -> str:
     """float64 gelu against the oracle: the default model, and one with larger pre-activations."""
     from tdcheck import compare
-    from tdcheck.reports.result import fmt
+    from tdcheck.core.result import fmt
 
     small = compare(dtype="float64", activation="gelu")
     large = compare(**GELU_CASE)
@@ -117,7 +117,7 @@ def survey_figure() -> str:
     import itertools
 
     from tdcheck import compare
-    from tdcheck.reports.result import fmt
+    from tdcheck.core.result import fmt
 
     grid = list(itertools.product([5, 16, 64], [3, 8, 32], [1, 4], [2, 8]))
     differ = []

@@ -63,8 +63,8 @@ def annotation_classes() -> dict[str, list[type]]:
     """The classes whose annotations say which fields of each list may be None."""
     from tdcheck.commands.bench import BenchResult, Timing
     from tdcheck.commands.sweep import CaseResult, SweepResult
+    from tdcheck.core.result import CompareResult, Comparison
     from tdcheck.core.stats import ArrayStats
-    from tdcheck.reports.result import CompareResult, Comparison
 
     return {
         "compare": [CompareResult], "compare.comparisons[]": [Comparison, ArrayStats],

@@ -8,7 +8,7 @@ The package imports nothing heavy: TensorFlow is loaded only when a comparison r
 True
 
 Arguments of the wrong type raise :class:`TypeError` naming the argument
-(:mod:`tdcheck.api_checks`); bad values raise :class:`ConfigError` (a ValueError's sibling,
+(:mod:`tdcheck.core.api_args`); bad values raise :class:`ConfigError` (a ValueError's sibling,
 exit 2 on the command line).
 
 For your own saved models (docs/models.md): :func:`scan` (no TensorFlow), :func:`rewrite`,
@@ -46,8 +46,8 @@ __all__ = [
 
 def compare(config: CompareConfig | None = None, **options: Any) -> CompareRun:
     """Run one comparison; see :func:`tdcheck.commands.compare.compare`."""
-    from tdcheck.api_checks import check_compare_options
     from tdcheck.commands.compare import compare as _compare
+    from tdcheck.core.api_args import check_compare_options
 
     check_compare_options(config, options)
     return _compare(config, **options)
@@ -56,8 +56,8 @@ def compare(config: CompareConfig | None = None, **options: Any) -> CompareRun:
 def scan(path: str) -> ScanResult:
     """Find TimeDistributed layers in a saved model, without TensorFlow; see
     :func:`tdcheck.commands.scan.scan`."""
-    from tdcheck.api_checks import check_path
     from tdcheck.commands.scan import scan as _scan
+    from tdcheck.core.api_args import check_path
 
     check_path("scan", "path", path)
     return _scan(os.fspath(path))
@@ -66,8 +66,8 @@ def scan(path: str) -> ScanResult:
 def rewrite(model: Any, out: str | None = None, **options: Any) -> RewriteResult:
     """Replace rewritable TimeDistributed layers, verify, time, write; see
     :func:`tdcheck.commands.rewrite.rewrite`."""
-    from tdcheck.api_checks import check_inputs, check_model, check_model_options, check_path
     from tdcheck.commands.rewrite import rewrite as _rewrite
+    from tdcheck.core.api_args import check_inputs, check_model, check_model_options, check_path
 
     check_model("rewrite", "model", model)
     check_path("rewrite", "out", out, optional=True)
@@ -93,8 +93,8 @@ def assert_equivalent(a: Any, b: Any, inputs: Any = None, **options: Any) -> Mod
 
 
 def _check_models_call(function: str, a: Any, b: Any, inputs: Any, options: dict[str, Any]) -> None:
-    """TypeError naming the argument for a wrong type (see :mod:`tdcheck.api_checks`)."""
-    from tdcheck.api_checks import check_inputs, check_model, check_model_options
+    """TypeError naming the argument for a wrong type (see :mod:`tdcheck.core.api_args`)."""
+    from tdcheck.core.api_args import check_inputs, check_model, check_model_options
 
     check_model(function, "a", a)
     check_model(function, "b", b)

@@ -49,3 +49,18 @@ class EnvironmentProblem(TdcheckError):
     """The machine cannot do what was asked, e.g. no GPU (exit 3)."""
 
     exit_code = EXIT_ENVIRONMENT
+
+
+def error_text(exc: BaseException) -> str:
+    """One line for a TensorFlow error: its type and its own message, without graph noise.
+
+    >>> error_text(ValueError("{{function_node f}} slice index 10 out of bounds."))
+    'ValueError: slice index 10 out of bounds.'
+    """
+    text = getattr(exc, "message", None) or str(exc)
+    text = text.split("\n\t [[")[0].split("\t [[")[0]
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if "Detected at node" in text:  # a graph error: the op's own message comes last
+        lines = lines[-1:]
+    message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", " ".join(lines))
+    return f"{type(exc).__name__}: {message[:300] or 'no message'}"

@@ -253,7 +253,7 @@ def test_worker_runner_reuses_one_process_per_engine(monkeypatch):
         def close(self, abort=False):
             started.append(f"closed {self.engine}")
 
-    monkeypatch.setattr(backends, "Worker", FakeWorker)
+    monkeypatch.setattr("tdcheck.runners.engine_runner.Worker", FakeWorker)
     monkeypatch.setattr("tdcheck.engines.base.can_load_here", lambda name: False)
     monkeypatch.setattr("tdcheck.engines.base.installed", lambda name: True)
     with backends.EngineRunner() as runner:

@@ -157,8 +157,8 @@ def test_scaled_allowance_by_hand():
 def test_tensorfloat32_on_a_gpu_widens_the_float32_bounds(dtype, device, enabled, expected):
     from types import SimpleNamespace
 
-    from tdcheck.commands.compare import _bound_precision
+    from tdcheck.core.judge import bound_precision
 
     fake_engine = SimpleNamespace(tf32_setting=lambda: enabled)  # the engine's TF32 switch
-    assert _bound_precision(fake_engine, dtype, device) == expected
+    assert bound_precision(dtype, device, fake_engine.tf32_setting) == expected
     assert unit_roundoff("tf32") == 2.0**-11 and bounds.eta("tf32") == 2.0**-150

@@ -542,12 +542,12 @@ def test_fingerprint_holds_the_input_file_content(tmp_path):
 def test_interrupt_while_tensorflow_loads_reports_every_case_as_not_run(
     runner, tmp_path, monkeypatch, junit_counts
 ):
-    import tdcheck.commands.compare
+    import tdcheck.commands.session
 
     def interrupted(self, *args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(tdcheck.commands.compare.Session, "__init__", interrupted)
+    monkeypatch.setattr(tdcheck.commands.session.Session, "__init__", interrupted)
     out, junit = tmp_path / "r.json", tmp_path / "r.xml"
     result = run(runner, "sweep", "--seq", "2,3", "--output", str(out), "--junit", str(junit),
                  "--quiet")  # fmt: skip

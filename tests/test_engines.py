@@ -190,9 +190,9 @@ def test_missing_backend_is_exit_3_with_the_pip_line(runner, monkeypatch):
 
 
 def test_comparison_round_trips_through_json():
-    from tdcheck.commands.backends import comparison_from_dict
+    from tdcheck.core.result import Comparison
     from tdcheck.core.stats import compare_arrays
-    from tdcheck.reports.result import Comparison
+    from tdcheck.runners.protocol import comparison_from_dict
 
     a = np.array([1.0, np.inf, 3.0])
     stats = compare_arrays(a, np.array([1.0, 2.0, 3.0]), atol=1e-5, rtol=0)

@@ -191,16 +191,16 @@ def test_a_value_compare_rejects_is_rejected_up_front(runner, tmp_path):
 
 
 def test_errored_case_is_recorded_and_the_sweep_goes_on(runner, tmp_path, monkeypatch):
-    import tdcheck.commands.compare
+    import tdcheck.commands.session
 
-    real_run = tdcheck.commands.compare.Session.run
+    real_run = tdcheck.commands.session.Session.run
 
     def fail_on_seq_3(self, cfg, x):
         if cfg.seq == 3:
             raise ValueError("{{function_node f}} boom at seq 3")
         return real_run(self, cfg, x)
 
-    monkeypatch.setattr(tdcheck.commands.compare.Session, "run", fail_on_seq_3)
+    monkeypatch.setattr(tdcheck.commands.session.Session, "run", fail_on_seq_3)
     junit = tmp_path / "r.xml"
     result = run(runner, "sweep", "--seq", "2,3", "--format", "json", "--junit", str(junit))
     assert result.exit_code == 1
@@ -325,10 +325,10 @@ def test_github_step_summary_is_appended(runner, tmp_path):
 def test_interrupt_writes_the_partial_report_and_exits_130(
     runner, tmp_path, monkeypatch, junit_counts
 ):
-    import tdcheck.commands.compare
+    import tdcheck.commands.session
 
     calls = {"n": 0}
-    real_run = tdcheck.commands.compare.Session.run
+    real_run = tdcheck.commands.session.Session.run
 
     def run_then_interrupt(self, cfg, x):
         calls["n"] += 1
@@ -336,7 +336,7 @@ def test_interrupt_writes_the_partial_report_and_exits_130(
             raise KeyboardInterrupt
         return real_run(self, cfg, x)
 
-    monkeypatch.setattr(tdcheck.commands.compare.Session, "run", run_then_interrupt)
+    monkeypatch.setattr(tdcheck.commands.session.Session, "run", run_then_interrupt)
     out = tmp_path / "partial.json"
     junit = tmp_path / "partial.xml"
     result = run(runner, "sweep", "--seq", "2,3,4", "--output", str(out), "--quiet",

@@ -12,9 +12,9 @@ import pytest
 from rich.console import Console
 
 from tdcheck.cli import cli
+from tdcheck.core.result import fmt
 from tdcheck.reports import bench_render, render, sweep_render
 from tdcheck.reports.color import set_color_mode
-from tdcheck.reports.result import fmt
 
 WIDTHS = (60, 80, 120)
 

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import tdcheck
-from tdcheck.core.variants import VARIANT_NAMES, VARIANTS, HeadSpec, layer_name
+from tdcheck.core.variants import VARIANT_NAMES, HeadSpec, layer_name
+from tdcheck.engines.variant_layers import VARIANTS
 
 #: The kernel shape each layer stores for d=5 inputs and 2 units.
 STORED_KERNEL = {

@@ -262,8 +262,8 @@ def test_verdict_separates_an_oracle_disagreement_from_disagreeing_variants():
 
 
 def test_verdict_prints_float32_values_with_their_shortest_round_trip_repr():
+    from tdcheck.core.result import CompareResult, Comparison
     from tdcheck.core.stats import compare_arrays
-    from tdcheck.reports.result import CompareResult, Comparison
 
     a = np.array([132.00002], np.float32)
     b = np.array([132.0], np.float32)
@@ -300,8 +300,8 @@ def test_elu_near_zero_is_judged_with_its_cancellation():
     ],
 )
 def test_verdict_names_who_disagrees(kinds, who):
+    from tdcheck.core.result import CompareResult, Comparison
     from tdcheck.core.stats import compare_arrays
-    from tdcheck.reports.result import CompareResult, Comparison
 
     bad = compare_arrays(np.array([1.0], np.float32), np.array([2.0], np.float32), atol=0, rtol=0)
     comparisons = [Comparison(kind, "dense@jax", "dense@tensorflow", bad) for kind in kinds]

@@ -7,9 +7,9 @@ import signal
 import numpy as np
 import pytest
 
-from tdcheck.commands.backends import Worker
 from tdcheck.core.config import CompareConfig
 from tdcheck.errors import EnvironmentProblem
+from tdcheck.runners.worker import Worker
 
 
 def small() -> CompareConfig:

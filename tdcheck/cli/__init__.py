@@ -76,7 +76,7 @@ class TdcheckGroup(click.Group):
         except Exception as exc:  # TensorFlow failing at run time (e.g. out of memory), or a bug
             if os.environ.get("TDCHECK_DEBUG", "") not in ("", "0"):
                 raise
-            from tdcheck.engines.tensorflow import error_text
+            from tdcheck.errors import error_text
 
             code = _error(
                 f"unexpected {error_text(exc)} (TDCHECK_DEBUG=1 shows the traceback)",

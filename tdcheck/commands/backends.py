@@ -9,38 +9,29 @@
   first engine's, judged with :func:`tdcheck.core.backends.cross_tolerances`.
 * With ``baseline`` the run is judged against a saved archive (:mod:`tdcheck.core.baseline`).
 
-Workers get the input as ``.npy`` and hand back the report as JSON and the arrays as ``.npz``
-in a private temporary directory, read with ``allow_pickle=False``.
+Workers (:mod:`tdcheck.runners`) get the input as ``.npy`` and hand back the report as JSON
+and the arrays as ``.npz`` in a private temporary directory, read with ``allow_pickle=False``.
+Every verdict comes from :mod:`tdcheck.core.judge`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
-import os
-import signal
-import subprocess
-import sys
-import tempfile
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
+from tdcheck.commands.session import Session
 from tdcheck.core import baseline as baseline_io
-from tdcheck.core.backends import cross_tolerances
 from tdcheck.core.config import CompareConfig
-from tdcheck.core.stats import ArrayStats, compare_arrays
+from tdcheck.core.inputs import valid_positions
+from tdcheck.core.judge import cross_tolerances_for, judge_arrays, relabel
+from tdcheck.core.result import CompareRun, Comparison
 from tdcheck.engines.base import weights_of
-from tdcheck.errors import EXIT_ENVIRONMENT, ConfigError, EnvironmentProblem, TdcheckError
-from tdcheck.reports.result import ORACLE, Comparison
-
-if TYPE_CHECKING:  # the engines are imported only when a run needs them
-    from tdcheck.commands.compare import CompareRun
-
-#: Array name prefixes compared across backends and with a baseline (never the oracle's).
-COMPARED = ("outputs/", "gradients/", "trained/outputs/")
+from tdcheck.errors import ConfigError
+from tdcheck.runners.engine_runner import EngineRunner as _EngineRunner
+from tdcheck.runners.worker import Worker
 
 
 def run_compare(cfg: CompareConfig, x: np.ndarray) -> CompareRun:
@@ -71,8 +62,6 @@ def run_on_engine(
     name = cfg.engine
     require_installed(name)
     if can_load_here(name):
-        from tdcheck.commands.compare import Session
-
         session = Session(engine=name)
         session.use_weights(weights)
         return session.run(cfg, x)
@@ -137,19 +126,14 @@ def _same(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> bool:
 
 def combine(cfg: CompareConfig, runs: dict[str, CompareRun]) -> CompareRun:
     """One report from one run per engine (the first is the reference)."""
-    from tdcheck.commands.compare import CompareRun, valid_positions
-
     names = list(runs)
     first = runs[names[0]]
     comparisons: list[Comparison] = []
     for name, run in runs.items():
-        for c in run.comparisons:
-            a = c.a if c.a == ORACLE else f"{c.a}@{name}"
-            b = c.b if c.b == ORACLE else f"{c.b}@{name}"
-            comparisons.append(dataclasses.replace(c, a=a, b=b))
+        comparisons += relabel(run.comparisons, name)
     tf32 = any(bool(run.environment.get("tf32")) for run in runs.values())
     devices = {run.environment.get("device") for run in runs.values()}
-    atol, rtol = _tolerances(cfg, tf32=tf32 and len(devices) > 1)
+    atol, rtol = cross_tolerances_for(cfg, tf32=tf32 and len(devices) > 1)
     valid = valid_positions(cfg)
     for name in names[1:]:
         comparisons += judge_arrays(
@@ -183,62 +167,13 @@ def combine(cfg: CompareConfig, runs: dict[str, CompareRun]) -> CompareRun:
     )
 
 
-def _tolerances(cfg: CompareConfig, *, tf32: bool) -> tuple[float, float]:
-    if cfg.atol is not None and cfg.rtol is not None:
-        return cfg.atol, cfg.rtol
-    return cross_tolerances(cfg.dtype, tf32=tf32)
-
-
-def judge_arrays(
-    actual: dict[str, np.ndarray], expected: dict[str, np.ndarray], *, kind: str, atol: float,
-    rtol: float, exact: bool, label_a: str, label_b: str, valid: np.ndarray, lengths: bool,
-    variants: tuple[str, ...],
-) -> list[Comparison]:  # fmt: skip
-    """Compare every variant's output, gradient and trained output that both archives hold."""
-    comparisons = []
-    for key in sorted(expected):
-        if not key.startswith(COMPARED) or key not in actual or "/oracle" in key:
-            continue
-        parts = key.split("/")
-        if key.startswith("trained/"):
-            variant, quantity = parts[2], "trained output"
-        elif key.startswith("gradients/"):
-            variant, quantity = parts[1], "/".join(parts[2:]) or "gradient"
-        else:
-            variant, quantity = parts[1], "output"
-        if variant not in variants:  # the oracle, the cotangent R, another device's output
-            continue
-        where = None
-        if lengths and quantity in ("output", "trained output"):
-            where = valid[..., None]
-        stats = _stats(actual[key], expected[key], atol, rtol, exact, where)
-        comparisons.append(
-            Comparison(kind, f"{variant}{label_a}", f"{variant}{label_b}", stats, quantity)
-        )
-    return comparisons
-
-
-def _stats(
-    a: np.ndarray, b: np.ndarray, atol: float, rtol: float, exact: bool, where: Any
-) -> ArrayStats:
-    if a.shape != b.shape:  # e.g. a backend whose head returned another length
-        return ArrayStats(
-            shape_a=tuple(a.shape), shape_b=tuple(b.shape), dtype_a=str(a.dtype),
-            dtype_b=str(b.dtype), atol=atol, rtol=rtol, exact=exact, passed=False,
-            total=int(b.size), mismatched=int(b.size), note="the shapes differ",
-        )  # fmt: skip
-    return compare_arrays(a, b, atol=atol, rtol=rtol, exact=exact, where=where)
-
-
 def add_baseline_comparisons(
     run: CompareRun, base: baseline_io.Baseline, cfg: CompareConfig
 ) -> None:
     """Judge the run's outputs (and gradients, trained outputs) against the baseline's."""
-    from tdcheck.commands.compare import valid_positions
-
     here, there = run.environment, base.environment
     tf32 = bool(here.get("tf32") or there.get("tf32")) and here.get("device") != there.get("device")
-    atol, rtol = _tolerances(cfg, tf32=tf32)
+    atol, rtol = cross_tolerances_for(cfg, tf32=tf32)
     # One backend: its arrays. --backends: the first backend's, then each other's
     # (saved under backends/<name>/), named variant@backend.
     sources = [("", run.arrays)]
@@ -266,215 +201,12 @@ def add_baseline_comparisons(
     )
 
 
-# -- worker processes -----------------------------------------------------------------------
-
-
-class Worker:
-    """A ``python -m tdcheck.commands.worker`` process for one engine (see that module).
-
-    ``submit`` sends a request without waiting, so several workers run at once; ``result``
-    waits for the answer. Used as a context manager it ends the process on exit.
-    """
-
-    def __init__(self, engine: str) -> None:
-        self.engine = engine
-        self._tmp = tempfile.TemporaryDirectory(prefix="tdcheck-worker-")
-        self._count = 0
-        self._pending: Path | None = None
-        self._stderr: IO[bytes] = open(Path(self._tmp.name) / "stderr.txt", "wb")  # noqa: SIM115
-        env = dict(os.environ)
-        env["KERAS_BACKEND"] = "tensorflow" if engine == "keras2" else engine
-        package_root = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
-        debug = os.environ.get("TDCHECK_DEBUG", "") not in ("", "0")
-        self._process = subprocess.Popen(
-            [sys.executable, "-m", "tdcheck.commands.worker"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=None if debug else self._stderr,
-            env=env,
-            text=True,
-        )
-
-    def __enter__(self) -> Worker:
-        return self
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        self.close(abort=exc_type is not None)
-
-    def submit(
-        self, cfg: CompareConfig, x: np.ndarray, weights: dict[str, np.ndarray] | None = None
-    ) -> None:
-        directory = self._directory({"engine": self.engine, "config": cfg.to_dict()})
-        np.save(directory / "input.npy", x, allow_pickle=False)
-        if weights:
-            from tdcheck.commands.worker import save_npz
-
-            save_npz(directory / "weights.npz", weights)
-        self._post(directory)
-
-    def submit_bench(self, plan: dict[str, Any]) -> None:
-        """Send a bench plan (:func:`tdcheck.commands.bench.plan_to_dict`) without waiting."""
-        self._post(self._directory({"engine": self.engine, "bench": plan}))
-
-    def _directory(self, request: dict[str, Any]) -> Path:
-        """A new request directory holding ``request.json``."""
-        self._count += 1
-        directory = Path(self._tmp.name) / f"request-{self._count}"
-        directory.mkdir()
-        (directory / "request.json").write_text(json.dumps(request), encoding="utf-8")
-        return directory
-
-    def _post(self, directory: Path) -> None:
-        assert self._process.stdin is not None
-        try:
-            self._process.stdin.write(json.dumps({"dir": str(directory)}) + "\n")
-            self._process.stdin.flush()
-        except BrokenPipeError:
-            raise self._died() from None
-        self._pending = directory
-
-    def result(self) -> CompareRun:
-        """The finished run of the last request (raises its error, with its exit code)."""
-        return read_result(self._reply())
-
-    def bench_result(self) -> dict[str, Any]:
-        """The bench report document of the last :meth:`submit_bench`."""
-        return dict(json.loads((self._reply() / "result.json").read_text(encoding="utf-8")))
-
-    def _reply(self) -> Path:
-        """Wait for the answer to the last request; its directory (or its error raised)."""
-        assert self._pending is not None and self._process.stdout is not None
-        directory, self._pending = self._pending, None
-        line = self._process.stdout.readline()
-        if not line:
-            raise self._died()
-        reply = json.loads(line)
-        if not reply.get("ok"):
-            error = TdcheckError(f"{self.engine}: {reply.get('error', 'failed')}")
-            error.exit_code = int(reply.get("exit_code", EXIT_ENVIRONMENT))
-            raise error
-        return directory
-
-    def _died(self) -> EnvironmentProblem:
-        code = self._process.wait()
-        self._stderr.flush()
-        tail = (Path(self._tmp.name) / "stderr.txt").read_text(errors="replace").strip()
-        last = tail.splitlines()[-1][:300] if tail else "no message"
-        how = f"exit {code}"
-        if code < 0:
-            with contextlib.suppress(ValueError):
-                how = f"killed by {signal.Signals(-code).name}"
-        return EnvironmentProblem(f"the {self.engine} worker ended ({how}): {last}")
-
-    def close(self, abort: bool = False) -> None:
-        """End the process. An idle worker exits when its stdin closes; one still busy with a
-        request nobody will read (an interrupt, another worker's error) is terminated at once,
-        and killed if it does not end within a few seconds (a hung or stopped worker)."""
-        with contextlib.suppress(OSError):
-            if self._process.stdin is not None:
-                self._process.stdin.close()
-        busy = abort or self._pending is not None
-        if busy and self._process.poll() is None:
-            with contextlib.suppress(OSError):
-                self._process.terminate()
-        try:
-            self._process.wait(timeout=3 if busy else 30)
-        except subprocess.TimeoutExpired:
-            self._process.kill()
-            self._process.wait()
-        self._stderr.close()
-        self._tmp.cleanup()
-
-
-def read_result(directory: Path) -> CompareRun:
-    """A :class:`CompareRun` from a worker's ``result.json`` and ``arrays.npz``."""
-    from tdcheck.commands.compare import CompareRun
-    from tdcheck.commands.worker import CAST_KEY
-
-    doc = json.loads((directory / "result.json").read_text(encoding="utf-8"))
-    with np.load(directory / "arrays.npz", allow_pickle=False) as archive:
-        arrays = {key: archive[key] for key in archive.files}
-    for key, dtype in doc.get(CAST_KEY, {}).items():
-        arrays[key] = arrays[key].astype(_dtype(dtype))
-    return CompareRun(
-        config=doc["config"],
-        environment=doc["environment"],
-        layers=doc["layers"],
-        total_params=doc["total_params"],
-        comparisons=[comparison_from_dict(c) for c in doc["comparisons"]],
-        notes=doc["notes"],
-        training=doc["training"],
-        power=doc.get("power"),
-        arrays=arrays,
-    )
-
-
-def _dtype(name: str) -> Any:
-    if name == "bfloat16":
-        import ml_dtypes
-
-        return ml_dtypes.bfloat16
-    return np.dtype(name)
-
-
-def comparison_from_dict(doc: dict[str, Any]) -> Comparison:
-    """The inverse of :meth:`Comparison.to_dict` (non-finite strings back to floats)."""
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(ArrayStats):
-        if f.name not in doc:
-            continue
-        value = doc[f.name]
-        if isinstance(value, str) and value in ("nan", "inf", "-inf"):
-            value = float(value)
-        elif isinstance(value, list):
-            value = tuple(value)
-        values[f.name] = value
-    stats = ArrayStats(**values)
-    keys = doc.get("arrays")
-    return Comparison(
-        doc["kind"], doc["a"], doc["b"], stats, doc.get("quantity", "output"),
-        keys=tuple(keys) if keys else None,
-    )  # fmt: skip
-
-
-class EngineRunner:
-    """Runs configurations on whichever engine each names, reusing what it started: the
-    engine that can load in this process runs here (one :class:`Session`), every other in one
-    :class:`Worker` kept for the next configuration on it. ``tdcheck sweep`` with a
-    ``--backend`` axis so pays one start-up per backend, not one per case."""
+class EngineRunner(_EngineRunner):
+    """:class:`tdcheck.runners.engine_runner.EngineRunner` with compare's :class:`Session` for
+    the engine that loads in this process (``tdcheck sweep``)."""
 
     def __init__(self) -> None:
-        self._sessions: dict[str, Any] = {}
-        self._workers: dict[str, Worker] = {}
-
-    def __enter__(self) -> EngineRunner:
-        return self
-
-    def __exit__(self, exc_type: object, *exc: object) -> None:
-        self.close(abort=exc_type is not None)
-
-    def run(self, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
-        from tdcheck.engines.base import can_load_here, require_installed
-
-        name = cfg.engine
-        if name in self._sessions:
-            return self._sessions[name].run(cfg, x)
-        require_installed(name)
-        if name not in self._workers and can_load_here(name):
-            from tdcheck.commands.compare import Session
-
-            self._sessions[name] = Session(engine=name)
-            return self._sessions[name].run(cfg, x)
-        if name not in self._workers:
-            self._workers[name] = Worker(name)
-        self._workers[name].submit(cfg, x)
-        return self._workers[name].result()
-
-    def close(self, abort: bool = False) -> None:
-        for worker in self._workers.values():
-            worker.close(abort=abort)
-        self._workers.clear()
+        super().__init__(lambda engine: Session(engine=engine))
 
 
 def merge_environment(target: dict[str, Any], env: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ inner layer once (keras-team/keras#21179). This module times every variant on th
   ``with_trunk`` the whole model (trunk + head);
 * **backend**: ``tensorflow``, ``jax`` or ``torch`` (``--backend``; default ``$KERAS_BACKEND``,
   else tensorflow). Keras picks its backend once per process, so a backend other than the one
-  this process can load runs in a worker process (:class:`tdcheck.commands.backends.Worker`);
+  this process can load runs in a worker process (:class:`tdcheck.runners.worker.Worker`);
 * **how** (:data:`BACKEND_MODES`): ``eager`` (Keras call) on every backend; on TensorFlow
   ``graph`` (``tf.function``) or ``xla`` (``jit_compile=True``), with a ``static``
   (``TensorSpec([batch, seq, d])``) or ``dynamic`` (``[batch, None, d]``) time dimension; on
@@ -216,7 +216,7 @@ class BenchResult:
         return bool(self.equivalence.get("passed"))
 
     def to_dict(self) -> dict[str, Any]:
-        from tdcheck.reports.result import SCHEMA_VERSION, to_jsonable
+        from tdcheck.core.result import SCHEMA_VERSION, to_jsonable
 
         return to_jsonable(
             {
@@ -287,7 +287,7 @@ def bench(plan: BenchPlan, *, on_cell: Callable[[str], None] | None = None) -> d
     require_installed(plan.backend)
     if can_load_here(plan.backend):
         return run_bench(plan, on_cell=on_cell).to_dict()
-    from tdcheck.commands.backends import Worker
+    from tdcheck.runners.worker import Worker
 
     with Worker(plan.backend) as worker:
         worker.submit_bench(plan_to_dict(plan))
@@ -305,7 +305,7 @@ def plan_to_dict(plan: BenchPlan) -> dict[str, Any]:
 
 def plan_from_dict(doc: dict[str, Any]) -> BenchPlan:
     """The inverse of :func:`plan_to_dict`, validated again."""
-    from tdcheck.commands.worker import config_from_dict
+    from tdcheck.runners.protocol import config_from_dict
 
     return BenchPlan(
         config=config_from_dict(doc["config"]),
@@ -326,7 +326,8 @@ def run_bench(
 ) -> BenchResult:
     """Check equivalence, then time every variant and the reference in every cell, in this
     process (its backend must be loadable here; :func:`bench` chooses)."""
-    from tdcheck.commands.compare import Session, prepare
+    from tdcheck.commands.compare import prepare
+    from tdcheck.commands.session import Session
     from tdcheck.engines.base import quiet
     from tdcheck.engines.keras3 import to_numpy
 

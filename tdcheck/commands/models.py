@@ -2,8 +2,8 @@
 
 Both models get the same inputs: random ones shaped from the first model's input specs
 (unknown sizes from ``seq``/``batch``, several sequence lengths) and any the user gives.
-Outputs are judged by :func:`judge` (the comparator ``compare`` uses, with per-dtype
-default tolerances). The result's truth value is the verdict.
+Outputs are judged by :mod:`tdcheck.core.judge` (the judge ``compare`` uses; the tolerance
+rule with per-dtype default tolerances). The result's truth value is the verdict.
 
 >>> import tdcheck                                                  # doctest: +SKIP
 >>> result = tdcheck.compare_models("before.keras", "after.keras")  # doctest: +SKIP
@@ -23,10 +23,9 @@ from typing import Any
 import numpy as np
 
 from tdcheck.core.inputs import check_input_values, read_npy_header
-from tdcheck.core.stats import ArrayStats, compare_arrays
-from tdcheck.core.tolerances import DEFAULT_TOLERANCES
+from tdcheck.core.judge import Tolerance, judge_outputs, raised_stats, tolerance_for
+from tdcheck.core.result import SCHEMA_VERSION, Check, to_jsonable, verdict_text
 from tdcheck.errors import EXIT_FAIL, EXIT_PASS, ConfigError
-from tdcheck.reports.result import SCHEMA_VERSION, fmt, to_jsonable
 
 DEFAULT_SEQ = (5, 7)
 DEFAULT_BATCH = 2
@@ -35,78 +34,6 @@ MAX_INPUT_ELEMENTS = 50_000_000  # refuse absurd random inputs before allocating
 
 Spec = tuple[str, tuple[int | None, ...], str]
 InputSet = list[np.ndarray]
-
-
-@dataclass
-class Tolerance:
-    """The pass rule's numbers and where they came from (``default`` per dtype, ``given``)."""
-
-    atol: float
-    rtol: float
-    dtype: str
-    source: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"atol": self.atol, "rtol": self.rtol, "dtype": self.dtype, "source": self.source}
-
-
-def tolerance_for(dtype: str, atol: float | None = None, rtol: float | None = None) -> Tolerance:
-    """Per-dtype defaults (float32: 1e-5 / 1.3e-6); integers and bools must match exactly."""
-    default = DEFAULT_TOLERANCES.get(dtype, (0.0, 0.0))
-    source = "given" if atol is not None or rtol is not None else "default"
-    return Tolerance(
-        atol=default[0] if atol is None else float(atol),
-        rtol=default[1] if rtol is None else float(rtol),
-        dtype=dtype,
-        source=source,
-    )
-
-
-def judge(actual: Any, expected: Any, tolerance: Tolerance) -> ArrayStats:
-    """The one place outputs are judged: ``actual`` against the reference ``expected``."""
-    return compare_arrays(actual, expected, atol=tolerance.atol, rtol=tolerance.rtol)
-
-
-@dataclass
-class Check:
-    """One judged output: which check (``call 5x2``, ``predict``...), which output."""
-
-    check: str
-    output: str
-    stats: ArrayStats
-
-    @property
-    def passed(self) -> bool:
-        return self.stats.passed
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"check": self.check, "output": self.output, **self.stats.to_dict()}
-
-
-def verdict_text(checks: Sequence[Check], tolerance: Tolerance, subject: str) -> str:
-    """``EQUIVALENT: ... bitwise identical`` or ``NOT EQUIVALENT: ...`` with the worst element."""
-    failed = [c for c in checks if not c.passed]
-    n = len(checks)
-    if failed:
-        worst = max(failed, key=lambda c: _key(c.stats.max_abs_diff))
-        s = worst.stats
-        where = s.note or (
-            f"worst {worst.check} {worst.output} at {list(s.worst_index or ())}: "
-            f"{fmt(s.worst_a)} vs {fmt(s.worst_b)} (|diff| {fmt(s.max_abs_diff)})"
-        )
-        return f"NOT EQUIVALENT: {len(failed)} of {n} checks failed; {where}"
-    if checks and all(c.stats.bitwise_equal for c in checks):
-        return f"EQUIVALENT: {subject} bitwise identical on all {n} checks"
-    ulp = max((c.stats.max_ulp or 0) for c in checks) if checks else 0
-    diff = max((c.stats.max_abs_diff or 0.0) for c in checks) if checks else 0.0
-    return (
-        f"EQUIVALENT within tolerance (atol {fmt(tolerance.atol)}, rtol {fmt(tolerance.rtol)}): "
-        f"{n} checks, up to {ulp} ULP, max abs diff {fmt(diff)}"
-    )
-
-
-def _key(value: float | None) -> float:
-    return float("inf") if value is None or value != value else value
 
 
 @dataclass
@@ -299,19 +226,9 @@ def _npz_inputs(data: Any, specs: Sequence[Spec], path: str) -> list[np.ndarray]
 # -- comparing ----------------------------------------------------------------------------
 
 
-def output_tolerance(model: Any, atol: float | None, rtol: float | None) -> Tolerance:
-    dtype = str(model.outputs[0].dtype) if model.outputs else "float32"
-    return tolerance_for(dtype, atol, rtol)
-
-
-def judge_outputs(
-    label: str, names: Sequence[str], actual: Sequence[np.ndarray],
-    expected: Sequence[np.ndarray], tolerance: Tolerance,
-) -> list[Check]:  # fmt: skip
-    return [
-        Check(label, name, judge(b, a, tolerance))
-        for name, b, a in zip(names, actual, expected, strict=True)
-    ]
+def output_dtype(model: Any) -> str:
+    """The dtype a model's outputs are judged in (its first output's)."""
+    return str(model.outputs[0].dtype) if model.outputs else "float32"
 
 
 def reference_outputs(model: Any, xs: InputSet, label: str, what: str) -> list[np.ndarray]:
@@ -341,15 +258,6 @@ def judged_call(
         return [Check(label, name, raised_stats(f"raised {exc}", want, tolerance))
                 for name, want in zip(names, expected, strict=True)]  # fmt: skip
     return judge_outputs(label, names, actual, expected, tolerance)
-
-
-def raised_stats(note: str, expected: np.ndarray, tolerance: Tolerance) -> ArrayStats:
-    """A failed comparison for an output that was never produced."""
-    return ArrayStats(
-        shape_a=(), shape_b=tuple(expected.shape), dtype_a="none", dtype_b=str(expected.dtype),
-        atol=tolerance.atol, rtol=tolerance.rtol, exact=False, passed=False,
-        total=int(expected.size), mismatched=int(expected.size), note=note,
-    )  # fmt: skip
 
 
 def describe(model: Any, path: str | None) -> dict[str, Any]:
@@ -466,7 +374,7 @@ def compare_models(
     model_b, path_b = _resolve(b, unsafe)
     check_same_inputs(model_a, model_b)
     sets = input_sets(model_a, inputs, checks=checks, seq=seq, batch=batch, seed=seed)
-    tolerance = output_tolerance(model_a, atol, rtol)
+    tolerance = tolerance_for(output_dtype(model_a), atol, rtol)
     names = kr.output_names(model_a)
     comparisons: list[Check] = []
     for label, xs in sets:

@@ -4,7 +4,7 @@
    ``layer`` (same name, same weights; :mod:`tdcheck.engines.keras_rewrite`).
 2. Verify: original and rewritten called on the same random inputs (two or more
    sequence lengths, batch != length) and the user's, judged by
-   :func:`tdcheck.commands.models.judge`; the rewritten model's ``predict`` on every
+   :func:`tdcheck.core.judge.judge_outputs`; the rewritten model's ``predict`` on every
    length too. The ORIGINAL's ``predict`` on a second length is checked against its own
    eager call: Keras 3's TimeDistributed under a retraced ``predict`` maps over the batch
    axis (wrong shape when batch < length, an error when batch > length). That finding
@@ -32,19 +32,16 @@ from tdcheck.commands.models import (
     DEFAULT_BATCH,
     DEFAULT_CHECKS,
     DEFAULT_SEQ,
-    Check,
-    Tolerance,
     input_sets,
-    judge_outputs,
     judged_call,
-    output_tolerance,
+    output_dtype,
     reference_outputs,
-    verdict_text,
 )
+from tdcheck.core.judge import Tolerance, judge_outputs, tolerance_for
 from tdcheck.core.model_file import WrappedLayer, read_model_file
+from tdcheck.core.result import SCHEMA_VERSION, Check, to_jsonable, verdict_text
 from tdcheck.errors import EXIT_FAIL, EXIT_PASS, ConfigError
 from tdcheck.reports.render import shape_text
-from tdcheck.reports.result import SCHEMA_VERSION, to_jsonable
 
 
 @dataclass
@@ -234,7 +231,7 @@ def rewrite(
 
     sets = input_sets(original, inputs, checks=checks, seq=seq, batch=batch, seed=seed)
     names = kr.output_names(original)
-    tolerance = output_tolerance(original, atol, rtol)
+    tolerance = tolerance_for(output_dtype(original), atol, rtol)
     step("the original's predict on each sequence length")
     labelled, _ = predict_findings(original, sets, names, tolerance)
     findings = [text for _, text in labelled]

@@ -22,8 +22,8 @@ from tdcheck.core.model_file import (
     read_model_file,
     time_distributed_layers,
 )
+from tdcheck.core.result import SCHEMA_VERSION, to_jsonable
 from tdcheck.errors import EXIT_FAIL, EXIT_PASS, EXIT_USAGE, ConfigError
-from tdcheck.reports.result import SCHEMA_VERSION, to_jsonable
 
 
 @dataclass

@@ -7,7 +7,7 @@ checks every selected case as ``compare`` would before loading TensorFlow (a bad
 
 :func:`run_sweep` imports TensorFlow once and builds a model once for every configuration that
 differs only in batch size, sequence length or input (see
-:class:`tdcheck.commands.compare.Session`). A case that raises is recorded as errored and the
+:class:`tdcheck.commands.session.Session`). A case that raises is recorded as errored and the
 sweep goes on; ``fail_fast`` stops at the first case that fails or errors; Ctrl-C stops the
 sweep and keeps what was done (``interrupted``). Cases that did not run are listed in
 ``not_run`` with the reason, so reports and JUnit show them.
@@ -207,7 +207,7 @@ class SweepResult:
 
     def to_dict(self) -> dict[str, Any]:
         # Imported here: planning a sweep (and --list) needs no NumPy.
-        from tdcheck.reports.result import SCHEMA_VERSION, to_jsonable
+        from tdcheck.core.result import SCHEMA_VERSION, to_jsonable
 
         return to_jsonable(
             {

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from tdcheck.core.config import format_bytes
+
+if TYPE_CHECKING:
+    from tdcheck.core.config import CompareConfig
 from tdcheck.errors import ConfigError
 
 #: The largest .npy header read (NumPy's own default limit).
@@ -161,3 +164,11 @@ def check_input_values(what: str, x: np.ndarray, dtype: str) -> None:
                 f"{dtype} (largest magnitude {np.abs(values).max():g}, first at {first}): "
                 "they would become inf"
             )
+
+
+def valid_positions(cfg: CompareConfig) -> np.ndarray:
+    """``(batch, seq)`` booleans: True where a timestep is within its row's length."""
+    assert cfg.batch and cfg.seq
+    if cfg.lengths is None:
+        return np.ones((cfg.batch, cfg.seq), bool)
+    return np.arange(cfg.seq)[None, :] < np.asarray(cfg.lengths)[:, None]

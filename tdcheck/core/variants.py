@@ -6,9 +6,9 @@ Each variant builds a Keras layer that maps ``(batch, seq, d)`` to
 ``(1, d, units)``); weights move between variants through the canonical
 ``(d, units)`` kernel, reshaped, so shared weights are the same numbers.
 
-Adding a variant is one :data:`VARIANTS` entry (a name, a description and a
-builder) plus its test in ``tests/test_variants.py``. Keras is imported only
-inside the builders, so listing the variants stays cheap.
+Adding a variant is one :data:`DESCRIPTIONS` entry here, its builder in
+:data:`tdcheck.engines.variant_layers.VARIANTS`, and its test in
+``tests/test_variants.py``. Core imports no framework, so listing the variants stays cheap.
 
 >>> VARIANT_NAMES[:2]
 ('dense', 'time-distributed')
@@ -16,7 +16,6 @@ inside the builders, so listing the variants stays cheap.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,74 +32,15 @@ class HeadSpec:
     dtype: Any = None
 
 
-@dataclass(frozen=True)
-class Variant:
-    """One registry entry: ``build(spec)`` returns an unbuilt Keras layer."""
-
-    name: str
-    description: str
-    build: Callable[[HeadSpec], Any]
-
-
-def _dense(spec: HeadSpec) -> Any:
-    from keras import layers
-
-    return layers.Dense(
-        spec.units,
-        activation=spec.activation,
-        kernel_initializer=spec.kernel_initializer,
-        bias_initializer=spec.bias_initializer,
-        name=spec.name,
-        dtype=spec.dtype,
-    )
-
-
-def _time_distributed(spec: HeadSpec) -> Any:
-    from keras import layers
-
-    inner = _dense(HeadSpec(**{**spec.__dict__, "name": f"{spec.name}_dense"}))
-    return layers.TimeDistributed(inner, name=spec.name, dtype=spec.dtype)
-
-
-def _conv1d(spec: HeadSpec) -> Any:
-    from keras import layers
-
-    return layers.Conv1D(
-        spec.units,
-        kernel_size=1,
-        activation=spec.activation,
-        kernel_initializer=spec.kernel_initializer,
-        bias_initializer=spec.bias_initializer,
-        name=spec.name,
-        dtype=spec.dtype,
-    )
-
-
-def _einsum(spec: HeadSpec) -> Any:
-    from keras import layers
-
-    return layers.EinsumDense(
-        "abc,cd->abd",
-        output_shape=(None, spec.units),
-        bias_axes="d",
-        activation=spec.activation,
-        kernel_initializer=spec.kernel_initializer,
-        bias_initializer=spec.bias_initializer,
-        name=spec.name,
-        dtype=spec.dtype,
-    )
-
-
-VARIANTS: dict[str, Variant] = {
-    v.name: v
-    for v in (
-        Variant("dense", "Dense(units) applied to the 3-D tensor", _dense),
-        Variant("time-distributed", "TimeDistributed(Dense(units))", _time_distributed),
-        Variant("conv1d", "Conv1D(units, kernel_size=1)", _conv1d),
-        Variant("einsum", "EinsumDense('abc,cd->abd')", _einsum),
-    )
+#: Every variant by name, with its description; the Keras builders live in
+#: :mod:`tdcheck.engines.variant_layers` (core imports no framework).
+DESCRIPTIONS: dict[str, str] = {
+    "dense": "Dense(units) applied to the 3-D tensor",
+    "time-distributed": "TimeDistributed(Dense(units))",
+    "conv1d": "Conv1D(units, kernel_size=1)",
+    "einsum": "EinsumDense('abc,cd->abd')",
 }
-VARIANT_NAMES: tuple[str, ...] = tuple(VARIANTS)
+VARIANT_NAMES: tuple[str, ...] = tuple(DESCRIPTIONS)
 
 
 def layer_name(variant: str) -> str:

@@ -285,14 +285,14 @@ class Engine(abc.ABC):
         }
 
     def error_text(self, exc: BaseException) -> str:
-        from tdcheck.engines.tensorflow import error_text
+        from tdcheck.engines.common import error_text
 
         return error_text(exc)
 
 
 def quiet() -> contextlib.AbstractContextManager[None]:
-    """Silence native logging and Python warnings (see :func:`tdcheck.engines.tensorflow.quiet`)."""
-    from tdcheck.engines.tensorflow import quiet as _quiet
+    """Silence native logging and Python warnings (see :func:`tdcheck.engines.common.quiet`)."""
+    from tdcheck.engines.common import quiet as _quiet
 
     return _quiet()
 

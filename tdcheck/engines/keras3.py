@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from tdcheck.engines.common import _without_pyplot, debug_enabled, quiet_native_stderr
 from tdcheck.engines.keras_model import TRUNK_WEIGHTS
-from tdcheck.engines.tensorflow import _without_pyplot, debug_enabled, quiet_native_stderr
 from tdcheck.errors import EnvironmentProblem
 
 

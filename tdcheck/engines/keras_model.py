@@ -21,7 +21,8 @@ from typing import Any
 import numpy as np
 
 from tdcheck.core.config import CompareConfig, InitializerSpec
-from tdcheck.core.variants import VARIANTS, HeadSpec, layer_name
+from tdcheck.core.variants import HeadSpec, layer_name
+from tdcheck.engines.variant_layers import VARIANTS
 
 _TRUNK_CLASSES = {"lstm": "LSTM", "gru": "GRU", "simple-rnn": "SimpleRNN"}
 #: The trunk's weights in the order Keras holds them (``trunk.get_weights()``).

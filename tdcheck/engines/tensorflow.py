@@ -11,71 +11,21 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
-import re
-import sys
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from tdcheck.engines.base import Engine
+from tdcheck.engines.common import (
+    _without_pyplot,
+    debug_enabled,
+    error_text,
+    quiet,
+    quiet_native_stderr,
+)
 from tdcheck.errors import EnvironmentProblem
-
-
-def debug_enabled() -> bool:
-    return os.environ.get("TDCHECK_DEBUG", "") not in ("", "0")
-
-
-@contextlib.contextmanager
-def quiet_native_stderr() -> Iterator[None]:
-    """Silence file descriptor 2 (native C++ logging) inside the block."""
-    if debug_enabled():
-        yield
-        return
-    try:
-        sys.stderr.flush()
-        saved = os.dup(2)
-    except (OSError, ValueError, AttributeError):
-        yield
-        return
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
-
-
-@contextlib.contextmanager
-def quiet() -> Iterator[None]:
-    """Silence native logging and Python warnings (e.g. Keras on dropped masks)."""
-    with quiet_native_stderr(), warnings.catch_warnings():
-        if not debug_enabled():
-            warnings.simplefilter("ignore")
-        yield
-
-
-@contextlib.contextmanager
-def _without_pyplot() -> Iterator[None]:
-    """Hide matplotlib while TensorFlow and Keras are imported.
-
-    Keras imports ``matplotlib.pyplot`` at start-up (for an image-gallery helper that tdcheck
-    never calls; it falls back to ``plt = None``), which costs about 0.7 s when matplotlib is
-    installed. Afterwards matplotlib imports normally again.
-    """
-    if "matplotlib" in sys.modules:
-        yield
-        return
-    sys.modules["matplotlib"] = None  # type: ignore[assignment]  # import raises ImportError
-    try:
-        yield
-    finally:
-        if sys.modules.get("matplotlib") is None:
-            del sys.modules["matplotlib"]
-
 
 _LOADED: tuple[Any, Any] | None = None
 
@@ -167,21 +117,6 @@ def environment(tf: Any, keras: Any, device: str) -> dict[str, Any]:
         "cpu_count": os.cpu_count(),
         "onednn": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "default"),
     }
-
-
-def error_text(exc: BaseException) -> str:
-    """One line for a TensorFlow error: its type and its own message, without graph noise.
-
-    >>> error_text(ValueError("{{function_node f}} slice index 10 out of bounds."))
-    'ValueError: slice index 10 out of bounds.'
-    """
-    text = getattr(exc, "message", None) or str(exc)
-    text = text.split("\n\t [[")[0].split("\t [[")[0]
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    if "Detected at node" in text:  # a graph error: the op's own message comes last
-        lines = lines[-1:]
-    message = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", " ".join(lines))
-    return f"{type(exc).__name__}: {message[:300] or 'no message'}"
 
 
 class TensorFlowEngine(Engine):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import IO, Any
 
+from tdcheck.core.result import fmt
 from tdcheck.reports.render import (
     exact_value,
     print_table,
@@ -16,7 +17,6 @@ from tdcheck.reports.render import (
     report_console,
     shape_text,
 )
-from tdcheck.reports.result import fmt
 
 
 def render(doc: dict[str, Any], fmt_name: str) -> str:

@@ -11,9 +11,8 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Protocol
 
-from tdcheck.commands.sweep import CaseResult
 from tdcheck.reports.color import console_options, is_terminal
 
 
@@ -21,6 +20,14 @@ def tensorflow_loaded() -> bool:
     """Whether tdcheck's TensorFlow engine has finished importing TensorFlow."""
     module = sys.modules.get("tdcheck.engines.tensorflow")
     return getattr(module, "_LOADED", None) is not None
+
+
+class CaseResult(Protocol):
+    """What the bar needs of a sweep case (:class:`tdcheck.commands.sweep.CaseResult`):
+    reports never import commands."""
+
+    @property
+    def status(self) -> str: ...
 
 
 @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""Rendering a :class:`~tdcheck.reports.result.CompareResult` as a table, Markdown or JSON.
+"""Rendering a :class:`~tdcheck.core.result.CompareResult` as a table, Markdown or JSON.
 
 Tables are laid out by :func:`print_table` so that no value is ever cut or split: one line
 per row when it fits, else the row's label on a line of its own with the numbers under it,
@@ -16,25 +16,13 @@ from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from tdcheck.core.backends import framework_text
+from tdcheck.core.result import CompareResult, Comparison, exact_value, fmt
 from tdcheck.reports.color import console_options, is_terminal
-from tdcheck.reports.result import CompareResult, Comparison, fmt
 
 #: Width for tables rendered into a file (--output r.txt) and for pipes without $COLUMNS.
 PIPE_WIDTH = 140
 #: "Unlimited": prose is never wrapped when piped, so grep finds whole verdict lines.
 NO_WRAP_WIDTH = 100_000
-
-
-def exact_value(value: float | None, dtype: str) -> str:
-    """The shortest text that round-trips ``value`` in its own dtype (float32: 9 digits)."""
-    if value is None:
-        return "n/a"
-    try:
-        import numpy as np
-
-        return str(np.dtype(dtype).type(value))
-    except (TypeError, ValueError):
-        return repr(value)
 
 
 @contextlib.contextmanager

@@ -1,5 +1,8 @@
 """Result objects: one :class:`Comparison` per judged pair, one :class:`CompareResult` per run.
 
+They live in core next to the judge (:mod:`tdcheck.core.judge`), which makes them; reports
+import them to render, commands to return them. NumPy only, imported lazily.
+
 Their truth value is the verdict, and :meth:`CompareResult.to_dict` is the JSON
 document that ``--format json`` prints (non-finite numbers become the strings
 ``"inf"``, ``"-inf"`` and ``"nan"``, so the output is strict JSON).
@@ -15,10 +18,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # NumPy stays unloaded for reports that need no statistics (tdcheck scan)
+    import numpy as np
+
     from tdcheck.core.stats import ArrayStats
 
 ORACLE = "oracle"
@@ -203,6 +209,56 @@ class CompareResult:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
 
 
+@dataclass
+class CompareRun(CompareResult):
+    """A :class:`CompareResult` that also holds the arrays (for ``--save-arrays``)."""
+
+    arrays: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+
+
+@dataclass
+class Check:
+    """One judged output of ``models``/``rewrite``: which check (``call 5x2``,
+    ``predict``...), which output, and its statistics."""
+
+    check: str
+    output: str
+    stats: ArrayStats
+
+    @property
+    def passed(self) -> bool:
+        return self.stats.passed
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"check": self.check, "output": self.output, **self.stats.to_dict()}
+
+
+def verdict_text(checks: Sequence[Check], tolerance: Any, subject: str) -> str:
+    """``EQUIVALENT: ... bitwise identical`` or ``NOT EQUIVALENT: ...`` with the worst element."""
+    failed = [c for c in checks if not c.passed]
+    n = len(checks)
+    if failed:
+        worst = max(failed, key=lambda c: _key(c.stats.max_abs_diff))
+        s = worst.stats
+        where = s.note or (
+            f"worst {worst.check} {worst.output} at {list(s.worst_index or ())}: "
+            f"{fmt(s.worst_a)} vs {fmt(s.worst_b)} (|diff| {fmt(s.max_abs_diff)})"
+        )
+        return f"NOT EQUIVALENT: {len(failed)} of {n} checks failed; {where}"
+    if checks and all(c.stats.bitwise_equal for c in checks):
+        return f"EQUIVALENT: {subject} bitwise identical on all {n} checks"
+    ulp = max((c.stats.max_ulp or 0) for c in checks) if checks else 0
+    diff = max((c.stats.max_abs_diff or 0.0) for c in checks) if checks else 0.0
+    return (
+        f"EQUIVALENT within tolerance (atol {fmt(tolerance.atol)}, rtol {fmt(tolerance.rtol)}): "
+        f"{n} checks, up to {ulp} ULP, max abs diff {fmt(diff)}"
+    )
+
+
+def _key(value: float | None) -> float:
+    return float("inf") if value is None or value != value else value
+
+
 def _badness(c: Comparison) -> tuple[float, float]:
     """How badly a comparison failed: its margin first (comparable across rules), then diff."""
     return (_sort_key(c.stats.margin), _sort_key(c.stats.max_abs_diff))
@@ -220,9 +276,19 @@ def shortest(value: float | None, dtype: str) -> str:
     >>> shortest(132.00001525878906, "float32"), shortest(0.1, "float64")
     ('132.00002', '0.1')
     """
-    from tdcheck.reports.render import exact_value  # (render imports this module)
-
     return exact_value(value, dtype)
+
+
+def exact_value(value: float | None, dtype: str) -> str:
+    """The shortest text that round-trips ``value`` in its own dtype (float32: 9 digits)."""
+    if value is None:
+        return "n/a"
+    try:
+        import numpy as np
+
+        return str(np.dtype(dtype).type(value))
+    except (TypeError, ValueError):
+        return repr(value)
 
 
 def fmt(value: Any) -> str:
