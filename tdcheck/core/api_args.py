@@ -86,7 +86,7 @@ def check_model(function: str, name: str, value: Any) -> None:
     if isinstance(value, (str, os.PathLike)):
         check_path(function, name, value)
         return
-    if not (hasattr(value, "layers") and hasattr(value, "inputs") and hasattr(value, "outputs")):
+    if not (hasattr(value, "layers") and callable(value)):  # any Keras model, subclassed too
         raise TypeError(f"{function}(): {name} must be a Keras model or the path of a saved "
                         f"model (.keras, .h5), not {_type_name(value)}")  # fmt: skip
 
