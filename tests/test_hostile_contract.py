@@ -386,3 +386,23 @@ def test_control_characters_in_saved_names_cannot_break_a_report(tmp_path, runne
     (layer,) = doc["files"][0]["time_distributed"]
     assert layer["name"] == "td\x1b[31mRED\nsecond\r"  # JSON keeps the saved name, escaped
     assert doc["files"][0]["keras_version"] is None
+
+
+def test_an_h5_file_the_hdf5_library_loops_on_is_stopped(saved_models, runner, monkeypatch):
+    """tests/data/hdf5_reader_loops.h5 is a Keras .h5 with a few flipped bytes (found by
+    tests/test_fuzz_files.py): reading its model_config attribute never returns. scan reads
+    .h5 attributes in a child process and stops it (H5_READ_SECONDS)."""
+    from pathlib import Path
+
+    from tdcheck.core import model_file
+
+    monkeypatch.setattr(model_file, "H5_READ_SECONDS", 2.0)
+    looping = str(Path(__file__).parent / "data" / "hdf5_reader_loops.h5")
+    result = run(runner, "scan", "--format", "json", looping, saved_models["h5"])
+    assert result.exit_code == 2
+    assert result.stderr == (
+        f"tdcheck: error: {looping}: reading the HDF5 file did not finish in 2 s (corrupt?)\n"
+    )
+    files_ = json.loads(result.stdout)["files"]
+    assert [f["error"] is None for f in files_] == [False, True]
+    assert files_[1]["counts"]["rewritable"] == 1

@@ -175,42 +175,77 @@ def _text(value: Any) -> str | None:
     return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
 
 
+#: How long reading an ``.h5`` file's attributes may take: the HDF5 library can loop forever
+#: (or crash) on a damaged file, so it reads in a child process that is stopped after this.
+H5_READ_SECONDS = 30.0
+
+#: The child's program: read the attributes scan needs, print them as JSON (bytes in base64).
+_H5_READER = """
+import base64, json, sys
+def out(**kw):
+    print(json.dumps(kw)); sys.exit(0)
+def raw(value):
+    if value is None: return None
+    if isinstance(value, str): value = value.encode("utf-8", "surrogateescape")
+    elif not isinstance(value, bytes): value = str(value).encode("utf-8", "replace")
+    return base64.b64encode(value).decode()
+try:
+    import h5py
+except ImportError:
+    out(status="no-h5py")
+try:
+    with h5py.File(sys.argv[1], "r") as handle:
+        if "model_config" not in handle.attrs:
+            out(status="weights-only")
+        if handle.attrs.get_id("model_config").get_storage_size() > int(sys.argv[2]):
+            out(status="too-big")
+        config = raw(handle.attrs["model_config"])
+        out(status="ok", config=config, version=raw(handle.attrs.get("keras_version")),
+            compiled="training_config" in handle.attrs)
+except Exception as exc:
+    out(status="error", error=f"{type(exc).__name__}: {exc}"[:300])
+"""
+
+
 def _read_h5(path: str) -> ModelFile:
+    import base64
+    import subprocess
+    import sys
+
     try:
-        import h5py
-    except ImportError:  # pragma: no cover - h5py comes with TensorFlow
-        raise _refuse(path, "an HDF5 file, and h5py is not installed to read it") from None
-    try:
-        with h5py.File(path, "r") as handle:
-            if "model_config" not in handle.attrs:
-                raise _refuse(
-                    path,
-                    "an HDF5 file without a model_config: weights only, no layer structure; "
-                    + SAVE_HINT,
-                )
-            attr = handle.attrs.get_id("model_config")
-            if attr.get_storage_size() > MAX_CONFIG_BYTES:
-                raise _refuse(
-                    path,
-                    f"model_config holds more than the {MAX_CONFIG_BYTES:,} bytes tdcheck reads",
-                )
-            raw = handle.attrs["model_config"]
-            version = handle.attrs.get("keras_version")
-            compiled = "training_config" in handle.attrs
-    except ConfigError:
-        raise
-    except Exception as exc:  # h5py/HDF5 on a corrupt file: OSError, RuntimeError, ... any
+        proc = subprocess.run(
+            [sys.executable, "-c", _H5_READER, os.path.abspath(path), str(MAX_CONFIG_BYTES)],
+            capture_output=True, timeout=H5_READ_SECONDS, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
         raise _refuse(
-            path, f"corrupt or truncated HDF5 file ({type(exc).__name__}: {exc})"
+            path, f"reading the HDF5 file did not finish in {H5_READ_SECONDS:g} s (corrupt?)"
         ) from None
-    if isinstance(version, bytes):
+    try:
+        answer = json.loads(proc.stdout)
+    except ValueError:
+        why = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}"
+        raise _refuse(path, f"corrupt HDF5 file (the HDF5 reader stopped: {why})") from None
+    status = answer.get("status")
+    if status == "no-h5py":  # pragma: no cover - h5py comes with TensorFlow
+        raise _refuse(path, "an HDF5 file, and h5py is not installed to read it")
+    if status == "weights-only":
+        raise _refuse(
+            path,
+            "an HDF5 file without a model_config: weights only, no layer structure; " + SAVE_HINT,
+        )
+    if status == "too-big":
+        raise _refuse(
+            path, f"model_config holds more than the {MAX_CONFIG_BYTES:,} bytes tdcheck reads"
+        )
+    if status != "ok":
+        raise _refuse(path, f"corrupt or truncated HDF5 file ({answer.get('error')})")
+    raw = base64.b64decode(answer["config"])
+    version: Any = answer.get("version")
+    version = None if version is None else base64.b64decode(version)
+    compiled = bool(answer.get("compiled"))
+    if version is not None:  # h5py hands invalid UTF-8 over as lone surrogates: replaced
         version = version.decode("utf-8", "replace")
-    elif isinstance(version, str):  # h5py hands invalid UTF-8 over as lone surrogates
-        version = version.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    if isinstance(raw, str):
-        raw = raw.encode("utf-8", "surrogateescape")
-    elif not isinstance(raw, bytes):
-        raw = str(raw).encode("utf-8", "replace")
     return ModelFile(path, "h5", _parse_config(raw, path, "model_config"),
                      None if version is None else str(version), compiled=compiled)  # fmt: skip
 
