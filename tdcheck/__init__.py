@@ -44,11 +44,36 @@ __all__ = [
 ]
 
 
+def __dir__() -> list[str]:
+    """The public names only (not ``Any``, ``TYPE_CHECKING``, ``annotations``, submodules)."""
+    return sorted(__all__)
+
+
+def _keywords(function: str, options: dict[str, Any], *targets: Any) -> None:
+    """TypeError with "did you mean" for an option none of ``targets`` takes (the CLI
+    suggests the right name; so does the API)."""
+    import inspect
+
+    from tdcheck.core.config import check_keywords
+
+    allowed = [
+        name
+        for target in targets
+        for name, p in inspect.signature(target).parameters.items()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    check_keywords(function, options, allowed)
+
+
 def compare(config: CompareConfig | None = None, **options: Any) -> CompareRun:
     """Run one comparison; see :func:`tdcheck.commands.compare.compare`."""
+    import dataclasses
+
     from tdcheck.commands.compare import compare as _compare
     from tdcheck.core.api_args import check_compare_options
+    from tdcheck.core.config import check_keywords
 
+    check_keywords("compare", options, [f.name for f in dataclasses.fields(CompareConfig)])
     check_compare_options(config, options)
     return _compare(config, **options)
 
@@ -69,6 +94,7 @@ def rewrite(model: Any, out: str | None = None, **options: Any) -> RewriteResult
     from tdcheck.commands.rewrite import rewrite as _rewrite
     from tdcheck.core.api_args import check_inputs, check_model, check_model_options, check_path
 
+    _keywords("rewrite", options, _rewrite)
     check_model("rewrite", "model", model)
     check_path("rewrite", "out", out, optional=True)
     check_inputs("rewrite", options.get("inputs"))
@@ -80,6 +106,7 @@ def compare_models(a: Any, b: Any, inputs: Any = None, **options: Any) -> Models
     """Compare two models on the same inputs; see :func:`tdcheck.commands.models.compare_models`."""
     from tdcheck.commands.models import compare_models as _compare_models
 
+    _keywords("compare_models", options, _compare_models)
     _check_models_call("compare_models", a, b, inputs, options)
     return _compare_models(a, b, inputs, **options)
 
@@ -87,7 +114,9 @@ def compare_models(a: Any, b: Any, inputs: Any = None, **options: Any) -> Models
 def assert_equivalent(a: Any, b: Any, inputs: Any = None, **options: Any) -> ModelsResult:
     """Raise AssertionError (torch.testing style) unless ``b`` computes what ``a`` does."""
     from tdcheck.commands.models import assert_equivalent as _assert_equivalent
+    from tdcheck.commands.models import compare_models as _compare_models
 
+    _keywords("assert_equivalent", options, _assert_equivalent, _compare_models)
     _check_models_call("assert_equivalent", a, b, inputs, options)
     return _assert_equivalent(a, b, inputs, **options)
 

@@ -136,7 +136,7 @@ def test_plot_without_matplotlib_exits_3(runner, tmp_path, monkeypatch):
     assert result.exit_code == 3
     assert result.stderr == (
         "tdcheck: error: --plot needs matplotlib, which is not installed: "
-        "pip install 'tdcheck[plot]'\n"
+        "pip install 'matplotlib>=3.7' (or, in a checkout of tdcheck: pip install '.[plot]')\n"
     )
 
 
@@ -366,5 +366,80 @@ def test_bench_without_its_backend_installed_exits_3(runner, monkeypatch):
     assert result.exit_code == 3
     assert result.stderr == (
         "tdcheck: error: the torch backend needs 'torch', which is not installed; install it: "
-        "pip install 'tdcheck[torch]' (or: pip install torch)\n"
+        "pip install 'torch>=2.2' (or, in a checkout of tdcheck: pip install '.[torch]')\n"
     )
+
+
+def _timing_dict(variant, mode="graph", dim="dynamic", seq=10, batch=32, error=None, match=True):
+    return {"variant": variant, "mode": mode, "time_dim": dim, "seq": seq, "batch": batch,
+            "error": error, "matches_dense": None if error else match}  # fmt: skip
+
+
+def test_failed_timings_and_the_verdict_line():
+    from tdcheck.commands.bench import bench_verdict, failed_results
+
+    results = [
+        _timing_dict("dense"),
+        _timing_dict("time-distributed", error="InvalidArgumentError: pfor"),
+        _timing_dict("conv1d", match=False),
+        _timing_dict("dense", seq=100),
+        _timing_dict("time-distributed", seq=100),
+    ]
+    failed = failed_results(results)
+    assert [(f["variant"], f["seq"], f["problem"], f["error"]) for f in failed] == [
+        ("time-distributed", 10, "raised", "InvalidArgumentError: pfor"),
+        ("conv1d", 10, "differs from dense", None),
+    ]
+    assert bench_verdict(True, results, failed) == (
+        "FAILED: 2 of 5 timings did not count: time-distributed raised in graph dynamic "
+        "seq=10 batch=32, conv1d differs from dense in graph dynamic seq=10 batch=32"
+    )
+    assert bench_verdict(False, results[:1], []) == (
+        "FAILED: the variants are NOT equivalent (pre-check)"
+    )
+    assert bench_verdict(True, results[3:], []) == (
+        "PASSED: every variant ran and matched dense in all 2 timings"
+    )
+    many = [_timing_dict("time-distributed", seq=s, error="E") for s in range(1, 7)]
+    assert bench_verdict(True, many, failed_results(many)).endswith(
+        "seq=4 batch=32 and 2 more (JSON: failed)"
+    )
+
+
+def test_bench_exits_1_when_a_variant_raised_in_a_cell(runner, monkeypatch, tmp_path):
+    # The second timed callable of the cell (time-distributed) raises, as Keras 3.15's
+    # TimeDistributed does on the dynamic path when batch > seq.
+    import tdcheck.commands.bench as bench_module
+
+    real, calls = bench_module.time_calls, itertools.count(1)
+
+    def time_calls(fn, args, sync, **kw):
+        if next(calls) == 2:
+            raise ValueError("pfor: batch 3 does not match 2 timesteps")
+        return real(fn, args, sync, **kw)
+
+    monkeypatch.setattr(bench_module, "time_calls", time_calls)
+    out = tmp_path / "bench.json"
+    result = runner.invoke(cli, ["bench", "--seq", "2", "--batch", "3", "--mode", "eager",
+                                 "--repeats", "2", "--warmup", "0", "--variants",
+                                 "dense,time-distributed", "--output", str(out)],
+                           env={"COLUMNS": "80"})  # fmt: skip
+    assert result.exit_code == 1, result.output
+    verdict = ("FAILED: 1 of 2 timings did not count: time-distributed raised in eager static "
+               "seq=2 batch=3")  # fmt: skip
+    assert result.stdout.splitlines()[-1] == verdict
+    doc = json.loads(out.read_text())
+    assert (doc["passed"], doc["equivalent"], doc["verdict"]) == (False, True, verdict)
+    assert doc["failed"] == [{"variant": "time-distributed", "mode": "eager",
+                              "time_dim": "static", "seq": 2, "batch": 3, "problem": "raised",
+                              "error": "ValueError: pfor: batch 3 does not match 2 timesteps"}]  # fmt: skip
+
+
+def test_bench_exits_0_with_a_passed_verdict(runner):
+    result = runner.invoke(cli, ["bench", "--seq", "2", "--batch", "1", "--mode", "eager",
+                                 "--repeats", "2", "--warmup", "0", "--variants",
+                                 "dense,conv1d", "--format", "json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert (doc["passed"], doc["failed"]) == (True, [])
+    assert doc["verdict"] == "PASSED: every variant ran and matched dense in all 2 timings"

@@ -48,11 +48,12 @@ def test_guide_tolerance_table_matches_the_code():
 
 def test_readme_has_the_two_fresh_machine_commands():
     readme = (ROOT / "README.md").read_text()
-    assert "pip install . && tdcheck compare --hidden 5 --seq 3" in readme
-    assert 'pip install -e ".[test,jax]" && python -m pytest -q -n 2' in readme
+    # TensorFlow is an extra (a JAX user skips it): the first command must ask for it.
+    assert "pip install '.[tensorflow]' && tdcheck compare --hidden 5 --seq 3" in readme
+    assert 'pip install -e ".[test,tensorflow,jax,ray]" && python -m pytest -q -n 2' in readme
     ci = (ROOT / ".ci" / "run").read_text()
     assert "python -m pytest -q -n 2" in ci
-    assert 'pip install --quiet -e ".[test,jax]"' in ci  # CI exercises two backends
+    assert 'pip install --quiet -e ".[test,tensorflow,jax,ray]"' in ci  # two backends, and Ray
 
 
 def _load_doc_script(name: str):

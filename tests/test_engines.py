@@ -186,7 +186,11 @@ def test_missing_backend_is_exit_3_with_the_pip_line(runner, monkeypatch):
     )
     result = runner.invoke(cli, ["compare", "--backends", "tensorflow,keras2"])
     assert result.exit_code == 3
-    assert "pip install 'tdcheck[keras2]'" in result.output
+    assert result.output == (
+        "tdcheck: error: the keras2 backend needs 'tf_keras', which is not installed; install "
+        "it: pip install 'tensorflow>=2.16,<3' 'tf_keras>=2.16' (or, in a checkout of tdcheck: "
+        "pip install '.[keras2]')\n"
+    )
 
 
 def test_comparison_round_trips_through_json():

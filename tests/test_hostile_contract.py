@@ -313,7 +313,7 @@ def test_a_fifo_out_is_refused_before_tensorflow_loads(tmp_path):
         (lambda: tdcheck.compare(initializer=0.1), "compare(): initializer must be str, not float"),
         (lambda: tdcheck.compare(hidden="5"), "compare(): hidden must be int, not str"),
         (lambda: tdcheck.compare(seq=True), "compare(): seq must be int or None, not bool"),
-        (lambda: tdcheck.compare(nope=1), "compare(): unknown option 'nope'"),
+        (lambda: tdcheck.compare(nope=1), "compare() got an unexpected keyword argument 'nope'"),
         (lambda: tdcheck.compare(5), "compare(): config must be a CompareConfig or None"),
         (
             lambda: tdcheck.assert_equivalent(123, 456),

@@ -456,3 +456,16 @@ def test_quiet_prints_only_the_verdict(runner, saved_models):
         "1 of 2 TimeDistributed layers rewritable in 2 files (tdcheck rewrite IN OUT replaces "
         "them)\n"
     )
+
+
+def test_unreadable_file_error_is_on_stderr_only(runner, saved_models):
+    result = run(runner, "scan", saved_models["text"], saved_models["functional"])
+    assert result.exit_code == 2
+    message = "not a Keras model file (neither a .keras archive nor HDF5)"
+    assert message in result.stderr and message not in result.stdout
+    assert result.stderr.count("\n") == 1
+    assert result.stdout.splitlines()[-1] == (
+        "1 of 1 TimeDistributed layers rewritable in 2 files (tdcheck rewrite IN OUT replaces "
+        "them); 1 unreadable"
+    )
+    assert saved_models["text"] not in result.stdout

@@ -110,7 +110,7 @@ _BENCH_SHARED = ("initializer", "bias-initializer", "activation", "weights", "se
     type=click.Path(dir_okay=False),
     default=None,
     metavar="PATH.png",
-    help="Write a PNG of time against sequence length (needs tdcheck[plot]).",
+    help="Write a PNG of time against sequence length (needs matplotlib: the plot extra).",
 )
 @apply_options([OPTIONS[name] for name in _BENCH_SHARED])
 @wide_option
@@ -127,8 +127,10 @@ def bench_command(
       tdcheck bench --hidden 64 --units 16 --mode graph,xla \\
         --time-dim static,dynamic
       tdcheck bench --backend jax --hidden 64 --units 16 --mode eager,jit
-    Exit codes: 0 timed, 1 the variants are not equivalent (timings flagged),
-    2 usage, 3 environment (e.g. --plot without matplotlib), 130 interrupted.
+    Exit codes: 0 every variant ran and matched dense in every cell, 1 the
+    variants are not equivalent or a variant raised or differed from dense in
+    some cell (the verdict line names them), 2 usage, 3 environment (e.g. --plot
+    without matplotlib), 130 interrupted.
     """
     from tdcheck.commands.bench import DEFAULT_MODES, BenchPlan
     from tdcheck.core.grid import parse_list
@@ -180,7 +182,7 @@ def bench_command(
         render_table(doc, sys.stdout, wide=wide)
     else:
         click.echo(render(doc, format_), nl=False)
-    return 0 if doc["equivalent"] else 1
+    return 0 if doc.get("passed", doc["equivalent"]) else 1
 
 
 COMMANDS = [bench_command]

@@ -17,14 +17,17 @@ import click
     help="Output format on stdout.",
 )
 def env_command(format_: str) -> int:
-    """Print tdcheck, Python, platform, TensorFlow, Keras and NumPy versions, the devices,
-    and the versions of JAX, PyTorch and tf_keras (the other backends) where installed.
+    """Print tdcheck, Python, platform, TensorFlow, Keras and NumPy versions, the devices of
+    the default backend ($KERAS_BACKEND, else tensorflow), and the versions of JAX, PyTorch
+    and tf_keras (the other backends) where installed. Needs no TensorFlow: without the
+    default backend's framework it says what to install. Notes name versions outside those
+    tdcheck was tested with.
 
     \b
     Example:
       tdcheck env
-      tdcheck env --format json > environment.json
-    Exit codes: 0 printed, 3 TensorFlow cannot be imported.
+      KERAS_BACKEND=jax tdcheck env --format json > environment.json
+    Exit codes: 0 printed, 3 the default backend is installed but cannot start.
     """
     from tdcheck.commands.env import env_info
 
@@ -32,13 +35,17 @@ def env_command(format_: str) -> int:
     if format_ == "json":
         click.echo(json.dumps(info, indent=2))
         return 0
+    notes = info.pop("notes")
     width = max(len(key) for key in info)
     for key, value in info.items():
-        if value is None:  # a backend that is not installed
-            text = "not installed"
+        if value is None:
+            text = {"tf32": "- (no GPU)", "devices": "unknown (backend not installed)",
+                    "gpus": "unknown"}.get(key, "not installed")  # fmt: skip
         else:
             text = ", ".join(map(str, value)) if isinstance(value, list) else str(value)
         click.echo(f"{key.ljust(width)}  {text or '-'}")
+    for note in notes:
+        click.echo(f"note: {note}")
     return 0
 
 

@@ -73,7 +73,7 @@ class GroupedHelpFormatter(click.HelpFormatter):
         self, rows: Iterable[tuple[str, str]], col_max: int = 30, col_spacing: int = 2
     ) -> None:
         if not self._options_pending:
-            super().write_dl(rows, col_max, col_spacing)
+            super().write_dl(list(rows), col_max, col_spacing)
             return
         self._options_pending = False
         sections: dict[str, list[tuple[str, str]]] = {name: [] for name in [*GROUPS, OTHER]}

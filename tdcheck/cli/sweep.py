@@ -6,7 +6,7 @@ import contextlib
 import json
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,7 +23,11 @@ from tdcheck.cli.options import (
 )
 from tdcheck.core.config import ACTIVATIONS, TIME_DIMS, WEIGHT_MODES, CompareConfig
 from tdcheck.core.grid import DEFAULT_MAX_CASES
-from tdcheck.errors import ConfigError
+from tdcheck.core.install import install_hint
+from tdcheck.errors import ConfigError, EnvironmentProblem
+
+if TYPE_CHECKING:
+    from tdcheck.commands.sweep import RayOptions
 
 #: The largest --max-cases accepted: a sweep runs in one process, one case at a time.
 MAX_CASES_CAP = 1_000_000
@@ -120,14 +124,37 @@ def _interrupt_after() -> Iterator[None]:
     metavar="N",
     help=f"Refuse grids of more cases than this (before running any); at most {MAX_CASES_CAP}.",
 )
+@click.option(
+    "--executor",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    show_default=True,
+    help="Where the cases run: local (this process, one case at a time) or ray (Ray actors, "
+    "each holding an engine; needs the ray extra, see docs/ray.md). The report is the same.",
+)
+@click.option(
+    "--workers",
+    type=int,
+    default=None,
+    metavar="N",
+    help="With --executor ray: how many workers run cases (without --ray-address, the size of "
+    "the local Ray instance started).  [default: the CPU count, or the cluster's CPUs]",
+)
+@click.option(
+    "--ray-address",
+    default=None,
+    metavar="ADDR",
+    help="With --executor ray: join the Ray cluster at ADDR (HOST:PORT, ray://HOST:PORT or "
+    "auto) instead of starting a local instance.  [default: $RAY_ADDRESS]",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar; print only the summary line.")
 @wide_option
 def sweep_command(
     input_: str, format_: str, output: str | None, junit: str | None, shard: str | None,
-    select: str | None, list_only: bool, fail_fast: bool, max_cases: int, quiet: bool,
-    wide: bool, **options: Any,
+    select: str | None, list_only: bool, fail_fast: bool, max_cases: int, executor: str,
+    workers: int | None, ray_address: str | None, quiet: bool, wide: bool, **options: Any,
 ) -> int:  # fmt: skip
-    """Run the cartesian product of comma-listed options in one process.
+    """Run the cartesian product of comma-listed options, in one process or on Ray.
 
     \b
     Example:
@@ -146,6 +173,7 @@ def sweep_command(
     base = CompareConfig(input=input_, **options)
     if not 1 <= max_cases <= MAX_CASES_CAP:
         raise ConfigError(f"--max-cases: must be 1..{MAX_CASES_CAP} (got {max_cases})")
+    ray = _ray_options(executor, workers, ray_address)
     shard_spec = grid.parse_shard(shard) if shard is not None else None
     plan = plan_sweep(lists, base, select=select, shard=shard_spec, max_cases=max_cases)
     if list_only:
@@ -158,6 +186,8 @@ def sweep_command(
                 click.echo(case.name)
         return 0
     output_format = check_output(output, junit=junit)
+    if ray is not None:
+        _require_ray()
 
     from tdcheck.commands.sweep import SweepResult, run_sweep
 
@@ -168,7 +198,8 @@ def sweep_command(
         from tdcheck.reports.progress import progress_reporter
 
         with progress_reporter(len(plan.cases), enabled=not quiet) as on_case:
-            result = run_sweep(plan, fail_fast=fail_fast, on_case=on_case)
+            result = run_sweep(plan, fail_fast=fail_fast, on_case=on_case, ray=ray,
+                               on_workers=on_case.workers)  # fmt: skip
     except KeyboardInterrupt:
         result = SweepResult.start(plan)
         result.interrupted = True
@@ -179,6 +210,30 @@ def sweep_command(
         click.echo("tdcheck: interrupted; the report covers the cases that finished", err=True)
         return 130
     return 0 if doc["passed"] else 1
+
+
+def _require_ray() -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("ray") is None:
+        raise EnvironmentProblem(f"--executor ray needs Ray, which is not installed; install "
+                                 f"it: {install_hint('ray')}")  # fmt: skip
+
+
+def _ray_options(executor: str, workers: int | None, address: str | None) -> RayOptions | None:
+    """``--executor ray``'s options, checked (exit 2), and Ray installed (exit 3)."""
+    from tdcheck.commands.sweep import RayOptions
+
+    if executor != "ray":
+        for flag, value in (("--workers", workers), ("--ray-address", address)):
+            if value is not None:
+                raise ConfigError(f"{flag}: only with --executor ray")
+        return None
+    if workers is not None and not 1 <= workers <= 4096:
+        raise ConfigError(f"--workers: must be 1..4096 (got {workers})")
+    if address is not None and not address.strip():
+        raise ConfigError("--ray-address: give HOST:PORT, ray://HOST:PORT or auto")
+    return RayOptions(address=address.strip() if address else None, workers=workers)
 
 
 @click.command("merge")

@@ -218,20 +218,74 @@ class BenchResult:
     def to_dict(self) -> dict[str, Any]:
         from tdcheck.core.result import SCHEMA_VERSION, to_jsonable
 
+        results = [t.to_dict() for t in self.results]
+        failed = failed_results(results)
         return to_jsonable(
             {
                 "schema_version": SCHEMA_VERSION,
                 "kind": "bench",
+                "passed": self.equivalent and not failed,
+                "verdict": bench_verdict(self.equivalent, results, failed),
+                "failed": failed,
                 "equivalent": self.equivalent,
                 "equivalence": self.equivalence,
                 "config": self.config,
                 "plan": self.plan,
                 "environment": self.environment,
-                "results": [t.to_dict() for t in self.results],
+                "results": results,
                 "reference": [t.to_dict() for t in self.references],
                 "notes": self.notes,
             }
         )
+
+
+def failed_results(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The timings that do not count: a variant that raised in its cell, or whose output
+    differs from dense's there (``matches_dense`` False). ``problem``: ``raised`` or
+    ``differs from dense``."""
+    out = []
+    for r in results:
+        if r.get("error") or r.get("matches_dense") is False:
+            problem = "raised" if r.get("error") else "differs from dense"
+            cell = {k: r[k] for k in ("variant", "mode", "time_dim", "seq", "batch")}
+            out.append({**cell, "problem": problem, "error": r.get("error")})
+    return out
+
+
+#: How many failed timings the verdict line names (the JSON's ``failed`` lists them all).
+VERDICT_LISTED = 4
+
+
+def bench_verdict(
+    equivalent: bool, results: Sequence[dict[str, Any]], failed: Sequence[dict[str, Any]]
+) -> str:
+    """One line: PASSED, or FAILED with the pre-check and the timings that raised or differ.
+
+    >>> r = {"variant": "time-distributed", "mode": "graph", "time_dim": "dynamic",
+    ...      "seq": 10, "batch": 32, "problem": "raised"}
+    >>> bench_verdict(True, [r, r], [r])
+    'FAILED: 1 of 2 timings did not count: time-distributed raised in graph dynamic seq=10 batch=32'
+    """
+    if not failed and equivalent:
+        if all(r.get("matches_dense") for r in results):
+            return f"PASSED: every variant ran and matched dense in all {len(results)} timings"
+        return (
+            f"PASSED: every variant ran in all {len(results)} timings (outputs not compared "
+            "with dense: --backward times gradients)"
+        )
+    parts = [] if equivalent else ["the variants are NOT equivalent (pre-check)"]
+    if failed:
+        named = [
+            f"{f['variant']} {f['problem']} in {f['mode']} {f['time_dim']} seq={f['seq']} "
+            f"batch={f['batch']}"
+            for f in failed[:VERDICT_LISTED]
+        ]
+        more = len(failed) - VERDICT_LISTED
+        parts.append(
+            f"{len(failed)} of {len(results)} timings did not count: {', '.join(named)}"
+            + (f" and {more} more (JSON: failed)" if more > 0 else "")
+        )
+    return "FAILED: " + "; ".join(parts)
 
 
 def apply_ratios(results: Sequence[Timing], references: Sequence[Timing]) -> None:

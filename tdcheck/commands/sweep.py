@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import time
 from array import array
 from collections.abc import Callable, Sequence
@@ -159,13 +160,25 @@ class CaseResult:
     error: str | None = None
     reproduce: str | None = None
     power: dict[str, Any] | None = None
+    #: ``--executor ray``: the worker that ran it (id, host, pid; versions differing from
+    #: the driver's; attempts and why, when its first worker died). Absent from local reports.
+    worker: dict[str, Any] | None = None
 
     @property
     def passed(self) -> bool:
         return self.status == "passed"
 
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> CaseResult:
+        """The inverse of :meth:`to_dict` (how a case comes back from a Ray worker)."""
+        return cls(
+            doc["index"], doc["name"], doc["config"], doc["status"], doc["seconds"],
+            comparisons=doc["comparisons"], verdict=doc["verdict"], error=doc["error"],
+            reproduce=doc["reproduce"], power=doc["power"], worker=doc.get("worker"),
+        )  # fmt: skip
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        doc = {
             "index": self.index,
             "name": self.name,
             "status": self.status,
@@ -178,6 +191,9 @@ class CaseResult:
             "comparisons": self.comparisons,
             "power": self.power,
         }
+        if self.worker is not None:
+            doc["worker"] = self.worker
+        return doc
 
 
 @dataclass
@@ -193,6 +209,9 @@ class SweepResult:
     fingerprint: dict[str, Any] = field(default_factory=dict)
     plan: dict[str, Any] = field(default_factory=dict)
     not_run: list[dict[str, Any]] = field(default_factory=list)
+    #: ``--executor ray``: the cluster, the driver, the workers, findings (see
+    #: :func:`run_on_ray`). Absent from local reports.
+    executor: dict[str, Any] | None = None
 
     def __bool__(self) -> bool:
         return self.passed
@@ -209,7 +228,7 @@ class SweepResult:
         # Imported here: planning a sweep (and --list) needs no NumPy.
         from tdcheck.core.result import SCHEMA_VERSION, to_jsonable
 
-        return to_jsonable(
+        doc = to_jsonable(
             {
                 "schema_version": SCHEMA_VERSION,
                 "kind": "sweep",
@@ -226,6 +245,9 @@ class SweepResult:
                 "not_run": self.not_run,
             }
         )
+        if self.executor is not None:
+            doc["executor"] = to_jsonable(self.executor)
+        return dict(doc)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, allow_nan=False)
@@ -260,13 +282,27 @@ def summarize(statuses: list[str], not_run: int = 0) -> dict[str, int]:
     }
 
 
+@dataclass(frozen=True)
+class RayOptions:
+    """``--executor ray``: the cluster to join (None: a local instance, or ``$RAY_ADDRESS``)
+    and the number of workers (None: the local CPU count, or the cluster's CPUs)."""
+
+    address: str | None = None
+    workers: int | None = None
+
+
 def run_sweep(
     plan: SweepPlan,
     *,
     fail_fast: bool = False,
     on_case: Callable[[CaseResult], None] | None = None,
+    ray: RayOptions | None = None,
+    on_workers: Callable[[dict[str, str]], None] | None = None,
 ) -> SweepResult:
-    """Run this shard's cases of ``plan`` in order; see the module docstring."""
+    """Run this shard's cases of ``plan``: in order in this process, or on Ray actors when
+    ``ray`` is given (:func:`run_on_ray`); see the module docstring."""
+    if ray is not None:
+        return run_on_ray(plan, ray, fail_fast=fail_fast, on_case=on_case, on_workers=on_workers)
     result = SweepResult.start(plan)
     todo = plan.cases
     if not todo:  # more shards than selected cases: nothing to load TensorFlow for
@@ -275,33 +311,11 @@ def run_sweep(
 
     session = EngineRunner()  # one engine per backend of the grid, reused across cases
     try:  # Ctrl-C while TensorFlow loads leaves the same report: interrupted, all not run
-        from tdcheck.commands.compare import prepare
-        from tdcheck.engines.tensorflow import error_text
-
         for planned in todo:
-            start = time.perf_counter()
-            base = (planned.index, planned.name, planned.resolved.to_dict())
-            try:
-                resolved, x = prepare(planned.resolved)
-                run = session.run(resolved, x)
-            except EnvironmentProblem:
-                raise  # no case can run: exit 3, not N errored cases
-            except TdcheckError as exc:
-                case = CaseResult(*base, "errored", time.perf_counter() - start,
-                                  error=exc.message)  # fmt: skip
-            except Exception as exc:  # TensorFlow failing on this case
-                case = CaseResult(*base, "errored", time.perf_counter() - start,
-                                  error=error_text(exc))  # fmt: skip
-            else:
-                merge_environment(result.environment, run.environment)
-                case = CaseResult(
-                    planned.index, planned.name, run.config,
-                    "passed" if run.passed else "failed", time.perf_counter() - start,
-                    comparisons=[c.to_dict() for c in run.comparisons], verdict=run.verdict(),
-                    power=run.power,
-                )  # fmt: skip
-            if not case.passed:
-                case.reproduce = planned.reproduce
+            case, environment = run_case(session, planned.index, planned.name,
+                                         planned.resolved, planned.reproduce)  # fmt: skip
+            if environment:
+                merge_environment(result.environment, environment)
             result.cases.append(case)
             if on_case is not None:
                 on_case(case)
@@ -314,3 +328,212 @@ def run_sweep(
         session.close()
     result.mark_not_run(todo)
     return result
+
+
+def run_case(
+    session: Any, index: int, name: str, resolved: CompareConfig, reproduce: str
+) -> tuple[CaseResult, dict[str, Any]]:
+    """Run one case on ``session`` (an :class:`~tdcheck.commands.backends.EngineRunner`):
+    its result and the environment it ran in (empty when it errored). Raises
+    :class:`EnvironmentProblem`: no case could run (exit 3, not N errored cases)."""
+    from tdcheck.commands.compare import prepare
+    from tdcheck.errors import error_text
+
+    start = time.perf_counter()
+    base = (index, name, resolved.to_dict())
+    environment: dict[str, Any] = {}
+    try:
+        cfg, x = prepare(resolved)
+        run = session.run(cfg, x)
+    except EnvironmentProblem:
+        raise
+    except TdcheckError as exc:
+        case = CaseResult(*base, "errored", time.perf_counter() - start, error=exc.message)
+    except Exception as exc:  # TensorFlow failing on this case
+        case = CaseResult(*base, "errored", time.perf_counter() - start, error=error_text(exc))
+    else:
+        environment = run.environment
+        case = CaseResult(
+            index, name, run.config, "passed" if run.passed else "failed",
+            time.perf_counter() - start, comparisons=[c.to_dict() for c in run.comparisons],
+            verdict=run.verdict(), power=run.power,
+        )  # fmt: skip
+    if not case.passed:
+        case.reproduce = reproduce
+    return case, environment
+
+
+# -- on Ray ---------------------------------------------------------------------------------
+
+
+class RayCaseRunner:
+    """What each Ray actor holds (:class:`tdcheck.runners.ray_executor.CaseActor`): one
+    :class:`~tdcheck.commands.backends.EngineRunner`, its engine and model cache reused for
+    every case the actor gets. A request is JSON text, ``{"index", "name", "config",
+    "reproduce"}``; the reply is JSON text, ``{"case": {...}, "environment": {...}}`` or
+    ``{"environment_problem": TEXT}``."""
+
+    def __init__(self) -> None:
+        from tdcheck.commands.backends import EngineRunner
+
+        self.session = EngineRunner()
+
+    def __call__(self, request: str) -> str:
+        from tdcheck.runners.protocol import config_from_dict
+
+        doc = json.loads(request)
+        cfg = config_from_dict(doc["config"])
+        try:
+            case, environment = run_case(self.session, doc["index"], doc["name"], cfg,
+                                         doc["reproduce"])  # fmt: skip
+        except EnvironmentProblem as exc:
+            return json.dumps({"environment_problem": exc.message})
+        return json.dumps({"case": case.to_dict(), "environment": environment})
+
+
+def needs_gpu(cfg: CompareConfig, cluster_gpus: int) -> bool:
+    """Whether a case asks its worker for a GPU: ``--device gpu`` or ``both`` always,
+    ``auto`` when the cluster has one (as ``auto`` takes this machine's GPU when there is)."""
+    return cfg.device in ("gpu", "both") or (cfg.device == "auto" and cluster_gpus > 0)
+
+
+def run_on_ray(
+    plan: SweepPlan,
+    options: RayOptions,
+    *,
+    fail_fast: bool = False,
+    on_case: Callable[[CaseResult], None] | None = None,
+    on_workers: Callable[[dict[str, str]], None] | None = None,
+) -> SweepResult:
+    """Run this shard's cases on Ray actors (:mod:`tdcheck.runners.ray_executor`).
+
+    The report is the local sweep's, case for case (cases in plan order, the same
+    fingerprint: the executor is not part of it), plus each case's ``worker`` (id, host,
+    pid, and the versions that differ from this driver's) and the ``executor`` section
+    (the cluster, every worker, and ``findings`` when the workers' versions differ).
+    """
+    result = SweepResult.start(plan)
+    todo = plan.cases
+    if not todo:
+        return result
+    from tdcheck.commands.backends import merge_environment
+    from tdcheck.runners import ray_executor as rx
+
+    driver = rx.identity()
+    local_size = options.workers or os.cpu_count() or 1
+    by_index = {c.index: c for c in todo}
+    ran_by: dict[str, list[int]] = {}
+    began = time.perf_counter()
+    try:
+        with rx.native_stderr_aside(), rx.cluster(options.address, local_size) as cluster:
+            connected = time.perf_counter()
+            wanting = [c.name for c in todo if c.resolved.device in ("gpu", "both")]
+            if wanting and cluster.gpus == 0:
+                raise EnvironmentProblem(
+                    f"{len(wanting)} case(s) need a GPU (--device gpu or both; e.g. "
+                    f"{wanting[0]}) and {cluster.describe()} has none"
+                )
+            workers = options.workers or max(1, cluster.cpus)
+            jobs = [
+                rx.Job(c.index, c.name, json.dumps({"index": c.index, "name": c.name,
+                       "config": c.resolved.to_dict(), "reproduce": c.reproduce}),
+                       engine=c.resolved.engine, gpu=needs_gpu(c.resolved, cluster.gpus))
+                for c in todo
+            ]  # fmt: skip
+            pool = rx.RayPool(RayCaseRunner, min(workers, len(jobs)), gpus=cluster.gpus,
+                              on_state=on_workers)  # fmt: skip
+            try:
+                for done in pool.run(jobs):
+                    case, environment = _case_from(done, by_index[done.key], driver)
+                    if environment:
+                        merge_environment(result.environment, environment)
+                    ran_by.setdefault(done.worker["id"], []).append(done.key)
+                    result.cases.append(case)
+                    if on_case is not None:
+                        on_case(case)
+                    if fail_fast and not case.passed:
+                        result.stopped_early = len(result.cases) < len(todo)
+                        break
+            finally:
+                pool.close()  # cancels pending cases, kills the actors
+            result.executor = _executor_section(cluster.describe(), driver, pool.identities,
+                                                ran_by)  # fmt: skip
+            result.executor["workers_requested"] = min(workers, len(jobs))
+            result.executor["seconds"] = {  # joining or starting Ray; the cases, start to end
+                "connect": round(connected - began, 3),
+                "cases": round(time.perf_counter() - connected, 3),
+            }
+    except KeyboardInterrupt:
+        result.interrupted = True
+    result.cases.sort(key=lambda c: c.index)
+    result.mark_not_run(todo)
+    return result
+
+
+def _case_from(
+    done: Any, planned: PlannedCase, driver: dict[str, Any]
+) -> tuple[CaseResult, dict[str, Any]]:
+    """The :class:`CaseResult` of a finished Ray job, with its worker (raises the worker's
+    :class:`EnvironmentProblem`, as the local sweep does)."""
+    worker = {k: v for k, v in done.worker.items() if k != "versions"}
+    differing = version_differences(done.worker.get("versions") or {}, driver["versions"])
+    if differing:  # this worker runs other versions than the driver: say which
+        worker["versions"] = differing
+    if done.retried:
+        worker["attempts"] = done.attempts
+        worker["retried"] = done.retried
+    environment: dict[str, Any] = {}
+    if done.reply is None:
+        case = CaseResult(planned.index, planned.name, planned.resolved.to_dict(), "errored",
+                          done.seconds, error=done.error, reproduce=planned.reproduce)  # fmt: skip
+    else:
+        doc = json.loads(done.reply)
+        if "environment_problem" in doc:
+            raise EnvironmentProblem(f"worker {worker['id']} ({worker.get('host')}): "
+                                     f"{doc['environment_problem']}")  # fmt: skip
+        case = CaseResult.from_dict(doc["case"])
+        environment = doc["environment"]
+    case.worker = worker
+    return case, environment
+
+
+def version_differences(versions: dict[str, Any], reference: dict[str, Any]) -> dict[str, Any]:
+    """``{package: version}`` of ``versions`` that differ from ``reference``'s."""
+    return {k: v for k, v in versions.items() if reference.get(k) != v}
+
+
+def _executor_section(
+    where: str, driver: dict[str, Any], workers: dict[str, dict[str, Any]],
+    ran_by: dict[str, list[int]],
+) -> dict[str, Any]:  # fmt: skip
+    """The report's ``executor``: the cluster, the driver, every worker (with the versions
+    that differ from the driver's and the cases it ran) and the findings."""
+    listed = {}
+    for label, ident in sorted(workers.items(), key=lambda kv: int(kv[0][1:])):
+        listed[label] = {
+            "host": ident.get("host"), "pid": ident.get("pid"),
+            "versions_differing": version_differences(ident.get("versions", {}),
+                                                      driver["versions"]),
+            "cases": sorted(ran_by.get(label, [])),
+        }  # fmt: skip
+    findings = []
+    sets = {json.dumps(i.get("versions", {}), sort_keys=True) for i in workers.values()}
+    if len(sets) > 1:
+        parts = []
+        for label, ident in sorted(workers.items(), key=lambda kv: int(kv[0][1:])):
+            v = ident.get("versions", {})
+            shown = ", ".join(
+                f"{k} {v.get(k)}"
+                for k in sorted(v)
+                if any((o.get("versions", {}).get(k) != v.get(k)) for o in workers.values())
+            )
+            cases = ", ".join(str(i) for i in sorted(ran_by.get(label, []))) or "none"
+            parts.append(
+                f"{label} on {ident.get('host')} (pid {ident.get('pid')}: {shown}) "
+                f"ran cases {cases}"
+            )
+        findings.append("the workers run different versions: " + "; ".join(parts))
+    return {"name": "ray", "cluster": where,
+            "driver": {"host": driver["host"], "pid": driver["pid"],
+                       "versions": driver["versions"]},
+            "workers": listed, "findings": findings}  # fmt: skip

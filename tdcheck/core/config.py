@@ -462,6 +462,23 @@ def did_you_mean(value: str, choices: tuple[str, ...] | list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def check_keywords(function: str, given: Any, allowed: Any) -> None:
+    """Raise :class:`TypeError`, as Python would, for a keyword ``function`` does not take,
+    with the closest name (Python 3.10-3.12 suggest none for keywords).
+
+    >>> check_keywords("compare", {"hiden": 5}, ("hidden", "seq"))
+    Traceback (most recent call last):
+    TypeError: compare() got an unexpected keyword argument 'hiden' (did you mean 'hidden'?)
+    """
+    names = tuple(allowed)
+    for name in given:
+        if name not in names:
+            raise TypeError(
+                f"{function}() got an unexpected keyword argument {name!r}"
+                f"{did_you_mean(name, names)}"
+            )
+
+
 def check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(

@@ -4,14 +4,14 @@ Commands talk to an engine only: it imports its framework quietly, lists devices
 model from the NumPy-drawn weights of a config, runs it forward, takes gradients of the
 projected loss, trains, compiles for bench, and reports its environment (versions, TF32).
 
-=============  ===============================  =============================================
-engine         what it runs                     installed by
-=============  ===============================  =============================================
-tensorflow     Keras 3 on TensorFlow            ``pip install tdcheck`` (a dependency)
-jax            Keras 3 on JAX                   ``pip install 'tdcheck[jax]'``
-torch          Keras 3 on PyTorch               ``pip install 'tdcheck[torch]'``
-keras2         Keras 2 (``tf_keras``) on TF     ``pip install 'tdcheck[keras2]'``
-=============  ===============================  =============================================
+=============  ===============================  ===================================
+engine         what it runs                     extra (install hints: core/install.py)
+=============  ===============================  ===================================
+tensorflow     Keras 3 on TensorFlow            ``tensorflow`` (``gpu`` with CUDA)
+jax            Keras 3 on JAX                   ``jax``
+torch          Keras 3 on PyTorch               ``torch``
+keras2         Keras 2 (``tf_keras``) on TF     ``keras2``
+=============  ===============================  ===================================
 
 Keras reads ``KERAS_BACKEND`` once, when it is first imported, so a process holds at most one
 Keras 3 backend: :func:`load_engine` refuses another with :class:`EngineBusy`, and callers run
@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from tdcheck.core.backends import ENGINE_NAMES, LABELS
+from tdcheck.core.install import install_hint, pip_line
 from tdcheck.errors import ConfigError, EnvironmentProblem
 
 if TYPE_CHECKING:
@@ -45,10 +46,10 @@ if TYPE_CHECKING:
 
 #: The module each engine needs, and the pip line that installs it.
 REQUIRES = {
-    "tensorflow": ("tensorflow", "pip install 'tensorflow>=2.16'"),
-    "jax": ("jax", "pip install 'tdcheck[jax]' (or: pip install jax)"),
-    "torch": ("torch", "pip install 'tdcheck[torch]' (or: pip install torch)"),
-    "keras2": ("tf_keras", "pip install 'tdcheck[keras2]' (or: pip install tf_keras)"),
+    "tensorflow": ("tensorflow", install_hint("tensorflow")),
+    "jax": ("jax", install_hint("jax")),
+    "torch": ("torch", install_hint("torch")),
+    "keras2": ("tf_keras", install_hint("keras2")),
 }
 
 
@@ -121,7 +122,7 @@ class Engine(abc.ABC):
 
     name: str = ""
     #: How to get a GPU build, for the "no GPU" message.
-    gpu_hint = "install tdcheck[gpu]"
+    gpu_hint = f"install CUDA TensorFlow ({pip_line('gpu')})"
     #: Whether this engine's Keras is the module ``keras`` of this process.
     owns_keras: bool = True
     keras: Any = None

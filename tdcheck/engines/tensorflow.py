@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from tdcheck.core.install import install_hint, pip_line
 from tdcheck.engines.base import Engine
 from tdcheck.engines.common import (
     _without_pyplot,
@@ -49,7 +50,7 @@ def load_tensorflow() -> tuple[Any, Any]:
             import tensorflow as tf
         except ImportError as exc:
             raise EnvironmentProblem(
-                f"TensorFlow cannot be imported ({exc}); install it: pip install 'tensorflow>=2.16'"
+                f"TensorFlow cannot be imported ({exc}); install it: {install_hint('tensorflow')}"
             ) from None
         try:
             import keras
@@ -90,7 +91,8 @@ def select_devices(tf: Any, requested: str) -> list[str]:
     if requested in ("gpu", "both") and not gpus:
         raise EnvironmentProblem(
             f"--device {requested}: no GPU is visible to TensorFlow "
-            "(install tdcheck[gpu] on a machine with a CUDA GPU, or use --device cpu)"
+            f"(install CUDA TensorFlow ({pip_line('gpu')}) on a machine with a CUDA GPU, or use "
+            "--device cpu)"
         )
     if requested == "both":
         return ["/CPU:0", "/GPU:0"]

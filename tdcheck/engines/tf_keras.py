@@ -15,6 +15,7 @@ import sys
 import types
 from typing import Any
 
+from tdcheck.core.install import install_hint
 from tdcheck.engines.tensorflow import TensorFlowEngine, _without_pyplot, quiet_native_stderr
 from tdcheck.errors import EnvironmentProblem
 
@@ -31,7 +32,7 @@ class TfKerasEngine(TensorFlowEngine):
                 import tf_keras
             except ImportError as exc:
                 raise EnvironmentProblem(
-                    f"Keras 2 cannot be imported ({exc}); install it: pip install 'tdcheck[keras2]'"
+                    f"Keras 2 cannot be imported ({exc}); install it: {install_hint('keras2')}"
                 ) from None
         if not hasattr(tf_keras, "ops"):
             tf_keras.ops = types.SimpleNamespace(convert_to_tensor=tf.convert_to_tensor)

@@ -101,6 +101,8 @@ def bar_chart(doc: dict[str, Any], width: int = 10_000) -> list[str]:
 
 def render_markdown(doc: dict[str, Any]) -> str:
     out = [f"## {headline(doc)}", "", equivalence_line(doc), ""]
+    if doc.get("verdict"):
+        out[-1:] = ["", f"**{doc['verdict']}**", ""]
     out += ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * 5 + "---:|" * 7 + "---|"]
     out += ["| " + " | ".join(row_cells(r)) + " |" for r in rows(doc)]
     if doc["notes"]:
@@ -161,6 +163,8 @@ def _render_table(doc: dict[str, Any], console: Any, wide: bool = False) -> None
         console.print(Text(line))
     for note in doc["notes"]:
         console.print(Text("note: " + note, style="dim"))
+    if doc.get("verdict"):  # reports from before the verdict have none
+        console.print(Text(doc["verdict"], style="bold green" if doc["passed"] else "bold red"))
 
 
 def render(doc: dict[str, Any], fmt_name: str) -> str:
@@ -171,11 +175,12 @@ def check_plot_available() -> None:
     """Raise EnvironmentProblem (exit 3) with the install hint when matplotlib is missing."""
     import importlib.util
 
+    from tdcheck.core.install import install_hint
     from tdcheck.errors import EnvironmentProblem
 
     if importlib.util.find_spec("matplotlib") is None:
         raise EnvironmentProblem(
-            "--plot needs matplotlib, which is not installed: pip install 'tdcheck[plot]'"
+            f"--plot needs matplotlib, which is not installed: {install_hint('plot')}"
         )
 
 

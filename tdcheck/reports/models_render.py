@@ -69,9 +69,7 @@ def scan_table(
 
     with report_console(file, width, color) as console:
         for f in doc["files"]:
-            if f["error"]:
-                console.print(Text(f"unreadable: {f['error']}", style="bold red"))
-                console.print()
+            if f["error"]:  # said once, on stderr (the verdict line counts it)
                 continue
             console.print(Text(_file_title(f), style="bold"))
             if not f["time_distributed"]:

@@ -30,21 +30,63 @@ class CaseResult(Protocol):
     def status(self) -> str: ...
 
 
+class SweepProgress:
+    """The sweep's progress callbacks: call it with each finished case; :meth:`workers` with
+    every worker's state (``--executor ray``: ``{"w1": CASE or "idle" or "starting"}``)."""
+
+    def __init__(
+        self,
+        on_case: Callable[[CaseResult], None] | None = None,
+        on_workers: Callable[[dict[str, str]], None] | None = None,
+    ) -> None:
+        self._on_case = on_case
+        self._on_workers = on_workers
+
+    def __call__(self, case: CaseResult) -> None:
+        if self._on_case is not None:
+            self._on_case(case)
+
+    def workers(self, states: dict[str, str]) -> None:
+        if self._on_workers is not None:
+            self._on_workers(states)
+
+
+def worker_line(states: dict[str, str], width: int = 60) -> str:
+    """``w1 lstm5-f4-... | w2 idle``, each name cut so the line fits ``width``.
+
+    >>> worker_line({"w1": "lstm5-f4-u2-s3-b1-float32-dense+time-distributed", "w2": "idle"}, 40)
+    'w1 lstm5-f4-u2-s3… | w2 idle'
+    """
+    if not states:
+        return ""
+    room = max(8, (width - 3 * (len(states) - 1)) // len(states))
+    parts = []
+    for label, state in states.items():
+        text = f"{label} {state}"
+        parts.append(text if len(text) <= room else text[: room - 1] + "…")
+    return " | ".join(parts)
+
+
 @contextlib.contextmanager
-def progress_reporter(total: int, enabled: bool = True) -> Iterator[Callable[[CaseResult], None]]:
-    """Yield a callback to call after each case; draws a bar with pass/fail counts on a TTY.
+def progress_reporter(total: int, enabled: bool = True) -> Iterator[SweepProgress]:
+    """Yield a :class:`SweepProgress`; draws a bar with pass/fail counts on a TTY (and, on
+    Ray, a second line with each worker's state).
 
     Until TensorFlow has loaded the bar says "loading TensorFlow ...", then "sweep".
     """
     if not enabled or not is_terminal(sys.stderr):
-        yield lambda case: None
+        yield SweepProgress()
         return
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.text import Text
 
+    workers: dict[str, str] = {}
+
     class StageColumn(TextColumn):
         def render(self, task: Any) -> Text:
+            if workers:
+                return Text("sweep on Ray")
             return Text("sweep" if tensorflow_loaded() else "loading TensorFlow ...")
 
     counts = {"passed": 0, "failed": 0, "errored": 0}
@@ -56,7 +98,16 @@ def progress_reporter(total: int, enabled: bool = True) -> Iterator[Callable[[Ca
     )  # fmt: skip
     # A live display needs a terminal console even when colour is off (--color never).
     console = Console(stderr=True, **{**console_options(sys.stderr), "force_terminal": True})
-    with Progress(*columns, console=console, transient=True) as progress:
+
+    class WorkerProgress(Progress):
+        """The bar, and under it one line of the workers' states (on Ray)."""
+
+        def get_renderables(self) -> Iterator[Any]:
+            yield from super().get_renderables()
+            if workers:
+                yield Text(worker_line(workers, max(20, console.width - 1)), no_wrap=True)
+
+    with WorkerProgress(*columns, console=console, transient=True) as progress:
         task = progress.add_task("sweep", total=total, passed=0, failed=0, errored=0)
 
         def on_case(case: CaseResult) -> None:
@@ -64,7 +115,12 @@ def progress_reporter(total: int, enabled: bool = True) -> Iterator[Callable[[Ca
             progress.update(task, advance=1, passed=counts["passed"], failed=counts["failed"],
                             errored=counts["errored"])  # fmt: skip
 
-        yield on_case
+        def on_workers(states: dict[str, str]) -> None:
+            workers.clear()
+            workers.update(states)
+            progress.refresh()
+
+        yield SweepProgress(on_case, on_workers)
 
 
 class BenchStatus:
