@@ -7,6 +7,10 @@ The package imports nothing heavy: TensorFlow is loaded only when a comparison r
 >>> bool(result)                                     # doctest: +SKIP
 True
 
+Arguments of the wrong type raise :class:`TypeError` naming the argument
+(:mod:`tdcheck.core.api_args`); bad values raise :class:`ConfigError` (a ValueError's sibling,
+exit 2 on the command line).
+
 For your own saved models (docs/models.md): :func:`scan` (no TensorFlow), :func:`rewrite`,
 :func:`compare_models` and, for test suites, :func:`assert_equivalent`; :func:`export`
 writes a deployment artifact (SavedModel, ONNX, LiteRT) that is right (docs/deploy.md).
@@ -14,6 +18,7 @@ writes a deployment artifact (SavedModel, ONNX, LiteRT) that is right (docs/depl
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -69,9 +74,11 @@ def compare(config: CompareConfig | None = None, **options: Any) -> CompareRun:
     import dataclasses
 
     from tdcheck.commands.compare import compare as _compare
+    from tdcheck.core.api_args import check_compare_options
     from tdcheck.core.config import check_keywords
 
     check_keywords("compare", options, [f.name for f in dataclasses.fields(CompareConfig)])
+    check_compare_options(config, options)
     return _compare(config, **options)
 
 
@@ -79,17 +86,24 @@ def scan(path: str) -> ScanResult:
     """Find TimeDistributed layers in a saved model, without TensorFlow; see
     :func:`tdcheck.commands.scan.scan`."""
     from tdcheck.commands.scan import scan as _scan
+    from tdcheck.core.api_args import check_path
 
-    return _scan(path)
+    check_path("scan", "path", path)
+    return _scan(os.fspath(path))
 
 
 def rewrite(model: Any, out: str | None = None, **options: Any) -> RewriteResult:
     """Replace rewritable TimeDistributed layers, verify, time, write; see
     :func:`tdcheck.commands.rewrite.rewrite`."""
     from tdcheck.commands.rewrite import rewrite as _rewrite
+    from tdcheck.core.api_args import check_inputs, check_model, check_model_options, check_path
 
     _keywords("rewrite", options, _rewrite)
-    return _rewrite(model, out, **options)
+    check_model("rewrite", "model", model)
+    check_path("rewrite", "out", out, optional=True)
+    check_inputs("rewrite", options.get("inputs"))
+    check_model_options("rewrite", options)
+    return _rewrite(model, None if out is None else os.fspath(out), **options)
 
 
 def compare_models(a: Any, b: Any, inputs: Any = None, **options: Any) -> ModelsResult:
@@ -105,6 +119,7 @@ def compare_models(a: Any, b: Any, inputs: Any = None, **options: Any) -> Models
 
         run = compare_with_artifact
     _keywords("compare_models", options, run)
+    _check_models_call("compare_models", a, b, inputs, options)
     return run(a, b, inputs, **options)
 
 
@@ -122,6 +137,7 @@ def assert_equivalent(a: Any, b: Any, inputs: Any = None, **options: Any) -> Mod
 
         check, run = assert_equivalent_artifact, compare_with_artifact
     _keywords("assert_equivalent", options, check, run)
+    _check_models_call("assert_equivalent", a, b, inputs, options)
     return check(a, b, inputs, **options)
 
 
@@ -132,3 +148,13 @@ def export(model: Any, out: str, **options: Any) -> ExportResult:
 
     _keywords("export", options, _export)
     return _export(model, out, **options)
+
+
+def _check_models_call(function: str, a: Any, b: Any, inputs: Any, options: dict[str, Any]) -> None:
+    """TypeError naming the argument for a wrong type (see :mod:`tdcheck.core.api_args`)."""
+    from tdcheck.core.api_args import check_inputs, check_model, check_model_options
+
+    check_model(function, "a", a)
+    check_model(function, "b", b)
+    check_inputs(function, inputs)
+    check_model_options(function, options)

@@ -14,12 +14,27 @@ EXIT_USAGE = 2
 EXIT_ENVIRONMENT = 3
 
 
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def one_line(text: str) -> str:
+    """``text`` with every control character escaped (``\\n``, ``\\x1b``...): a file name
+    holding a newline or an escape sequence cannot split or recolour an error line.
+
+    >>> one_line("no such file 'a\\nb'")
+    "no such file 'a\\\\nb'"
+    """
+    return _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 class TdcheckError(Exception):
-    """Base class: a one-line message for the user and an exit code."""
+    """Base class: a one-line message for the user and an exit code (the message is kept on
+    one line: control characters in it, e.g. from a file name, are escaped)."""
 
     exit_code = EXIT_USAGE
 
     def __init__(self, message: str) -> None:
+        message = one_line(str(message))
         super().__init__(message)
         self.message = message
 

@@ -14,7 +14,17 @@ What an output path may name (checked before any work, see :func:`check_output_p
   renamed over nor truncated, so even as root ``--junit /dev/null`` leaves ``/dev/null`` a
   device and ``--junit /dev/stdout > log`` adds to ``log``;
 * refused (exit 2): an empty path, a folder, a missing folder, a read-only file, a block
-  device or socket, and the same file given to two output options.
+  device or socket, the same file given to two output options, and an output that is one
+  of the command's input files (``--save-arrays b.npz --baseline b.npz``).
+
+A **model file** (``rewrite``/``export`` OUT, written by a library by name) must be a regular
+file or a link to one (:func:`check_file_output`): a device, a pipe or a name under ``/dev``
+is refused before any work. :func:`atomic_path` writes it beside the link's *target* and
+renames onto the target, so a link stays a link; whatever the library leaves in the
+temp folder while writing (Keras's ``tmpXXXX/assets``) is removed, even on a full disk.
+
+Every check runs before any work (before TensorFlow loads); a write that fails anyway (a
+full disk) is one line, exit 3, and leaves the target as it was.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
-from tdcheck.errors import ConfigError
+from tdcheck.errors import ConfigError, EnvironmentProblem
 
 REPORT_SUFFIXES = {".json": "json", ".md": "markdown", ".markdown": "markdown", ".txt": "table"}
 
@@ -83,6 +93,37 @@ def check_output_path(path: str, option: str) -> None:
         raise ConfigError(f"{option}: the folder {shown!r} does not exist")
     if not os.access(folder, os.W_OK):
         raise ConfigError(f"{option}: cannot write into {folder!r}")
+
+
+def check_file_output(path: str, option: str) -> None:
+    """:func:`check_output_path` for a file a library writes by name (a ``.keras`` model):
+    also refuse devices, pipes and names under ``/dev`` (exit 2), before any work."""
+    check_output_path(path, option)
+    if is_stream_target(path):
+        raise ConfigError(
+            f"{option}: {path!r} is a device or a pipe; a model is written to a regular file"
+        )
+
+
+def check_not_inputs(outputs: dict[str, str | None], inputs: dict[str, str | None]) -> None:
+    """Refuse (exit 2) an output option naming a file the command reads (it would be
+    overwritten, e.g. ``--save-arrays b.npz --baseline b.npz``)."""
+    for out_option, out in outputs.items():
+        if out is None or is_stream_target(out):
+            continue
+        for in_option, source in inputs.items():
+            if source is not None and _same_file(out, source):
+                raise ConfigError(
+                    f"{out_option} and {in_option} name the same file {out!r}; the output "
+                    "would overwrite what the command reads"
+                )
+
+
+def _same_file(a: str, b: str) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist (yet)
+        return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
 
 
 def check_distinct(paths: dict[str, str | None]) -> None:
@@ -149,22 +190,53 @@ def _umask() -> int:
 
 @contextlib.contextmanager
 def atomic_path(path: str, suffix: str = "") -> Iterator[str]:
-    """A temp file name next to ``path`` for a library that writes by name (Keras'
-    ``model.save``); moved to ``path`` when the block succeeds, removed otherwise.
-    Never renames over a folder or other non-regular file."""
-    if os.path.lexists(path) and not os.path.isfile(path):
+    """A temp file name beside ``path``'s target for a library that writes by name (Keras'
+    ``model.save``); moved onto the target when the block succeeds, removed otherwise.
+
+    A symbolic link is followed (the link stays, its target is replaced; a dangling link
+    creates its target). Never renames over a folder, device or other non-regular file.
+    What the library puts in the temp folder meanwhile is removed (:func:`scratch_tempdir`).
+    A failed write (a full disk) is :class:`EnvironmentProblem` (exit 3) naming ``path``.
+    """
+    real = os.path.realpath(path)
+    if os.path.lexists(real) and not os.path.isfile(real):
         raise ConfigError(f"{path!r} exists and is not a regular file; refusing to replace it")
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".tdcheck-", suffix=suffix, dir=folder)
+    folder = os.path.dirname(real)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tdcheck-", suffix=suffix, dir=folder)
+    except OSError as exc:
+        raise EnvironmentProblem(f"cannot write {path!r} ({exc.strerror or exc})") from None
     os.close(fd)
     try:
-        yield tmp
+        with scratch_tempdir():
+            yield tmp
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
+        os.replace(tmp, real)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise EnvironmentProblem(f"cannot write {path!r} ({exc.strerror or exc})") from None
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+@contextlib.contextmanager
+def scratch_tempdir() -> Iterator[str]:
+    """Point :mod:`tempfile`'s default folder at a fresh private one for the block, then
+    remove it with everything in it: a library's temp files (Keras saves a model's assets
+    through ``tempfile.mkdtemp()``) cannot be left behind, even when the block fails."""
+    import shutil
+
+    scratch = tempfile.mkdtemp(prefix="tdcheck-scratch-")
+    previous = tempfile.tempdir
+    tempfile.tempdir = scratch
+    try:
+        yield scratch
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def atomic_write_text(path: str, text: str) -> None:

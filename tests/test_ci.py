@@ -556,7 +556,7 @@ def test_grid_doctests():
     import tdcheck.core.grid
 
     results = doctest.testmod(tdcheck.core.grid)
-    assert results.failed == 0 and results.attempted == 9
+    assert results.failed == 0 and results.attempted == 11
 
 
 def _paths(value, prefix=()):

@@ -20,7 +20,7 @@ import click
 
 from tdcheck._version import __version__
 from tdcheck.cli.help import TdcheckContext, decorate
-from tdcheck.errors import EXIT_ENVIRONMENT, EXIT_USAGE, TdcheckError
+from tdcheck.errors import EXIT_ENVIRONMENT, EXIT_USAGE, TdcheckError, one_line
 from tdcheck.reports.color import COLOR_MODES, set_color_mode
 
 #: A reader that closed the pipe early: what a process killed by SIGPIPE reports (128 + 13).
@@ -29,8 +29,8 @@ CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 
 
 
 def _error(message: str, code: int) -> int:
-    """Print one line on stderr and return the exit code."""
-    click.echo(f"tdcheck: error: {message}", err=True)
+    """Print one line on stderr and return the exit code (control characters escaped)."""
+    click.echo(f"tdcheck: error: {one_line(message)}", err=True)
     return code
 
 

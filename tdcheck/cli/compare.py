@@ -70,6 +70,13 @@ def compare_command(
     # Validate before anything heavy is imported: a bad option costs milliseconds.
     config = CompareConfig(input=input_, keras=int(keras), **options).validated()
     output_format = check_output(output, save_arrays=save_arrays, junit=junit)
+    files.check_not_inputs(
+        {"--output": output, "--save-arrays": save_arrays, "--junit": junit},
+        {
+            "--baseline": config.baseline,
+            "--input": None if config.input in ("ones", "random") else config.input,
+        },
+    )
     if save_arrays is not None and not save_arrays.endswith(".npz"):
         raise ConfigError(f"--save-arrays: {save_arrays!r} must end in .npz")
 

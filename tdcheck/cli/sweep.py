@@ -174,7 +174,7 @@ def sweep_command(
     if not 1 <= max_cases <= MAX_CASES_CAP:
         raise ConfigError(f"--max-cases: must be 1..{MAX_CASES_CAP} (got {max_cases})")
     ray = _ray_options(executor, workers, ray_address)
-    shard_spec = grid.parse_shard(shard) if shard else None
+    shard_spec = grid.parse_shard(shard) if shard is not None else None
     plan = plan_sweep(lists, base, select=select, shard=shard_spec, max_cases=max_cases)
     if list_only:
         if format_ == "json":

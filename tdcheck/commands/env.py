@@ -89,12 +89,16 @@ def installed_versions() -> dict[str, str | None]:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
             versions[name] = None
+        except (OSError, ValueError) as exc:  # invalid UTF-8: UnicodeDecodeError, a ValueError
+            versions[name] = f"unreadable ({type(exc).__name__})"
     return versions
 
 
 def other_backends() -> dict[str, str | None]:
     """The version of each other engine's framework (``--backend``/``--backends``), None
-    when it is not installed; read from the package metadata, nothing is imported."""
+    when it is not installed; read from the package metadata, nothing is imported.
+    Metadata that cannot be read (invalid UTF-8, a broken install) reads ``unreadable``:
+    ``env`` reports it, it does not fail on it."""
     from tdcheck.engines.base import REQUIRES
 
     versions = installed_versions()

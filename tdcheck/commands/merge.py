@@ -2,10 +2,12 @@
 
 Merge never loads TensorFlow and refuses (exit 2) anything it cannot vouch for: a file that is
 not JSON or not a sweep report, a report missing a key it needs, reports of different sweeps
-(their grid fingerprints differ: the differing keys are named), the same shard or the same case
-twice. What it can report honestly it reports: shards that were not given and cases that did
-not run are listed in ``not_run`` (with ``missing_shards``), so the merged report fails and its
-JUnit shows them as errors.
+(their grid fingerprints differ: the differing keys are named; the fingerprint holds the
+resolved backend, the Keras major version and the environment variables that change numerics),
+reports whose runs recorded another backend, framework version or device, the same shard or
+the same case twice. What it can report honestly it reports: shards that were not given and
+cases that did not run are listed in ``not_run`` (with ``missing_shards``), so the merged
+report fails and its JUnit shows them as errors.
 """
 
 from __future__ import annotations
@@ -146,9 +148,39 @@ def check_same_sweep(docs: list[dict[str, Any]], names: list[str]) -> None:
             )
 
 
+#: What each shard's report says it ran with that makes two runs different sweeps.
+RUN_KEYS = ("backend", "keras", "tensorflow", "jax", "torch", "device", "tf32", "onednn")
+
+
+def check_same_runs(docs: list[dict[str, Any]], names: list[str]) -> None:
+    """Refuse shards that ran on different backends, framework versions or devices, as
+    their reports' ``environment`` records (shards that ran nothing record none)."""
+    ran = [(doc["environment"], name) for doc, name in zip(docs, names, strict=True)
+           if doc.get("environment")]  # fmt: skip
+    if not ran:
+        return
+    first, first_name = ran[0]
+    for env, name in ran[1:]:
+        for key in (*RUN_KEYS, "backends"):
+            if json.dumps(first.get(key), sort_keys=True) != json.dumps(
+                env.get(key), sort_keys=True
+            ):
+                raise ConfigError(
+                    f"merge: {first_name!r} and {name!r} ran differently ({key}: "
+                    f"{_short(first.get(key))} vs {_short(env.get(key))}); merge only the "
+                    "shards of one sweep run in one environment"
+                )
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def merge(docs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
     """One report with every case, ordered by grid index; see the module docstring."""
     check_same_sweep(docs, names)
+    check_same_runs(docs, names)
     plan = docs[0]["plan"]
     shards_n = docs[0]["fingerprint"]["shards"]
     for doc, name in zip(docs[1:], names[1:], strict=True):

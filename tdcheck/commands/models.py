@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from tdcheck.core.inputs import read_npy_header
+from tdcheck.core.inputs import check_input_values, read_npy_header
 from tdcheck.core.judge import (
     Tolerance,
     ToleranceValue,
@@ -337,7 +337,7 @@ def check_shapes(what: str, arrays: Sequence[np.ndarray], specs: Sequence[Spec])
             f"{what}: holds {len(arrays)} array(s), the model takes {len(specs)} "
             "input(s); use an .npz with one array per input name"
         )
-    for x, (name, shape, _) in zip(arrays, specs, strict=True):
+    for x, (name, shape, dtype) in zip(arrays, specs, strict=True):
         if x.dtype.kind not in "fiub":
             raise ConfigError(
                 f"{what}: array for {name!r} holds {x.dtype} values, not numbers a model can take"
@@ -350,6 +350,7 @@ def check_shapes(what: str, arrays: Sequence[np.ndarray], specs: Sequence[Spec])
             raise ConfigError(
                 f"{what}: array for {name!r} has shape {x.shape}, the model expects {tuple(shape)}"
             )
+        check_input_values(f"{what}: array for {name!r}", x, dtype)
 
 
 def _npz_inputs(data: Any, specs: Sequence[Spec], path: str) -> list[np.ndarray]:
@@ -482,6 +483,12 @@ def check_same_inputs(a: Any, b: Any) -> None:
         for x, y in zip(sa, sb, strict=True)
     ):  # fmt: skip
         raise ConfigError(f"the models take different inputs: {sa} vs {sb}")
+    if [d for _, d in sa] != [d for _, d in sb]:
+        raise ConfigError(
+            "the models take inputs of different dtypes: "
+            + ", ".join(f"{x} vs {y}" for (_, x), (_, y) in zip(sa, sb, strict=True) if x != y)
+            + "; the same input cannot be fed to both as it is"
+        )
     if len(a.outputs) != len(b.outputs):
         raise ConfigError(
             f"the models give different numbers of outputs: {len(a.outputs)} vs {len(b.outputs)}"

@@ -597,4 +597,4 @@ def check_model_output(out: str) -> None:
 
     if not out.endswith(".keras"):
         raise ConfigError(f"OUT {out!r} must end in .keras (the format Keras rebuilds layers from)")
-    files.check_output_path(out, "OUT")
+    files.check_file_output(out, "OUT")

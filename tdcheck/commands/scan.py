@@ -117,8 +117,8 @@ def scan(path: str) -> ScanResult:
     model = read_model_file(path)
     try:
         layers = time_distributed_layers(model.config)
-    except RecursionError:
-        raise ConfigError(f"{path}: the model config is nested too deeply to read") from None
+    except ConfigError as exc:  # a config of the wrong shape: exit 2 naming the file
+        raise ConfigError(f"{path}: {exc.message}") from None
     return ScanResult(
         path=path,
         format=model.format,

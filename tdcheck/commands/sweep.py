@@ -24,7 +24,8 @@ import hashlib
 import json
 import os
 import time
-from collections.abc import Callable
+from array import array
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,25 +54,34 @@ class PlannedCase:
 
 @dataclass
 class SweepPlan:
-    """The selected cases of a grid (all shards), this run's shard and the fingerprint."""
+    """The selected cases of a grid (all shards), this run's shard and the fingerprint.
+
+    Planning is lazy: the grid is a :class:`~tdcheck.core.grid.GridSpace` (cases decoded
+    from their index), ``selected`` holds the grid indices of the selection (a ``range``
+    without ``-k``), and only this run's cases (:attr:`cases`) are built and checked.
+    """
 
     grid_size: int
-    selection: list[PlannedCase]
+    space: grid.GridSpace
+    selected: Sequence[int]
     shard: tuple[int, int] | None
     fingerprint: dict[str, Any]
+    cases: list[PlannedCase]  # the cases this run owns: its shard of the selection
 
     @property
-    def cases(self) -> list[PlannedCase]:
-        """The cases this run owns: its shard of the selection."""
-        if self.shard is None:
-            return list(self.selection)
-        return [c for c in self.selection if c.shard == self.shard[0]]
+    def selection(self) -> list[PlannedCase]:
+        """Every selected case of every shard, built (small grids; tests)."""
+        n = self.shard[1] if self.shard else 1
+        return [
+            _planned(self.space, index, grid.shard_of(position, n))
+            for position, index in enumerate(self.selected)
+        ]
 
     def plan_dict(self) -> dict[str, Any]:
         """The whole selection, so a merge can name what is missing."""
         return {
-            "indices": [c.index for c in self.selection],
-            "names": [c.name for c in self.selection],
+            "indices": list(self.selected),
+            "names": [self.space.name(i) for i in self.selected],
         }
 
 
@@ -83,33 +93,43 @@ def plan_sweep(
     shard: tuple[int, int] | None = None,
     max_cases: int = grid.DEFAULT_MAX_CASES,
 ) -> SweepPlan:
-    """Expand, resolve, check, name, select and shard; raises :class:`ConfigError` (exit 2)."""
+    """Normalise the axes, select (``-k``, by name) and shard the grid, then build, resolve
+    and check this run's cases as ``compare`` would before loading TensorFlow; raises
+    :class:`ConfigError` (exit 2). Cases of other shards are named, never built."""
     axes = grid.axis_values(lists, base)
-    configs = grid.expand_axes(axes, base, max_cases)
-    predicate = grid.parse_selection(select) if select is not None else None
-    shape, digest = _input_shape(configs[0].input)
-    varying = grid.varying_axes(axes)
-    selected: list[tuple[int, str, CompareConfig, CompareConfig]] = []
-    for index, cfg in enumerate(configs):
-        resolved = cfg.resolve_sizes(shape)
-        name = grid.case_name(resolved, varying)
-        if predicate is None or predicate(name):
-            selected.append((index, name, cfg, resolved))
-    if not selected:
-        raise ConfigError(f"-k: {select!r} selects none of the {len(configs)} cases")
-    n = shard[1] if shard else 1
-    selection = []
-    for position, (index, name, cfg, resolved) in enumerate(selected):
-        try:
-            resolved = grid.resolve(resolved, shape)
-        except ConfigError as exc:
-            raise ConfigError(f"case {name}: {exc.message}") from None
-        selection.append(PlannedCase(index, name, grid.shard_of(position, n), cfg, resolved))
-    names = [c.name for c in selection]
-    if len(set(names)) != len(names):  # cannot happen: a name holds every varying axis
-        raise AssertionError("two cases of the grid have the same name")
+    shape, digest = _input_shape(base.input)
+    if shape is not None:
+        for position, axis in enumerate(("batch", "seq", "features")):
+            for value in axes[axis]:
+                if value is not None and value != shape[position]:
+                    raise ConfigError(
+                        f"--{axis} {value} disagrees with the input file {base.input!r}, "
+                        f"whose shape (batch, seq, features) is {shape}"
+                    )
+    space = grid.GridSpace(axes, base, max_cases=max_cases, input_shape=shape)
+    selected: Sequence[int] = range(len(space))
+    if select is not None:
+        predicate = grid.parse_selection(select)
+        selected = array("q", (i for i in range(len(space)) if predicate(space.name(i))))
+        if not selected:
+            raise ConfigError(f"-k: {select!r} selects none of the {len(space)} cases")
+    k, n = shard or (1, 1)
+    cases = [
+        _planned(space, index, k) for index in selected[k - 1 :: n]
+    ]  # position i of the selection belongs to shard i % n + 1
     fp = grid.fingerprint(axes, base, select=select, shards=n, input_digest=digest)
-    return SweepPlan(len(configs), selection, shard, fp)
+    return SweepPlan(len(space), space, selected, shard, fp, cases)
+
+
+def _planned(space: grid.GridSpace, index: int, shard: int) -> PlannedCase:
+    """Build, validate and resolve case ``index`` (exit 2 naming the case)."""
+    name = space.name(index)
+    try:
+        cfg = space.config(index).validated()
+        resolved = grid.resolve(cfg.resolve_sizes(space.input_shape), space.input_shape)
+    except ConfigError as exc:
+        raise ConfigError(f"case {name}: {exc.message}") from None
+    return PlannedCase(index, name, shard, cfg, resolved)
 
 
 def _input_shape(path: str) -> tuple[tuple[int, ...] | None, str | None]:
@@ -238,7 +258,7 @@ class SweepResult:
         return cls(cases=[], grid_size=plan.grid_size, shard=plan.shard,
                    fingerprint=plan.fingerprint, plan=plan.plan_dict())  # fmt: skip
 
-    def mark_not_run(self, todo: list[PlannedCase]) -> None:
+    def mark_not_run(self, todo: Sequence[PlannedCase]) -> None:
         """List the cases of ``todo`` without a result in ``not_run``, with the reason."""
         done = {c.index for c in self.cases}
         reason = (

@@ -81,7 +81,23 @@ def load(path: str, max_bytes: int = 4 * 1024**3) -> Baseline:
             import ml_dtypes
 
             arrays[key] = arrays[key].astype(ml_dtypes.bfloat16)
+    check_weights(path, arrays)
     return Baseline(path, arrays, config, environment)
+
+
+def check_weights(path: str, arrays: dict[str, np.ndarray]) -> None:
+    """Refuse a baseline whose initial weights hold NaN or infinity (exit 2): the run would
+    start from them, every output would be NaN, and the variants would be blamed for it."""
+    for key, array in arrays.items():
+        if not key.startswith("weights/"):
+            continue
+        values = np.asarray(array, np.float64)
+        bad = int(np.count_nonzero(~np.isfinite(values)))
+        if bad:
+            raise ConfigError(
+                f"--baseline: {path!r} is broken: its {key} holds {bad} NaN or infinite "
+                f"value(s) of {values.size}; a run cannot start from these weights"
+            )
 
 
 def _read_arrays(path: str, max_bytes: int) -> dict[str, np.ndarray]:

@@ -301,10 +301,14 @@ class CompareConfig:
         if not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
             raise ConfigError(f"--learning-rate: must be a finite number > 0 (got {lr!r})")
         lengths = parse_lengths(self.lengths) if self.lengths is not None else None
-        backend = self.backend if self.backend is not None else default_backend()
-        check_choice("--backend", backend, BACKENDS)
         if self.keras not in (2, 3):
             raise ConfigError(f"--keras: 2 or 3 (got {self.keras!r})")
+        # $KERAS_BACKEND picks a Keras 3 backend; Keras 2 (tf_keras) runs on TensorFlow only
+        # and ignores it, so it never makes --keras 2 fail.
+        backend = self.backend if self.backend is not None else (
+            "tensorflow" if self.keras == 2 else default_backend()
+        )  # fmt: skip
+        check_choice("--backend", backend, BACKENDS)
         engine_name(backend, self.keras)
         backends = parse_engines(self.backends) if self.backends is not None else None
         if backends is not None and (self.backend is not None or self.keras != 3):

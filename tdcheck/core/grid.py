@@ -19,15 +19,22 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import itertools
 import json
+import math
+import os
 import re
 import shlex
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from tdcheck._version import __version__
-from tdcheck.core.config import CompareConfig, parse_variants
+from tdcheck.core.config import (
+    DEFAULT_BATCH,
+    DEFAULT_FEATURES,
+    DEFAULT_SEQ,
+    CompareConfig,
+    parse_variants,
+)
 from tdcheck.errors import ConfigError
 
 T = TypeVar("T")
@@ -82,20 +89,54 @@ def parse_list(option: str, spec: str | int | None) -> list[Any]:
 
 
 def axis_values(lists: dict[str, Any], base: CompareConfig) -> dict[str, list[Any]]:
-    """Each axis's list of values (``base``'s value where the axis is not given)."""
+    """Each axis's list of values (``base``'s value where the axis is not given), every
+    value validated and normalised as ``compare`` would (``constant:0.10`` becomes
+    ``constant:0.1``, ``ZEROS`` becomes ``zeros``). Two spellings of one value are refused
+    (exit 2), naming both: they would be the same case twice."""
+    base.validated()  # the options every case shares: their errors are not an axis's
     axes: dict[str, list[Any]] = {}
     for axis in AXES:
         raw = lists.get(axis)
         if axis == "variants":
             sets = [raw] if isinstance(raw, str) else list(raw or [])
-            axes[axis] = [parse_variants(s) for s in sets] or [base.variants]
-            if len(set(axes[axis])) != len(axes[axis]):
+            values = [parse_variants(s) for s in sets] or [base.variants]
+            if len(set(values)) != len(values):
                 raise ConfigError("--variants: a variant set is given twice")
         elif raw is None:
-            axes[axis] = [getattr(base, axis)]
+            values = [getattr(base, axis)]
         else:
-            axes[axis] = parse_list(axis, raw)
+            values = parse_list(axis, raw)
+        axes[axis] = _normalised(axis, values, base)
     return axes
+
+
+def _normalised(axis: str, values: list[Any], base: CompareConfig) -> list[Any]:
+    """``values`` as :meth:`CompareConfig.validated` normalises them; repeats refused."""
+    out: list[Any] = []
+    spelled: dict[Any, Any] = {}
+    if axis in INT_AXES and None not in values:  # whole numbers: a range check, so the
+        for value in sorted({min(values), max(values)}):  # smallest and largest will do
+            _validated(base, axis, value)
+        checked = values
+    else:
+        checked = [getattr(_validated(base, axis, value), axis) for value in values]
+    for value, norm in zip(values, checked, strict=True):
+        if norm in spelled:
+            raise ConfigError(
+                f"{option_name(axis)}: {spelled[norm]!r} and {value!r} are the same value "
+                f"({_value_text(axis, norm)}); list it once"
+            )
+        spelled[norm] = value
+        out.append(norm)
+    return out
+
+
+def _validated(base: CompareConfig, axis: str, value: Any) -> CompareConfig:
+    try:
+        return dataclasses.replace(base, **{axis: value}).validated()
+    except ConfigError as exc:
+        where = "" if str(value) in exc.message else f" (in {option_name(axis)} {value!r})"
+        raise ConfigError(exc.message + where) from None
 
 
 def expand(
@@ -112,21 +153,132 @@ def expand(
 def expand_axes(
     axes: dict[str, list[Any]], base: CompareConfig, max_cases: int = DEFAULT_MAX_CASES
 ) -> list[CompareConfig]:
-    """:func:`expand` from already parsed axis values."""
-    count = 1
-    for values in axes.values():
-        count *= len(values)
-    if count > max_cases:
-        sizes = " x ".join(str(len(v)) for v in axes.values() if len(v) > 1)
-        raise ConfigError(
-            f"the grid has {count} cases ({sizes}), over --max-cases {max_cases}; "
-            "shrink it or raise --max-cases"
-        )
-    cases = []
-    for combo in itertools.product(*axes.values()):
-        cfg = dataclasses.replace(base, **dict(zip(AXES, combo, strict=True)))
-        cases.append(cfg.validated())
-    return cases
+    """:func:`expand` from already parsed axis values (every case built: small grids only;
+    ``tdcheck sweep`` plans through :class:`GridSpace`, which builds only what it runs)."""
+    space = GridSpace(axes, base, max_cases=max_cases)
+    return [space.config(i).validated() for i in range(len(space))]
+
+
+#: How many case configurations :meth:`GridSpace.config` has built in this process (tests
+#: check that planning a shard of a huge grid builds only that shard's cases).
+CONFIGS_BUILT = 0
+
+
+class GridSpace:
+    """The cartesian product of the axes, never materialised: case ``i`` is decoded from its
+    index (mixed radix, the last axis fastest), its name computed from the axis values alone.
+
+    >>> space = GridSpace({"hidden": [4, 8], "seq": [3, 5]}, CompareConfig())
+    >>> len(space), space.values(2)
+    (4, {'hidden': 8, 'seq': 3})
+    """
+
+    def __init__(
+        self, axes: dict[str, list[Any]], base: CompareConfig, *,
+        max_cases: int | None = None, input_shape: tuple[int, ...] | None = None,
+    ) -> None:  # fmt: skip
+        self.axes = axes
+        self.base = base
+        self.input_shape = input_shape
+        self.size = math.prod(len(values) for values in axes.values())
+        if max_cases is not None and self.size > max_cases:
+            sizes = " x ".join(str(len(v)) for v in axes.values() if len(v) > 1)
+            raise ConfigError(
+                f"the grid has {self.size} cases ({sizes}), over --max-cases {max_cases}; "
+                "shrink it or raise --max-cases"
+            )
+        self.varying = varying_axes(axes)
+        self._names = list(axes)
+        self._lengths = [len(values) for values in axes.values()]
+        self._parts: list[list[str]] | None = None
+        self._rnn = self._hidden = 0
+        self._trunk: list[list[str]] = []
+        self._order: list[int] = []
+        self._defaults = {
+            "batch": DEFAULT_BATCH, "seq": DEFAULT_SEQ, "features": DEFAULT_FEATURES
+        }  # fmt: skip
+
+    def __len__(self) -> int:
+        return self.size
+
+    def values(self, index: int) -> dict[str, Any]:
+        """Case ``index``'s axis values (only the axes given, in :data:`AXES` order)."""
+        if not 0 <= index < self.size:
+            raise IndexError(index)
+        picked: list[Any] = []
+        for length, name in zip(reversed(self._lengths), reversed(self._names), strict=True):
+            index, digit = divmod(index, length)
+            picked.append(self.axes[name][digit])
+        return dict(zip(self._names, reversed(picked), strict=True))
+
+    def name(self, index: int) -> str:
+        """Case ``index``'s name, as :func:`case_name` gives it, without building a config:
+        each axis value's part of the name is worked out once (:meth:`_name_parts`)."""
+        if not 0 <= index < self.size:
+            raise IndexError(index)
+        if self._parts is None:
+            self._parts = self._name_parts()
+        digits = [0] * len(self._lengths)
+        for position in range(len(self._lengths) - 1, -1, -1):
+            index, digits[position] = divmod(index, self._lengths[position])
+        rnn, hidden = digits[self._rnn], digits[self._hidden]
+        parts = [self._trunk[rnn][hidden]]
+        parts += [self._parts[p][digits[p]] for p in self._order]
+        return "-".join(part for part in parts if part)
+
+    def _name_parts(self) -> list[list[str]]:
+        """Per axis, per value: the text it adds to a case name ("" for none)."""
+        fields = {axis: getattr(self.base, axis) for axis in _NAME_FIELDS}
+        for position, axis in enumerate(("batch", "seq", "features")):
+            if self.input_shape is not None:
+                fields[axis] = self.input_shape[position]
+            elif fields[axis] is None:
+                fields[axis] = self._defaults[axis]
+        sized = {"features": "f", "units": "u", "seq": "s", "batch": "b"}
+        extras = dict(_NAME_EXTRAS)
+        table: list[list[str]] = []
+        for axis in self._names:
+            row = []
+            for value in self.axes[axis]:
+                if axis in ("batch", "seq", "features") and value is None:
+                    value = fields[axis]
+                if axis in sized:
+                    row.append(f"{sized[axis]}{value}")
+                elif axis == "dtype":
+                    row.append(str(value))
+                elif axis == "variants":
+                    row.append("+".join(value))
+                elif axis in extras and (axis in self.varying or value != getattr(_DEFAULTS, axis)):
+                    row.append(f"{extras[axis]}={_value_text(axis, value)}")
+                else:
+                    row.append("")
+            table.append(row)
+        self._rnn, self._hidden = self._names.index("rnn"), self._names.index("hidden")
+        self._trunk = [
+            [_trunk_text(r, h, self.varying) for h in self.axes["hidden"]]
+            for r in self.axes["rnn"]
+        ]  # fmt: skip
+        order = ["features", "units", "seq", "batch", "dtype", "variants"]
+        order += [axis for axis, _ in _NAME_EXTRAS]
+        self._order = [self._names.index(axis) for axis in order]
+        return table
+
+    def config(self, index: int) -> CompareConfig:
+        """Case ``index`` as the grid gives it (sizes may be left to the input file)."""
+        global CONFIGS_BUILT
+        CONFIGS_BUILT += 1
+        return dataclasses.replace(self.base, **self.values(index))
+
+
+class _Fields:
+    """Attribute access to a dict: what :func:`case_name` reads from a config."""
+
+    def __init__(self, fields: dict[str, Any]) -> None:
+        self.__dict__.update(fields)
+
+
+#: The config fields a case name reads.
+_NAME_FIELDS = (*AXES, "batch", "seq", "features")
 
 
 def resolve(cfg: CompareConfig, input_shape: tuple[int, ...] | None) -> CompareConfig:
@@ -179,6 +331,12 @@ def _value_text(axis: str, value: Any) -> str:
     return str(value)
 
 
+def _trunk_text(rnn: str, hidden: int, varying: Sequence[str]) -> str:
+    if rnn == "none":  # no trunk: --hidden is unused, named only when it varies
+        return f"none-h{hidden}" if "hidden" in varying else "none"
+    return f"{rnn}{hidden}"
+
+
 def case_name(cfg: CompareConfig, varying: Sequence[str] = ()) -> str:
     """A stable, readable name built from the configuration (JUnit, ``-k``).
 
@@ -188,11 +346,8 @@ def case_name(cfg: CompareConfig, varying: Sequence[str] = ()) -> str:
     >>> case_name(CompareConfig(seed=3).validated().resolve_sizes(None))
     'lstm5-f4-u2-s3-b1-float32-dense+time-distributed-seed=3'
     """
-    trunk = f"{cfg.rnn}{cfg.hidden}"
-    if cfg.rnn == "none":  # no trunk: --hidden is unused, named only when it varies
-        trunk = f"none-h{cfg.hidden}" if "hidden" in varying else "none"
-    parts = [trunk, f"f{cfg.features}", f"u{cfg.units}", f"s{cfg.seq}", f"b{cfg.batch}",
-             cfg.dtype, "+".join(cfg.variants)]  # fmt: skip
+    parts = [_trunk_text(cfg.rnn, cfg.hidden, varying), f"f{cfg.features}", f"u{cfg.units}",
+             f"s{cfg.seq}", f"b{cfg.batch}", cfg.dtype, "+".join(cfg.variants)]  # fmt: skip
     for axis, key in _NAME_EXTRAS:
         value = getattr(cfg, axis)
         if axis in varying or value != getattr(_DEFAULTS, axis):
@@ -206,6 +361,8 @@ def varying_axes(axes: dict[str, list[Any]]) -> list[str]:
 
 # -- -k expressions -------------------------------------------------------------------------
 
+#: The deepest ``-k`` nesting accepted (parentheses, or ``not`` repeated).
+MAX_SELECT_DEPTH = 64
 _TOKEN_RE = re.compile(r"\(|\)|[^\s()]+")
 
 
@@ -223,6 +380,16 @@ def parse_selection(expr: str) -> Callable[[str], bool]:
     tokens = _TOKEN_RE.findall(expr)
     if not tokens:
         raise ConfigError("-k: the expression is empty")
+    depth = deepest = 0
+    for token in tokens:  # the parser recurses per level: bound the levels, not the stack
+        depth += (token == "(") - (token == ")")
+        deepest = max(deepest, depth)
+    deepest += tokens.count("not")  # each 'not' nests what follows it one level deeper
+    if deepest > MAX_SELECT_DEPTH:
+        raise ConfigError(
+            f"-k: the expression nests {deepest} levels deep (parentheses and 'not's); "
+            f"at most {MAX_SELECT_DEPTH}"
+        )
     pos = 0
     Pred = Callable[[str], bool]
 
@@ -346,8 +513,10 @@ def fingerprint(
     """What makes two sweep reports parts of the same sweep, readable and hashed.
 
     ``axes``: every axis's values; ``options``: every other option that shapes a case;
-    ``select``: the ``-k`` expression; ``shards``: N of ``--shard K/N`` (1 without);
-    ``tdcheck``: the version. ``hash`` is the SHA-256 of the rest as canonical JSON.
+    ``environment``: :func:`numerics_environment`; ``select``: the ``-k`` expression;
+    ``shards``: N of ``--shard K/N`` (1 without); ``tdcheck``: the version. The axes hold
+    normalised values: ``backend`` is the one that runs (``$KERAS_BACKEND`` resolved).
+    ``hash`` is the SHA-256 of the rest as canonical JSON.
     """
     options = {
         f.name: _jsonable(getattr(base, f.name))
@@ -360,10 +529,27 @@ def fingerprint(
         "tdcheck": __version__,
         "axes": {axis: _jsonable(values) for axis, values in axes.items()},
         "options": options,
+        "environment": numerics_environment(),
         "select": select,
         "shards": shards,
     }
     return {"hash": fingerprint_hash(parts), **parts}
+
+
+#: Environment variables that change what a run computes (kernels, devices, determinism).
+NUMERICS_VARIABLES = (
+    "TF_ENABLE_ONEDNN_OPTS", "XLA_FLAGS", "TF_XLA_FLAGS", "TF_DETERMINISTIC_OPS",
+    "TF_CUDNN_DETERMINISTIC", "NVIDIA_TF32_OVERRIDE", "CUDA_VISIBLE_DEVICES", "JAX_PLATFORMS",
+    "JAX_ENABLE_X64", "JAX_DEFAULT_MATMUL_PRECISION",
+)  # fmt: skip
+
+
+def numerics_environment() -> dict[str, str | None]:
+    """The :data:`NUMERICS_VARIABLES` as set for this run (None: unset). With the resolved
+    backend (``axes.backend``, ``$KERAS_BACKEND`` included) and ``options.keras`` they make
+    two runs the same sweep or not before anything runs; merge also compares what the runs
+    report they used (device, versions)."""
+    return {name: os.environ.get(name) for name in NUMERICS_VARIABLES}
 
 
 def fingerprint_hash(parts: dict[str, Any]) -> str:

@@ -28,8 +28,9 @@ MAX_HEADER_BYTES = 10_000
 def read_npy_header(handle: Any) -> tuple[tuple[int, ...], np.dtype]:
     """``(shape, dtype)`` from the ``.npy`` header at ``handle``'s position; reads no data.
 
-    Raises ValueError for an unsupported version or a malformed header (NumPy's message), and
-    for a header over :data:`MAX_HEADER_BYTES`.
+    Raises ValueError for an unsupported version or a malformed header (NumPy's message, or
+    whatever NumPy's header parser raised, named), and for a header over
+    :data:`MAX_HEADER_BYTES`.
     """
     from numpy.lib import format as npy_format
 
@@ -40,7 +41,13 @@ def read_npy_header(handle: Any) -> tuple[tuple[int, ...], np.dtype]:
     }.get(version)
     if reader is None:
         raise ValueError(f"unsupported .npy version {version}")
-    shape, _fortran, dtype = reader(handle, max_header_size=MAX_HEADER_BYTES)
+    try:
+        shape, _fortran, dtype = reader(handle, max_header_size=MAX_HEADER_BYTES)
+    except (ValueError, OSError, EOFError):
+        raise
+    except Exception as exc:  # NumPy parses the header with Python's tokenizer: a damaged
+        # header can raise tokenize.TokenError, SyntaxError, TypeError...
+        raise ValueError(f"malformed .npy header ({type(exc).__name__}: {exc})") from None
     return tuple(shape), dtype
 
 
@@ -128,6 +135,35 @@ def make_input(kind: str, *, batch: int, seq: int, features: int, seed: int) -> 
     if kind == "random":
         return np.random.default_rng(seed).standard_normal((batch, seq, features))
     raise ConfigError(f"--input: unknown input kind {kind!r}")
+
+
+def check_input_values(what: str, x: np.ndarray, dtype: str) -> None:
+    """Refuse (exit 2) input a model of input dtype ``dtype`` cannot take as given, as
+    ``compare`` does: NaN or infinity, or a value that rounds to infinity in ``dtype``
+    (1e300 in float32). Such input makes every output NaN, and nothing would be judged."""
+    from tdcheck.core.tolerances import COMPUTE_DTYPES, overflow_threshold
+
+    values = np.asarray(x)
+    if values.dtype.kind not in "fc" and values.dtype.name != "bfloat16":
+        return
+    values = values.astype(np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        first = [int(i) for i in np.argwhere(bad)[0]]
+        raise ConfigError(
+            f"{what}: {int(bad.sum())} NaN or infinite value(s) (first at {first}); give "
+            "finite input"
+        )
+    if dtype in COMPUTE_DTYPES:
+        limit = overflow_threshold(dtype)
+        over = np.abs(values) >= limit
+        if over.any():
+            first = [int(i) for i in np.argwhere(over)[0]]
+            raise ConfigError(
+                f"{what}: {int(over.sum())} value(s) do not fit the model's input dtype "
+                f"{dtype} (largest magnitude {np.abs(values).max():g}, first at {first}): "
+                "they would become inf"
+            )
 
 
 def valid_positions(cfg: CompareConfig) -> np.ndarray:

@@ -23,18 +23,23 @@ name, inputs and build shape kept), which ``tdcheck rewrite`` rebuilds with Kera
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import os
+import re
 import stat
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from tdcheck.core import rules
-from tdcheck.errors import ConfigError
+from tdcheck.errors import ConfigError, one_line
 
 MAX_CONFIG_BYTES = 64 * 1024 * 1024
+#: The deepest JSON nesting a model config may have (a Keras model nested ten deep is ~60).
+MAX_CONFIG_DEPTH = 200
 MAX_METADATA_BYTES = 64 * 1024
 ZIP_MAGIC = b"PK\x03\x04"
 HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -45,6 +50,7 @@ MASK_PRODUCERS = ("Masking",)
 KERAS_MODULES = (None, "keras.layers", "keras.models", "keras", "keras.src.models.functional",
                  "keras.src.models.sequential", "keras.src.models.model")  # fmt: skip
 
+T = TypeVar("T")
 SAVE_HINT = "save the model with model.save('model.keras')"
 
 
@@ -148,7 +154,7 @@ def _read_keras(path: str) -> ModelFile:
                     meta = json.loads(
                         _read_member(archive, "metadata.json", MAX_METADATA_BYTES, path)
                     )
-                    version = meta.get("keras_version") if isinstance(meta, dict) else None
+                    version = _text(meta.get("keras_version")) if isinstance(meta, dict) else None
                 except (ValueError, ConfigError):
                     version = None
     except ConfigError:
@@ -166,48 +172,148 @@ def _read_keras(path: str) -> ModelFile:
     return ModelFile(path, "keras", config, version, compiled=bool(config.get("compile_config")))
 
 
+def _text(value: Any) -> str | None:
+    """A version string as found, lone surrogates replaced; None for anything else."""
+    if not isinstance(value, str):
+        return None
+    return value.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
+
+
+#: How long reading an ``.h5`` file's attributes may take: the HDF5 library can loop forever
+#: (or crash) on a damaged file, so it reads in a child process that is stopped after this.
+H5_READ_SECONDS = 30.0
+
+#: The child's program: read the attributes scan needs, print them as JSON (bytes in base64).
+_H5_READER = """
+import base64, json, sys
+def out(**kw):
+    print(json.dumps(kw)); sys.exit(0)
+def raw(value):
+    if value is None: return None
+    if isinstance(value, str): value = value.encode("utf-8", "surrogateescape")
+    elif not isinstance(value, bytes): value = str(value).encode("utf-8", "replace")
+    return base64.b64encode(value).decode()
+try:
+    import h5py
+except ImportError:
+    out(status="no-h5py")
+try:
+    with h5py.File(sys.argv[1], "r") as handle:
+        if "model_config" not in handle.attrs:
+            out(status="weights-only")
+        if handle.attrs.get_id("model_config").get_storage_size() > int(sys.argv[2]):
+            out(status="too-big")
+        config = raw(handle.attrs["model_config"])
+        out(status="ok", config=config, version=raw(handle.attrs.get("keras_version")),
+            compiled="training_config" in handle.attrs)
+except Exception as exc:
+    out(status="error", error=f"{type(exc).__name__}: {exc}"[:300])
+"""
+
+
 def _read_h5(path: str) -> ModelFile:
+    import base64
+    import subprocess
+    import sys
+
     try:
-        import h5py
-    except ImportError:  # pragma: no cover - h5py comes with TensorFlow
-        raise _refuse(path, "an HDF5 file, and h5py is not installed to read it") from None
+        proc = subprocess.run(
+            [sys.executable, "-c", _H5_READER, os.path.abspath(path), str(MAX_CONFIG_BYTES)],
+            capture_output=True, timeout=H5_READ_SECONDS, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        raise _refuse(
+            path, f"reading the HDF5 file did not finish in {H5_READ_SECONDS:g} s (corrupt?)"
+        ) from None
     try:
-        with h5py.File(path, "r") as handle:
-            if "model_config" not in handle.attrs:
-                raise _refuse(
-                    path,
-                    "an HDF5 file without a model_config: weights only, no layer structure; "
-                    + SAVE_HINT,
-                )
-            attr = handle.attrs.get_id("model_config")
-            if attr.get_storage_size() > MAX_CONFIG_BYTES:
-                raise _refuse(
-                    path,
-                    f"model_config holds more than the {MAX_CONFIG_BYTES:,} bytes tdcheck reads",
-                )
-            raw = handle.attrs["model_config"]
-            version = handle.attrs.get("keras_version")
-            compiled = "training_config" in handle.attrs
-    except ConfigError:
-        raise
-    except (OSError, KeyError, ValueError, TypeError) as exc:
-        raise _refuse(path, f"corrupt or truncated HDF5 file ({exc})") from None
-    if isinstance(raw, bytes):
-        raw = raw.decode("utf-8", "replace")
-    if isinstance(version, bytes):
+        answer = json.loads(proc.stdout)
+    except ValueError:
+        why = f"signal {-proc.returncode}" if proc.returncode < 0 else f"exit {proc.returncode}"
+        raise _refuse(path, f"corrupt HDF5 file (the HDF5 reader stopped: {why})") from None
+    status = answer.get("status")
+    if status == "no-h5py":  # pragma: no cover - h5py comes with TensorFlow
+        raise _refuse(path, "an HDF5 file, and h5py is not installed to read it")
+    if status == "weights-only":
+        raise _refuse(
+            path,
+            "an HDF5 file without a model_config: weights only, no layer structure; " + SAVE_HINT,
+        )
+    if status == "too-big":
+        raise _refuse(
+            path, f"model_config holds more than the {MAX_CONFIG_BYTES:,} bytes tdcheck reads"
+        )
+    if status != "ok":
+        raise _refuse(path, f"corrupt or truncated HDF5 file ({answer.get('error')})")
+    raw = base64.b64decode(answer["config"])
+    version: Any = answer.get("version")
+    version = None if version is None else base64.b64decode(version)
+    compiled = bool(answer.get("compiled"))
+    if version is not None:  # h5py hands invalid UTF-8 over as lone surrogates: replaced
         version = version.decode("utf-8", "replace")
-    return ModelFile(path, "h5", _parse_config(str(raw).encode(), path, "model_config"),
+    return ModelFile(path, "h5", _parse_config(raw, path, "model_config"),
                      None if version is None else str(version), compiled=compiled)  # fmt: skip
+
+
+#: A ``\\uXXXX`` escape of a UTF-16 surrogate pair (kept) or of a lone surrogate (which no
+#: UTF-8 stream or file can hold: replaced by U+FFFD before the JSON is decoded).
+_SURROGATE_ESCAPE = re.compile(
+    r"\\u(d[89ab][0-9a-f]{2})\\u(d[c-f][0-9a-f]{2})|\\ud[89a-f][0-9a-f]{2}", re.IGNORECASE
+)
 
 
 def _parse_config(raw: bytes, path: str, what: str) -> dict[str, Any]:
     try:
-        config = json.loads(raw)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _refuse(
+            path, f"{what} is not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from None
+    text = _SURROGATE_ESCAPE.sub(lambda m: m.group(0) if m.group(1) else "\\ufffd", text)
+    try:
+        config = json.loads(text)
     except (ValueError, RecursionError) as exc:
         raise _refuse(path, f"{what} cannot be read as JSON ({exc})") from None
     if not (isinstance(config, dict) and isinstance(config.get("class_name"), str)):
         raise _refuse(path, f"{what} does not describe a Keras model")
+    if json_depth(config) > MAX_CONFIG_DEPTH:
+        raise _refuse(path, f"{what} is nested more than {MAX_CONFIG_DEPTH} levels deep")
     return config
+
+
+def json_depth(value: Any) -> int:
+    """How deeply lists and dicts nest in ``value`` (iterative: any depth is measured)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+#: What a malformed config makes the pure-Python walk below raise (a string where a dict
+#: belongs, a number where a list does...); :func:`_guarded` turns it into exit 2.
+MALFORMED = (TypeError, ValueError, AttributeError, KeyError, IndexError, RecursionError)
+
+
+def _guarded(function: Callable[..., T]) -> Callable[..., T]:
+    """Run ``function`` on a user's config: a config of the wrong shape is a
+    :class:`ConfigError` (exit 2, the caller names the file), never a crash."""
+
+    @functools.wraps(function)
+    def guarded(*args: Any, **kwargs: Any) -> T:
+        try:
+            return function(*args, **kwargs)
+        except ConfigError:
+            raise
+        except MALFORMED as exc:
+            raise ConfigError(
+                f"the model config is malformed ({type(exc).__name__}: {exc})"
+            ) from None
+
+    return guarded
 
 
 # -- walking a config ---------------------------------------------------------------------
@@ -229,8 +335,10 @@ def _layers(model: dict[str, Any]) -> list[dict[str, Any]] | None:
 
 
 def model_name(model: dict[str, Any]) -> str:
+    """The model's name for reports (control characters escaped: a name holding a newline or
+    an escape sequence cannot break a table row or recolour the terminal)."""
     name = _inner(model).get("name") or model.get("name")
-    return str(name) if name else str(model.get("class_name", "model"))
+    return one_line(str(name) if name else str(model.get("class_name", "model")))
 
 
 def uses_masks(model: dict[str, Any]) -> bool:
@@ -256,24 +364,34 @@ def uses_masks(model: dict[str, Any]) -> bool:
     return found
 
 
+def _shape(value: Any) -> list[int | None] | None:
+    """``value`` when it is a shape (whole numbers and None; a list in a file, a tuple in
+    memory), else None."""
+    if isinstance(value, (list, tuple)) and all(
+        d is None or (isinstance(d, int) and not isinstance(d, bool)) for d in value
+    ):
+        return list(value)
+    return None
+
+
 def _input_shape(
     entry: dict[str, Any], wrapped: dict[str, Any], known: dict[int, list[Any]] | None = None
 ) -> list[Any] | None:
-    build = entry.get("build_config")  # a list in a file, a tuple in memory
-    if isinstance(build, dict) and isinstance(build.get("input_shape"), (list, tuple)):
-        return list(build["input_shape"])
+    build = entry.get("build_config")
+    if isinstance(build, dict) and _shape(build.get("input_shape")) is not None:
+        return _shape(build["input_shape"])
     for source in (_inner(entry), _inner(wrapped)):
         for key in ("batch_input_shape", "batch_shape"):
-            if isinstance(source.get(key), (list, tuple)):
-                return list(source[key])
+            if _shape(source.get(key)) is not None:
+                return _shape(source[key])
     nodes = entry.get("inbound_nodes")  # Keras 3 records the first call's input tensor
     if isinstance(nodes, list) and nodes and isinstance(nodes[0], dict):
         args = nodes[0].get("args")
         first = args[0] if isinstance(args, list) and args else None
-        if isinstance(first, dict) and isinstance(_inner(first).get("shape"), (list, tuple)):
-            return list(_inner(first)["shape"])
+        if isinstance(first, dict) and _shape(_inner(first).get("shape")) is not None:
+            return _shape(_inner(first)["shape"])
     if known and id(entry) in known:  # Keras 2: carried from the model's input
-        return list(known[id(entry)])
+        return _shape(known[id(entry)])
     return None
 
 
@@ -360,18 +478,19 @@ def _judge(
         verdict = rules.Verdict(rules.NOT_REWRITABLE, rules.UNKNOWN_REASON)
     else:
         verdict = rules.judge(wrapped_class, wrapped_config, masked=masked)
-    name = str(config.get("name", entry.get("name", "?")))
+    name = str(config.get("name", entry.get("name", "?")))  # as saved: rewrite keeps it
     return WrappedLayer(
-        path=f"{path}/{name}",
+        path=f"{path}/{one_line(name)}",
         name=name,
-        wrapped_class=wrapped_class,
-        wrapped_summary=rules.summary(wrapped_config),
+        wrapped_class=one_line(wrapped_class),
+        wrapped_summary=one_line(rules.summary(wrapped_config)),
         input_shape=_input_shape(entry, wrapped, known),
         verdict=verdict,
         trainable=bool(config.get("trainable", True)),
     )
 
 
+@_guarded
 def time_distributed_layers(model: dict[str, Any]) -> list[WrappedLayer]:
     """Every ``TimeDistributed`` layer in ``model`` and its nested sub-models, in order."""
     masked = uses_masks(model)
@@ -402,7 +521,8 @@ def wrapped_model(entry: dict[str, Any]) -> dict[str, Any] | None:
 def _drop_mask_arguments(entry: dict[str, Any]) -> None:
     """TimeDistributed's saved calls name a ``mask`` argument that most layers' ``call``
     lacks; Keras passes masks on by itself (``compute_mask``), so the argument goes."""
-    for node in entry.get("inbound_nodes") or []:
+    nodes = entry.get("inbound_nodes")
+    for node in nodes if isinstance(nodes, list) else []:
         if isinstance(node, dict) and isinstance(node.get("kwargs"), dict):
             node["kwargs"].pop("mask", None)
 
@@ -415,6 +535,7 @@ class Rewritten:
     kept: list[WrappedLayer] = field(default_factory=list)
 
 
+@_guarded
 def rewrite_config(
     model: dict[str, Any], *, inference_only: bool = False
 ) -> tuple[dict[str, Any], Rewritten]:

@@ -401,7 +401,7 @@ def load_weights(built: BuiltModel, arrays: dict[str, np.ndarray]) -> None:
     if built.trunk is not None and all(f"weights/rnn/{k}" in arrays for k in TRUNK_WEIGHTS):
         current = built.trunk.get_weights()
         built.trunk.set_weights(
-            [np.asarray(arrays[f"weights/rnn/{k}"]).reshape(c.shape).astype(c.dtype)
+            [_fit(f"weights/rnn/{k}", arrays[f"weights/rnn/{k}"], c)
              for k, c in zip(TRUNK_WEIGHTS, current, strict=True)]
         )  # fmt: skip
     for variant, layer in built.heads.items():
@@ -409,9 +409,20 @@ def load_weights(built: BuiltModel, arrays: dict[str, np.ndarray]) -> None:
         if all(k in arrays for k in keys):
             current = layer.get_weights()
             layer.set_weights(
-                [np.asarray(arrays[k]).reshape(c.shape).astype(c.dtype)
-                 for k, c in zip(keys, current, strict=True)]
+                [_fit(k, arrays[k], c) for k, c in zip(keys, current, strict=True)]
             )  # fmt: skip
+
+
+def _fit(key: str, array: Any, current: Any) -> np.ndarray:
+    """``array`` in the shape and dtype of the layer's weight ``current``; exit 2 when it
+    holds another number of values (an archive whose weights do not fit this model)."""
+    array = np.asarray(array)
+    if array.size != current.size:
+        raise ConfigError(
+            f"--baseline: its weights do not fit this model: {key} has shape {tuple(array.shape)}, "
+            f"the layer's weight has {tuple(current.shape)}"
+        )
+    return array.reshape(current.shape).astype(current.dtype)
 
 
 def weights_of(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
