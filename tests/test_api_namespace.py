@@ -11,7 +11,7 @@ import tdcheck
 def test_dir_shows_the_public_api_only():
     assert dir(tdcheck) == [
         "CompareConfig", "ConfigError", "EnvironmentProblem", "TdcheckError", "__version__",
-        "assert_equivalent", "compare", "compare_models", "rewrite", "scan",
+        "assert_equivalent", "compare", "compare_models", "export", "rewrite", "scan",
     ]  # fmt: skip
     for name in ("Any", "TYPE_CHECKING", "annotations"):
         assert name not in dir(tdcheck)

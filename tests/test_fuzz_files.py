@@ -67,7 +67,10 @@ def mutate_structure(doc, rng: random.Random):
         node = doc
         for key in path[:-1]:
             node = node[key]
-        node[path[-1]] = copy.deepcopy(rng.choice(HOSTILE))
+        value = rng.choice(HOSTILE)
+        # a fresh copy; the 600-deep list is built anew (deepcopy of it would exceed Python's
+        # recursion limit in the test itself, not in tdcheck)
+        node[path[-1]] = _deep(600) if value is HOSTILE[-1] else copy.deepcopy(value)
     return doc
 
 

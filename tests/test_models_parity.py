@@ -122,20 +122,29 @@ def test_models_save_arrays_and_junit(runner, saved_models, bias_moved, tmp_path
 
 
 def test_equal_nan_makes_nans_in_the_same_place_agree(runner, saved_models, rewritten, tmp_path):
+    # NaN *input* is refused as compare refuses it, --equal-nan or not (exit 2, one line) ...
     x = model_files.random_input(2, 3)
     x[1, 2, 0] = np.nan
     npz = tmp_path / "nan.npz"
     np.savez(npz, x=x)
     args = ["models", saved_models["functional"], rewritten, "--checks", "0", "--input",
             str(npz), "--format", "json"]  # fmt: skip
-    strict = run(runner, *args)
-    assert strict.exit_code == 1
-    assert "NaN" in json.loads(strict.stdout)["comparisons"][0]["note"]
-    loose = run(runner, *args, "--equal-nan")
-    assert loose.exit_code == 0, loose.output
-    doc = json.loads(loose.stdout)
-    assert doc["comparisons"][0]["passed"] is True
-    assert doc["notes"] == ["--equal-nan: NaNs in the same place (and equal infinities) agree"]
+    for extra in ([], ["--equal-nan"]):
+        refused = run(runner, *args, *extra)
+        assert refused.exit_code == 2
+        assert "1 NaN or infinite value(s) (first at [1, 2, 0])" in refused.stderr
+    # ... --equal-nan is for NaN a model produces: NaNs in the same place agree, by the judge
+    from tdcheck.core.judge import judge_outputs, tolerance_for_outputs
+
+    y = np.array([[1.0, np.nan], [np.inf, 2.0]], np.float32)
+    tol = tolerance_for_outputs("float32", ["y"], None, None)
+    (strict,) = judge_outputs("c", ["y"], [y], [y.copy()], tol)
+    (loose,) = judge_outputs("c", ["y"], [y], [y.copy()], tol, equal_nan=True)
+    assert not strict.passed and "NaN" in strict.stats.note
+    assert loose.passed and loose.stats.mismatched == 0
+    moved = np.array([[np.nan, 1.0], [np.inf, 2.0]], np.float32)  # NaN in another place
+    (elsewhere,) = judge_outputs("c", ["y"], [moved], [y], tol, equal_nan=True)
+    assert not elsewhere.passed
 
 
 def test_per_output_tolerances(runner, saved_models, tmp_path, tf_keras):
