@@ -91,16 +91,10 @@ def export_command(
     )  # fmt: skip
     if status:
         click.echo("\r\033[K", err=True, nl=False)
-    from tdcheck import files
+    from tdcheck.cli.models import emit
     from tdcheck.reports import export_render
 
-    doc = result.to_dict()
-    if output is not None and output_format_ is not None:
-        files.atomic_write_text(output, export_render.render(doc, output_format_))
-    if quiet:
-        click.echo(doc["verdict"])
-    else:
-        export_render.write(doc, format_, sys.stdout)
+    emit(result.to_dict(), format_, output, output_format_, quiet, export_render)
     return result.exit_code
 
 

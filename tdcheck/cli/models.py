@@ -12,19 +12,23 @@ from tdcheck.core.config import FORMAT_CHOICES
 from tdcheck.errors import ConfigError
 
 
-def _emit(
+def emit(
     doc: dict[str, Any], format_: str, output: str | None, output_format: str | None,
-    quiet: bool = False,
+    quiet: bool = False, renderer: Any = None,
 ) -> None:  # fmt: skip
+    """The report: ``--output`` written atomically in its format, then stdout (or the
+    verdict alone with ``--quiet``). ``renderer``: a reports module with ``render`` and
+    ``write`` (default :mod:`tdcheck.reports.models_render`)."""
     from tdcheck import files
-    from tdcheck.reports import models_render
 
+    if renderer is None:
+        from tdcheck.reports import models_render as renderer
     if output is not None and output_format is not None:
-        files.atomic_write_text(output, models_render.render(doc, output_format))
+        files.atomic_write_text(output, renderer.render(doc, output_format))
     if quiet:
         click.echo(doc["verdict"])
     else:
-        models_render.write(doc, format_, sys.stdout)
+        renderer.write(doc, format_, sys.stdout)
 
 
 def _ints(text: str, option: str, minimum: int = 1) -> list[int]:
@@ -69,7 +73,7 @@ def scan_command(models: tuple[str, ...], format_: str, output: str | None, quie
     for f in report.files:
         if f.error:
             click.echo(f"tdcheck: error: {f.error}", err=True)
-    _emit(report.to_dict(), format_, output, output_format, quiet)
+    emit(report.to_dict(), format_, output, output_format, quiet)
     return report.exit_code
 
 
@@ -225,7 +229,7 @@ def rewrite_command(
 
     doc = result.to_dict()
     write_files(doc, result.arrays, save_arrays=save_arrays, junit=junit)
-    _emit(doc, format_, output, output_format, quiet)
+    emit(doc, format_, output, output_format, quiet)
     return result.exit_code
 
 
@@ -278,7 +282,7 @@ def models_command(
         )  # fmt: skip
         doc = result.to_dict()
         write_files(doc, result.arrays, save_arrays=save_arrays, junit=junit)
-        _emit(doc, format_, output, output_format, quiet)
+        emit(doc, format_, output, output_format, quiet)
         return result.exit_code
 
     result = compare_models(
@@ -288,7 +292,7 @@ def models_command(
     )  # fmt: skip
     doc = result.to_dict()
     write_files(doc, result.arrays, save_arrays=save_arrays, junit=junit)
-    _emit(doc, format_, output, output_format, quiet)
+    emit(doc, format_, output, output_format, quiet)
     return result.exit_code
 
 

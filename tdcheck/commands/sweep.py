@@ -307,20 +307,14 @@ def run_sweep(
     todo = plan.cases
     if not todo:  # more shards than selected cases: nothing to load TensorFlow for
         return result
-    from tdcheck.commands.backends import EngineRunner, merge_environment
+    from tdcheck.commands.backends import EngineRunner
 
     session = EngineRunner()  # one engine per backend of the grid, reused across cases
     try:  # Ctrl-C while TensorFlow loads leaves the same report: interrupted, all not run
         for planned in todo:
             case, environment = run_case(session, planned.index, planned.name,
                                          planned.resolved, planned.reproduce)  # fmt: skip
-            if environment:
-                merge_environment(result.environment, environment)
-            result.cases.append(case)
-            if on_case is not None:
-                on_case(case)
-            if fail_fast and not case.passed:
-                result.stopped_early = len(result.cases) < len(todo)
+            if _record(result, case, environment, on_case, fail_fast, len(todo)):
                 break
     except KeyboardInterrupt:
         result.interrupted = True
@@ -328,6 +322,24 @@ def run_sweep(
         session.close()
     result.mark_not_run(todo)
     return result
+
+
+def _record(
+    result: SweepResult, case: CaseResult, environment: dict[str, Any] | None,
+    on_case: Callable[[CaseResult], None] | None, fail_fast: bool, planned: int,
+) -> bool:  # fmt: skip
+    """Add one finished case (whichever executor ran it); True when ``--fail-fast`` stops."""
+    if environment:
+        from tdcheck.commands.backends import merge_environment
+
+        merge_environment(result.environment, environment)
+    result.cases.append(case)
+    if on_case is not None:
+        on_case(case)
+    if fail_fast and not case.passed:
+        result.stopped_early = len(result.cases) < planned
+        return True
+    return False
 
 
 def run_case(
@@ -416,7 +428,6 @@ def run_on_ray(
     todo = plan.cases
     if not todo:
         return result
-    from tdcheck.commands.backends import merge_environment
     from tdcheck.runners import ray_executor as rx
 
     driver = rx.identity()
@@ -445,14 +456,8 @@ def run_on_ray(
             try:
                 for done in pool.run(jobs):
                     case, environment = _case_from(done, by_index[done.key], driver)
-                    if environment:
-                        merge_environment(result.environment, environment)
                     ran_by.setdefault(done.worker["id"], []).append(done.key)
-                    result.cases.append(case)
-                    if on_case is not None:
-                        on_case(case)
-                    if fail_fast and not case.passed:
-                        result.stopped_early = len(result.cases) < len(todo)
+                    if _record(result, case, environment, on_case, fail_fast, len(todo)):
                         break
             finally:
                 pool.close()  # cancels pending cases, kills the actors
