@@ -64,3 +64,13 @@ def saved_models(tf_keras, tmp_path_factory):
 
     with quiet():
         return model_files.save_all(tf_keras[1], str(tmp_path_factory.mktemp("models")))
+
+
+@pytest.fixture(scope="session")
+def rewritten(saved_models, tmp_path_factory):
+    """saved_models["functional"] rewritten by tdcheck (written once, read by the tests)."""
+    import tdcheck
+
+    out = str(tmp_path_factory.mktemp("rewritten") / "fast.keras")
+    tdcheck.rewrite(saved_models["functional"], out, checks=1, timing=False)
+    return out

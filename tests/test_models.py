@@ -17,15 +17,6 @@ def run(runner, *args, columns="200"):
 
 
 @pytest.fixture(scope="module")
-def rewritten(saved_models, tmp_path_factory):
-    import tdcheck
-
-    out = str(tmp_path_factory.mktemp("rewritten") / "fast.keras")
-    tdcheck.rewrite(saved_models["functional"], out, checks=1, timing=False)
-    return out
-
-
-@pytest.fixture(scope="module")
 def other_weights(tf_keras, tmp_path_factory):
     """The functional model with a different Dense kernel."""
     keras = tf_keras[1]

@@ -23,15 +23,6 @@ def run(runner, *args, columns="200"):
 
 
 @pytest.fixture(scope="module")
-def rewritten(saved_models, tmp_path_factory):
-    import tdcheck
-
-    out = str(tmp_path_factory.mktemp("rewritten") / "fast.keras")
-    tdcheck.rewrite(saved_models["functional"], out, checks=1, timing=False)
-    return out
-
-
-@pytest.fixture(scope="module")
 def bias_moved(tf_keras, saved_models, tmp_path_factory):
     """The saved functional model with its Dense bias moved by 0.05 (float32)."""
     keras = tf_keras[1]
