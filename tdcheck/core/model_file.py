@@ -30,7 +30,7 @@ import re
 import stat
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -341,27 +341,27 @@ def model_name(model: dict[str, Any]) -> str:
     return one_line(str(name) if name else str(model.get("class_name", "model")))
 
 
+def _dicts(value: Any) -> Iterator[dict[str, Any]]:
+    """Every dict in a nested config (lists and dicts, at any depth), outer ones first."""
+    if isinstance(value, dict):
+        yield value
+        for item in value.values():
+            yield from _dicts(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _dicts(item)
+
+
 def uses_masks(model: dict[str, Any]) -> bool:
     """True when any layer, at any depth, produces a Keras mask."""
-    found = False
-
-    def visit(value: Any) -> None:
-        nonlocal found
-        if isinstance(value, dict):
-            name = value.get("class_name")
-            config = value.get("config")
-            if isinstance(config, dict) and (
-                name in MASK_PRODUCERS or (name == "Embedding" and config.get("mask_zero"))
-            ):
-                found = True
-            for item in value.values():
-                visit(item)
-        elif isinstance(value, list):
-            for item in value:
-                visit(item)
-
-    visit(model)
-    return found
+    for value in _dicts(model):
+        name = value.get("class_name")
+        config = value.get("config")
+        if isinstance(config, dict) and (
+            name in MASK_PRODUCERS or (name == "Embedding" and config.get("mask_zero"))
+        ):
+            return True
+    return False
 
 
 def _shape(value: Any) -> list[int | None] | None:
@@ -609,27 +609,19 @@ def keras2_conversion(model: dict[str, Any], path: str) -> tuple[dict[str, Any],
     result = copy.deepcopy(model)
     dropped: list[str] = []
 
-    def visit(value: Any) -> None:
-        if isinstance(value, dict):
-            config = value.get("config")
-            keys = KERAS2_ONLY.get(str(value.get("class_name")), {})
-            if isinstance(config, dict):
-                for key, harmless in keys.items():
-                    if key not in config:
-                        continue
-                    if config[key] != harmless:
-                        raise _refuse(
-                            path,
-                            f"layer {config.get('name')!r} has the Keras 2 argument "
-                            f"{key}={config[key]!r}, which Keras 3 cannot express; load it with "
-                            "tf_keras (Keras 2) instead",
-                        )
-                    dropped.append(f"{config.get('name')}: {key}={config.pop(key)!r}")
-            for item in value.values():
-                visit(item)
-        elif isinstance(value, list):
-            for item in value:
-                visit(item)
-
-    visit(result)
+    for value in list(_dicts(result)):
+        config = value.get("config")
+        keys = KERAS2_ONLY.get(str(value.get("class_name")), {})
+        if isinstance(config, dict):
+            for key, harmless in keys.items():
+                if key not in config:
+                    continue
+                if config[key] != harmless:
+                    raise _refuse(
+                        path,
+                        f"layer {config.get('name')!r} has the Keras 2 argument "
+                        f"{key}={config[key]!r}, which Keras 3 cannot express; load it with "
+                        "tf_keras (Keras 2) instead",
+                    )
+                dropped.append(f"{config.get('name')}: {key}={config.pop(key)!r}")
     return result, dropped
