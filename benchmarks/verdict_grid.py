@@ -114,6 +114,8 @@ def main() -> None:
     parser.add_argument("grid", choices=("grad", "forward", "cross"))
     parser.add_argument("--seeds", default="0")
     parser.add_argument("--limit", type=int, default=0, help="run only the first N cases")
+    parser.add_argument("--where", default="", help="only cases with these options, e.g. "
+                        "train_steps=2,rnn=lstm")  # fmt: skip
     parser.add_argument("--long", action="store_true", help="forward: also seq 100")
     parser.add_argument("--dtypes", default=None,
                         help="a comma list of dtypes (default: float32, float16, bfloat16; "
@@ -131,6 +133,9 @@ def main() -> None:
         cases = forward_cases(seeds, args.long)
     dtypes = args.dtypes or ",".join((*DTYPES, "mixed_float16") if args.grid == "cross" else DTYPES)
     cases = [case for case in cases if case.get("dtype", "float32") in dtypes.split(",")]
+    for pair in filter(None, args.where.split(",")):
+        key, _, value = pair.partition("=")
+        cases = [case for case in cases if str(case.get(key)) == value]
     if args.limit:
         cases = cases[: args.limit]
     session = Session() if args.grid != "cross" else None
@@ -153,6 +158,7 @@ def main() -> None:
         summary[dtype][0] += 1
         summary[dtype][1] += bool(failed)
         line = {**case, "passed": result.passed, "failed": failed, "worst_margin": worst,
+                "not_judged": [n for n in result.notes if "not judged" in n],
                 "seconds": round(time.perf_counter() - start, 2)}  # fmt: skip
         print(json.dumps(line), flush=True)
     print("summary: dtype, cases, FAILs", file=sys.stderr)

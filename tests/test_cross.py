@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tdcheck.core import bounds
+from tdcheck.core import bounds, faults
 from tdcheck.core.judge import cross
 
 U32 = 2.0**-24
@@ -342,6 +342,18 @@ def test_flush_to_zero_probe_with_fake_engines():
         def train_step(self, *args):
             raise NotImplementedError
 
+        def matmul(self, a, b, dtype):
+            self.calls += 1
+            if dtype == "bfloat16":
+                raise TypeError("no bfloat16 here")
+            if self.flush:  # every addition rounded to the dtype: a narrow accumulator
+                acc = np.zeros((a.shape[0], b.shape[1]))
+                for k in range(a.shape[1]):
+                    acc = faults.round_to(acc + np.outer(a[:, k], b[k]), dtype)
+                return acc.ravel(), acc.ravel()
+            y = faults.round_to(a @ b, dtype).ravel()
+            return y, y
+
         def probe(self, dtype, device):
             self.calls += 1
             if dtype == "bfloat16":
@@ -360,6 +372,88 @@ def test_flush_to_zero_probe_with_fake_engines():
     calls = flushing.calls
     flushing.flush_to_zero("CPU:0")  # cached per device
     assert flushing.calls == calls
+    # the accumulation probe, per dtype and shape: float32, the dtype, or None (no such op)
+    assert plain.accumulation("float16", "CPU:0", 64, 16, 4) == "float32"
+    assert plain.accumulation("mixed_float16", "CPU:0", 64, 16, 4) == "float32"
+    assert flushing.accumulation("float16", "CPU:0", 64, 16, 4) == "float16"
+    assert plain.accumulation("bfloat16", "CPU:0", 64, 16, 4) is None
+    assert plain.accumulation("float32", "CPU:0", 64, 16, 4) == "float32"
+    calls = plain.calls
+    assert plain.accumulation("float16", "CPU:0", 64, 16, 4) == "float32"
+    assert plain.calls == calls  # cached per dtype, device and shape
     tiny = 2.0**-126
     assert not flushed([np.array([tiny / 4, tiny / 2])] * 2 + [np.array([tiny / 4])], "float32")
     assert flushed([np.array([tiny / 4, 0.0])] * 2 + [np.array([tiny / 4])], "float32")
+
+
+def test_float16_adam_whose_v_underflows_is_not_judged_and_says_why():
+    # Keras keeps Adam's moments in float16: (1 - b2) g^2 underflows for |g| below ~5e-3,
+    # the step is m / eps or m / sqrt(v) as rounding falls (the loss went 1.3 -> 571 here),
+    # and the variants' trajectories part: no verdict on them, and the run says so.
+    import tdcheck
+
+    options = dict(rnn="gru", features=8, hidden=16, seq=8, batch=4, units=4,
+                   train_steps=2, optimizer="adam", initializer="glorot_uniform")  # fmt: skip
+    r = tdcheck.compare(dtype="float16", **options)
+    assert r.passed, r.verdict()
+    assert not [c for c in r.comparisons if c.kind.startswith("trained")]
+    assert r.training is not None and r.training["not_judged"].startswith(
+        "trained weights not judged: Adam's second moment is not computed accurately in float16"
+    )
+    assert "at step 1 of 2" in r.training["not_judged"]
+    assert [n for n in r.notes if n.startswith("trained weights not judged")]
+    assert "; trained weights not judged (rounding decides them: see the note)" in r.verdict()
+    # mixed_float16 keeps float32 moments: judged
+    mixed = tdcheck.compare(dtype="mixed_float16", **options)
+    assert mixed.training is not None and mixed.training["not_judged"] is None
+    assert len([c for c in mixed.comparisons if c.kind.startswith("trained")]) == 6
+
+
+def test_an_undetermined_trained_array_across_runs_is_skipped_unless_bitwise_equal():
+    from tdcheck.core.judge import comparator
+
+    rng = np.random.default_rng(2)
+    kernel, bias = rng.standard_normal((3, 2)), rng.standard_normal(2)
+    grads = np.full((2, 3, 2), 1e-3)  # float16: (1 - b2) g^2 underflows
+    arrays = {
+        "valid": np.ones((1, 4), bool),
+        "weights/dense/kernel": kernel, "weights/dense/bias": bias,
+        "trained/gradients/head.kernel": grads,
+    }  # fmt: skip
+    why = cross.training_undetermined(arrays, "dense", optimizer="adam", learning_rate=0.01,
+                                      dtype="float16")  # fmt: skip
+    assert why is not None and "for 6 weights of head.kernel at step 1 of 2" in why
+    assert cross.training_undetermined(arrays, "dense", optimizer="sgd", learning_rate=0.01,
+                                       dtype="float16") is None  # fmt: skip
+    assert cross.training_undetermined(arrays, "dense", optimizer="adam", learning_rate=0.01,
+                                       dtype="mixed_float16") is None  # fmt: skip
+
+    class Cfg:
+        dtype, activation, optimizer, learning_rate = "float16", "linear", "adam", 0.01
+        head_input_size, rnn, atol = 3, "none", None
+
+    side = cross.Side(arrays, {"flush_to_zero": {"float16": False}})
+    got, rule = cross.allowance("trained/dense/head.kernel", "head.kernel", kernel,
+                                (side, side), Cfg)  # fmt: skip
+    assert (got, rule) == (None, cross.UNDETERMINED)
+    trained = {"trained/dense/head.kernel": kernel}
+    for other, count in ((kernel, 1), (kernel + 1.0, 0)):
+        found = comparator.judge_arrays(
+            trained, {"trained/dense/head.kernel": other}, kind="baseline", atol=1e-3,
+            rtol=1e-3, exact=False, label_a="", label_b="@baseline", valid=np.ones((1, 4), bool),
+            lengths=False, variants=("dense",), sides=(side, side), cfg=Cfg,
+        )  # fmt: skip
+        assert len(found) == count
+        assert all(c.stats.rule == "exact" and c.stats.passed for c in found)
+
+
+def test_tensorflow_on_cpu_accumulates_16_bit_products_in_float32():
+    # measured on every CPU framework here (TensorFlow, JAX, torch): float16 and bfloat16
+    # products are float32 sums rounded once, as a Dense layer (3-D) and TimeDistributed
+    # (2-D) multiply; the statistical rule then models the additions with float32's u
+    from tdcheck.engines.base import load_engine
+
+    engine = load_engine("tensorflow")
+    for dtype in ("float16", "bfloat16", "mixed_float16"):
+        assert engine.accumulation(dtype, "CPU:0", 256, 512, 32) == "float32", dtype
+    assert engine.accumulation("float32", "CPU:0", 256, 512, 32) == "float32"

@@ -153,3 +153,57 @@ def test_stats_carries_the_verdict_and_its_line():
     assert s.mismatched == 0  # no element is beyond lam on its own: the bias gives it away
     with pytest.raises(ValueError, match="softmax"):
         rounding.head_scale(np.ones((1, 2)), np.ones((2, 2)), np.zeros(2), "softmax", "float32")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("d", [64, 512])
+def test_a_float32_accumulator_tightens_the_model_to_one_unit(dtype, d):
+    # What every CPU framework measured does: float32 products and sums, the product
+    # rounded to the dtype, then the bias addition rounded (engines' accumulation probe).
+    h, w, b = simulated_head(dtype, d)
+    wide = rounding.head_scale(h, w, b, "linear", dtype, accumulate="float32")
+    narrow = rounding.head_scale(h, w, b, "linear", dtype)
+    assert np.all(wide.sigma < narrow.sigma)
+    healthy = faults.round_to(faults.round_to(h @ w, dtype) + b, dtype)
+    r = rounding.judge(healthy, wide.exact, wide)
+    assert r.passed and r.margin < 0.3, r.margin
+    one_unit = faults.scaled_kernel(w, 1, dtype)  # kernel x (1 + u): 0.39 % in bfloat16
+    yk = faults.round_to(faults.round_to(h @ one_unit, dtype) + b, dtype)
+    assert not rounding.judge(yk, wide.exact, wide).passed
+    assert rounding.judge(yk, narrow.exact, narrow).passed  # the dtype's u everywhere: missed
+
+
+def test_mixed_precision_casts_are_a_known_offset():
+    rng = np.random.default_rng(3)
+    h = faults.round_to(np.tanh(rng.standard_normal((8, 32, 32))), "float16")
+    w, b = rng.standard_normal((32, 8)) / 6, rng.standard_normal(8)  # float32 variables
+    scale = rounding.head_scale(h, w, b, "linear", "mixed_float16", accumulate="float32")
+    w16, b16 = faults.round_to(w, "float16"), faults.round_to(b, "float16")
+    assert np.array_equal(scale.offset, (h @ w16 + b16) - (h @ w + b))
+    assert np.array_equal(scale.exact, h @ w16 + b16)
+    pair = rounding.pair_scale(scale, rounding.head_scale(h, w, b, "linear", "float64"))
+    healthy = faults.round_to(faults.round_to(h @ w16, "float16") + b16, "float16")
+    r = rounding.judge(healthy, h @ w + b, pair)  # against the stored weights' exact head
+    assert r.passed and r.margin < 0.3, r.margin
+    scaled = faults.round_to(w * (1 + 4 * 2.0**-11), "float16")  # +0.2 %
+    yk = faults.round_to(faults.round_to(h @ scaled, "float16") + b16, "float16")
+    assert not rounding.judge(yk, h @ w + b, pair).passed
+
+
+def test_the_accumulation_probe_tells_float32_from_the_dtype():
+    ops = rounding.accumulation_operands(16, 32, 4, "float16")
+    assert len(ops) == 64 and sum(a.shape[0] * b.shape[1] for a, b in ops) == 4096
+    assert all(np.array_equal(a, faults.round_to(a, "float16")) for a, _ in ops)
+    right = [faults.round_to(a @ b, "float16") for a, b in ops]
+    assert rounding.accumulation_found(right, ops, "float16") == "float32"
+    # one unit off in 5 % of the elements: more than double rounding explains
+    off = [r.copy() for r in right]
+    for r in off:
+        flat = r.reshape(-1)
+        flat[::20] = np.nextafter(flat[::20].astype(np.float16), np.float16(np.inf))
+    assert rounding.accumulation_found(off, ops, "float16") == "float16"
+    # two units off in one element: not a float32 accumulator rounded once
+    far = [r.copy() for r in right]
+    far[0][0, 0] *= 1 + 2 * 2.0**-10
+    assert rounding.accumulation_found(far, ops, "float16") == "float16"
+    assert rounding.accumulation_found([], [], "float32") == "float32"

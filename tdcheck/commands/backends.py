@@ -234,7 +234,9 @@ class EngineRunner(_EngineRunner):
 
 def merge_environment(target: dict[str, Any], env: dict[str, Any]) -> None:
     """Add a case's environment to a sweep's: the first one, then under ``backends`` one per
-    backend once a second backend appears (the sweep's environment names every backend)."""
+    backend once a second backend appears (the sweep's environment names every backend).
+    ``accumulation`` is left out: it belongs to one case (its dtype and head shape)."""
+    env = {key: value for key, value in env.items() if key != "accumulation"}
     if not target:
         target.update(env)
         return

@@ -31,7 +31,7 @@ from tdcheck.core.judge import (
 )
 from tdcheck.core.result import ORACLE, CompareRun
 from tdcheck.core.stats import compare_arrays
-from tdcheck.core.tolerances import default_tolerances
+from tdcheck.core.tolerances import compute_dtype, default_tolerances
 from tdcheck.engines import gradients
 from tdcheck.engines.base import Engine, load_engine, load_weights
 from tdcheck.engines.keras_model import TRUNK_WEIGHTS, BuiltModel
@@ -128,6 +128,7 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
     judge.ftz = cross.Side({}, {"flush_to_zero": engine.flush_to_zero(used_device)}).ftz(
         judge.precision
     )
+    judge.accumulation = _accumulation(engine, cfg, head_input, used_device, notes)
     if judge.precision == "tf32":
         notes.append(
             "TensorFloat-32 is enabled on this GPU: float32 matrix products round their inputs "
@@ -242,7 +243,19 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
             arrays, reference, optimizer=cfg.optimizer, learning_rate=cfg.learning_rate,
             dtype=judge.precision, atol=tol[0], rtol=tol[1], ftz=judge.ftz,
         )  # fmt: skip
-        for v in cfg.variants[1:]:
+        why = cross.training_undetermined(
+            arrays, reference, optimizer=cfg.optimizer, learning_rate=cfg.learning_rate,
+            dtype=judge.precision, ftz=judge.ftz,
+        )  # fmt: skip
+        if why is not None:
+            same = all(
+                np.array_equal(value, run.weights[reference][q])
+                for v in cfg.variants[1:]
+                for q, value in run.weights[v].items()
+            )
+            notes.append(why + ("; the variants' trained weights are bitwise identical here"
+                                if same else ""))  # fmt: skip
+        for v in cfg.variants[1:] if why is None else ():
             for quantity, value in run.weights[v].items():
                 limit = side.get(f"trained/{reference}/{quantity}")
                 judge(
@@ -269,6 +282,7 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
                 keys=(f"trained/outputs/{v}", f"trained/outputs/{reference}"),
             )
         training = run.to_dict()
+        training["not_judged"] = why
 
     notes += exact_arithmetic_checks(cfg, judge, head_input, heads, outputs, errors, where)
 
@@ -283,6 +297,7 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
 
     env = engine.environment(used_device)
     env["deterministic"] = cfg.deterministic
+    env["accumulation"] = judge.accumulation
     return CompareRun(
         config=cfg.to_dict(),
         environment=env,
@@ -294,6 +309,24 @@ def _run(session: Session, cfg: CompareConfig, x: np.ndarray) -> CompareRun:
         power=power,
         arrays=arrays,
     )
+
+
+def _accumulation(
+    engine: Engine, cfg: CompareConfig, head_input: np.ndarray, device: str, notes: list[str]
+) -> str | None:
+    """The precision the heads' matrix products add in (the engine's probe at their shape),
+    for the statistical rule; a note when it is wider than a 16-bit dtype."""
+    if cfg.atol is not None or cfg.exact or head_input.ndim < 2:
+        return None
+    rows = int(np.prod(head_input.shape[:-1]))
+    found = engine.accumulation(cfg.dtype, device, rows, int(head_input.shape[-1]), cfg.units)
+    compute = compute_dtype(cfg.dtype)
+    if found is not None and found != compute:
+        notes.append(
+            f"{compute} matrix products accumulate in {found} here (probed at the heads' "
+            f"shape): the statistical rule rounds their additions with {found}'s u"
+        )
+    return found
 
 
 def _device_environment(engine: Engine, device: str) -> dict[str, Any]:

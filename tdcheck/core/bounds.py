@@ -411,6 +411,48 @@ def trained_weight_allowance(
     >>> bool(a[0] > 0.1 * 0.01), bool(a[1] < 1e-6)  # undetermined step; a determined one
     (True, True)
     """
+    return _training_walk(initial, gradients, optimizer=optimizer, learning_rate=learning_rate,
+                          positions=positions, dtype=dtype, atol=atol, rtol=rtol,
+                          epsilon=epsilon, ftz=ftz)[0]  # fmt: skip
+
+
+def undetermined_steps(
+    initial: Array, gradients: Array, *, optimizer: str, learning_rate: float, positions: int,
+    dtype: str, atol: float = 0.0, rtol: float | None = None, epsilon: float = ADAM_EPSILON,
+    ftz: bool = False,
+) -> tuple[int | None, int]:  # fmt: skip
+    """``(first step, weights)``: the first step (1-based) at which an Adam step is not
+    determined by the computation, and how many weights it leaves so; ``(None, 0)`` when
+    every step is.
+
+    A step is not determined where Adam's second moment ``v`` is not computed accurately
+    (float16 keeps it in float16, where ``(1 - b2) g^2`` underflows for ``|g|`` below about
+    5e-3) and the step that follows may exceed Adam's own largest step: ``v`` rounds to 0 or
+    to a subnormal, and the step is ``m / eps`` or ``m / sqrt(v)``, thousands of times apart.
+    Which one a run takes is decided by rounding, and every later step's gradients depend on
+    it: the trained weights are then no property of the model (the arguments are those of
+    :func:`trained_weight_allowance`).
+
+    >>> g = np.array([[1e-3, 0.5]])  # float16: v of the first underflows
+    >>> undetermined_steps(np.zeros(2), g, optimizer="adam", learning_rate=0.01, positions=8,
+    ...                    dtype="float16")
+    (1, 1)
+    >>> undetermined_steps(np.zeros(2), g, optimizer="adam", learning_rate=0.01, positions=8,
+    ...                    dtype="float32")
+    (None, 0)
+    """
+    return _training_walk(initial, gradients, optimizer=optimizer, learning_rate=learning_rate,
+                          positions=positions, dtype=dtype, atol=atol, rtol=rtol,
+                          epsilon=epsilon, ftz=ftz)[1]  # fmt: skip
+
+
+def _training_walk(
+    initial: Array, gradients: Array, *, optimizer: str, learning_rate: float, positions: int,
+    dtype: str, atol: float, rtol: float | None, epsilon: float, ftz: bool,
+) -> tuple[Array, tuple[int | None, int]]:  # fmt: skip
+    """:func:`trained_weight_allowance` and :func:`undetermined_steps` in one walk."""
+    first: int | None = None
+    count = 0
     u = unit_roundoff(dtype)
     rtol = 2.0 * u if rtol is None else rtol
     w = np.abs(np.asarray(initial, np.float64))
@@ -446,7 +488,11 @@ def trained_weight_allowance(
             # alpha (1 - b1) sqrt(t) / sqrt(1 - b2) (Cauchy-Schwarz over the moments), however
             # the gradients moved; where v underflows (float16) nothing caps it: m / eps.
             cap = alpha * (1 - b1) * math.sqrt(t) / math.sqrt(1 - b2) * (1 + 8 * u)
-            high = np.where(v > 2.0 * ev_round, np.minimum(high, cap), high)
+            accurate = v > 2.0 * ev_round
+            loose = int(np.count_nonzero(~accurate & (high > cap)))
+            if loose and first is None:
+                first, count = t, loose
+            high = np.where(accurate, np.minimum(high, cap), high)
             lowest = alpha * np.maximum(am - em, 0.0) / (np.sqrt(v + ev) + epsilon)
             # m's sign not determined: the step may go either way
             moved = np.where(am <= em, step + high, np.maximum(high - step, step - lowest))
@@ -456,7 +502,7 @@ def trained_weight_allowance(
             moved = learning_rate * dg
         total = total + moved + u * (w + step)
         w = w + step
-    return 2.0 * total
+    return 2.0 * total, (first, count)
 
 
 def trained_output_allowance(

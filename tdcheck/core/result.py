@@ -214,6 +214,8 @@ class CompareResult:
         if oracle:
             oracle_worst = max((c.stats.max_abs_diff or 0.0) for c in oracle)
             text += f"; oracle agrees to {fmt(oracle_worst)}"
+        if self.training and self.training.get("not_judged"):
+            text += "; trained weights not judged (rounding decides them: see the note)"
         return f"{text} ({n} {noun} passed)"
 
     def to_dict(self) -> dict[str, Any]:

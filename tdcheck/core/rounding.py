@@ -19,10 +19,20 @@ operand sum of operation j. In any summation order those sums are bounded by
 casts by ``kappa |h_k w_k|``. Azuma-Hoeffding: ``z_hat - z`` is sub-Gaussian,
 ``E exp(s (z_hat - z)) <= exp(s^2 sigma^2 / 2)``, with::
 
-    sigma^2 = u^2 kappa^2 ((d + 1) S^2 + c sum_k (h_k w_k)^2)
+    sigma^2 = u^2 kappa^2 ((d + 1) S^2 + sum_k (h_k w_k)^2)
 
-(``d - 1`` additions, the bias addition and one rounding of the result; ``c`` roundings per
-product: 1, or 3 when mixed precision casts ``h`` and ``W``). An activation ``f`` adds
+(``d - 1`` additions, the bias addition and one rounding of the result; one rounding per
+product). The implementation sharpens ``(d + 1) S^2`` to the largest sum of squared operand
+sums of any summation tree (:func:`tree_sum_squares`) and ``kappa`` to a growth factor that
+holds with probability ``1 - p/4`` (:func:`growth`).
+
+**Where the accumulator is wider.** Every CPU framework measured multiplies float16 and
+bfloat16 matrices in float32 and rounds the result once; a probe of the engine at the
+head's shape finds out (:func:`accumulation_found`), and the additions are then modelled
+with float32's ``u`` and only the two roundings to the dtype (the product, the bias
+addition) with the dtype's (:func:`head_scale`'s ``accumulate``). Mixed precision's
+casts of the float32 weights are the same for every row and known exactly: they are an
+``offset`` of the model, not random. An activation ``f`` adds
 ``f'(z) (z_hat - z)`` plus a deterministic remainder ``rho`` (its curvature over the error
 interval, and its own evaluation, ``k_f u |f(z)|``, as in the bound rule); underflow adds at
 most ``d eta``. So each output element is ``e_i = L_i + R_i`` with ``L_i`` sub-Gaussian
@@ -67,8 +77,9 @@ from typing import Any
 import numpy as np
 
 from tdcheck.core import bounds, oracle
+from tdcheck.core.faults import round_to
 from tdcheck.core.stats import ArrayStats, compare_arrays
-from tdcheck.core.tolerances import unit_roundoff
+from tdcheck.core.tolerances import compute_dtype, unit_roundoff
 
 Array = np.ndarray
 
@@ -110,6 +121,10 @@ class Scale:
     exact: Array
     #: Positions (flattened element indices) whose computation repeats an earlier one's.
     duplicate: Array
+    #: The known, deterministic part of the error (mixed precision: what casting the
+    #: float32 weights to float16 changes, the same for every row, so no random rounding);
+    #: the rule judges ``actual - expected - offset``.
+    offset: Array | float = 0.0
 
 
 def growth(n: int, m: int, u: float, p: float) -> float:
@@ -164,23 +179,64 @@ def _terms_model(h: Array, w: Array, b: Array) -> tuple[Array, Array]:
 
 
 def head_scale(
-    h: Array, kernel: Array, bias: Array, activation: str, dtype: str, p: float = FALSE_FAIL
-) -> Scale:
+    h: Array, kernel: Array, bias: Array, activation: str, dtype: str, p: float = FALSE_FAIL,
+    accumulate: str | None = None,
+) -> Scale:  # fmt: skip
     """The rounding model of ``activation(h W + b)`` computed in ``dtype`` (see the module).
 
     ``kernel (d, units)`` and ``bias (units,)`` are the reference's; ``h (..., d)`` the
-    head input both sides read.
+    head input both sides read. ``accumulate``: the precision the matrix product adds in,
+    when the engine's probe found it wider than ``dtype`` (:func:`accumulation_found`:
+    float16 and bfloat16 products accumulated in float32); then the additions and products
+    round with float32's ``u`` and the product's result and the bias addition with the
+    dtype's, each once (whether fused or not)::
+
+        sigma_z^2 = u_a^2 g_a^2 (tree + squares) + c u^2 squares
+                    + u^2 (|hW| + E)^2 + u^2 (|z| + E + u (|hW| + E))^2
+
+    ``E = gamma_{d+1}(u_a) sum |h_k w_k|`` (the accumulated value's worst-case error; the
+    operands of the two final roundings are bounded by it). Without it, every operation
+    rounds with the dtype's ``u``.
+
+    ``mixed_float16``: the layer casts ``h``, ``W`` and ``b`` to float16 on every call, the
+    same rounding for every row; that is no random draw but known exactly, so it is the
+    scale's ``offset`` (``f(h16 W16 + b16) - f(h W + b)``) and the model is float16's on
+    the cast values.
     """
     h64, w64, b64 = (np.asarray(a, np.float64) for a in (h, kernel, bias))
+    offset: Array | float = 0.0
+    if dtype.startswith("mixed_"):
+        # The layer casts its float32 weights to the compute dtype on every call: one
+        # rounding per weight, the same for every row. That is known exactly, so it is
+        # the offset, and the rest is the compute dtype's rounding of the cast weights.
+        stored = oracle.ACTIVATIONS[activation](h64 @ w64 + b64)
+        h64, w64, b64 = (round_to(a, dtype) for a in (h64, w64, b64))
+        offset = oracle.ACTIVATIONS[activation](h64 @ w64 + b64) - stored
+        dtype = compute_dtype(dtype)
     u = unit_roundoff(dtype)
     d = w64.shape[0]
-    casts = 3 if dtype == "mixed_float16" else 1
-    n = d + casts + 2
+    n = d + 3
     z, s = bounds.pre_activation(h64, w64, b64)
-    grow = growth(n, z.size, u, p / 4)
     tree, squares = _terms_model(h64, w64, b64)
-    # the additions (any order), the products and casts, one more rounding of the result
-    sigma_z = u * grow * np.sqrt(tree + casts * squares + s * s)
+    # (16-bit dtypes only: TF32 rounds the products' inputs, not their sum)
+    if (
+        accumulate is not None
+        and dtype in ("float16", "bfloat16")
+        and unit_roundoff(accumulate) < u
+    ):
+        ua = unit_roundoff(accumulate)
+        grow_a = growth(d + 2, z.size, ua, p / 4)
+        product = h64 @ w64
+        acc_err = bounds.gamma(d + 1, ua) * (s - np.abs(b64))
+        first = np.abs(product) + acc_err
+        second = np.abs(z) + acc_err + u * first
+        sigma_z = np.sqrt(
+            (ua * grow_a) ** 2 * (tree + squares) + u * u * (first * first + second * second)
+        )
+    else:
+        grow = growth(n, z.size, u, p / 4)
+        # the additions (any order), the products, one more rounding of the result
+        sigma_z = u * grow * np.sqrt(tree + squares + s * s)
     slack_z = d * bounds.eta(dtype) + np.zeros_like(z)
     f = oracle.ACTIVATIONS[activation]
     if activation == "linear":
@@ -197,7 +253,72 @@ def head_scale(
         k = bounds.ACTIVATION_ULPS.get(activation, bounds._DEFAULT_ACTIVATION_ULPS)
         slack = slack + k * u * (np.abs(exact) + bounds._CANCELLING[activation](z))
     duplicate = _duplicates(h64, w64, b64)
-    return Scale(sigma=sigma, slack=slack, exact=exact, duplicate=duplicate)
+    return Scale(sigma=sigma, slack=slack, exact=exact, duplicate=duplicate, offset=offset)
+
+
+#: The probe's operand sets: repeated until this many output elements (a storage-precision
+#: accumulator leaves most of them off the correctly rounded value, see below).
+PROBE_ELEMENTS = 4096
+#: The largest fraction of the probe's elements off the correctly rounded product that still
+#: reads as a float32 accumulator (double rounding float32 -> dtype moves a few in 10^4).
+PROBE_OFF_FRACTION = 0.02
+
+
+def accumulation_operands(
+    rows: int, d: int, units: int, dtype: str, seed: int = 0
+) -> list[tuple[Array, Array]]:
+    """Operand pairs ``(a (rows, d), b (d, units))`` for the accumulation probe, exactly
+    representable in ``dtype`` (N(0, 1) and N(0, 1/d), rounded): the shapes of a head's
+    product, repeated with fresh values until :data:`PROBE_ELEMENTS` output elements (at
+    most 64 sets; ``rows`` capped at 4096)."""
+    rng = np.random.default_rng(seed)
+    rows = max(1, min(rows, 4096))
+    sets = max(1, min(64, -(-PROBE_ELEMENTS // max(1, rows * units))))
+    out = []
+    for _ in range(sets):
+        a = round_to(rng.standard_normal((rows, d)), dtype)
+        b = round_to(rng.standard_normal((d, units)) / math.sqrt(d), dtype)
+        out.append((a, b))
+    return out
+
+
+def accumulation_found(results: list[Array], operands: list[tuple[Array, Array]],
+                       dtype: str) -> str:  # fmt: skip
+    """The precision a matrix product in ``dtype`` accumulates in, from the probe's
+    ``results`` (one per operand pair, as float64): ``"float32"`` when every element is
+    within one unit of the exact product correctly rounded to ``dtype`` and at most
+    :data:`PROBE_OFF_FRACTION` of them differ from it (what a float32 accumulator rounded
+    once gives), else ``dtype`` itself (every addition may round to the dtype).
+
+    An accumulator in the dtype rounds every one of the ``d - 1`` additions; over random
+    operands most results then leave the correctly rounded value (``d >= 2``: about a
+    third and more), so 4096 elements tell the two apart beyond doubt.
+
+    >>> ops = accumulation_operands(64, 16, 8, "bfloat16")
+    >>> accumulation_found([round_to(a @ b, "bfloat16") for a, b in ops], ops, "bfloat16")
+    'float32'
+    >>> def naive(a, b):  # every addition rounded to bfloat16
+    ...     acc = np.zeros((a.shape[0], b.shape[1]))
+    ...     for k in range(a.shape[1]):
+    ...         acc = round_to(acc + round_to(np.outer(a[:, k], b[k]), "bfloat16"), "bfloat16")
+    ...     return acc
+    >>> accumulation_found([naive(a, b) for a, b in ops], ops, "bfloat16")
+    'bfloat16'
+    """
+    name = compute_dtype(dtype)
+    if name not in ("float16", "bfloat16"):
+        return name
+    u = unit_roundoff(name)
+    off = total = 0
+    for y, (a, b) in zip(results, operands, strict=True):
+        exact = a @ b
+        rounded = round_to(exact, name)
+        y = np.asarray(y, np.float64).reshape(rounded.shape)
+        if not np.all(np.abs(y - rounded) <= 2.0 * u * np.abs(rounded)):
+            return name
+        off += int(np.count_nonzero(y != rounded))
+        total += rounded.size
+    return "float32" if total and off <= PROBE_OFF_FRACTION * total else name
 
 
 def _derivative(activation: str, z: Array) -> Array:
@@ -239,7 +360,8 @@ def _duplicates(h: Array, w: Array, b: Array) -> Array:
 def pair_scale(a: Scale, b: Scale) -> Scale:
     """The model of ``a - b`` for two computed sides: proxies and slacks add (no
     independence between the two sides is assumed)."""
-    return Scale(a.sigma + b.sigma, a.slack + b.slack, b.exact, a.duplicate | b.duplicate)
+    return Scale(a.sigma + b.sigma, a.slack + b.slack, b.exact, a.duplicate | b.duplicate,
+                 np.asarray(a.offset) - np.asarray(b.offset))  # fmt: skip
 
 
 @dataclass
@@ -289,7 +411,7 @@ def judge(
     if where is not None:
         use = use & np.broadcast_to(np.asarray(where, bool), shape)
     with np.errstate(invalid="ignore", over="ignore"):
-        e = a - b
+        e = a - b - np.broadcast_to(scale.offset, shape)
     valid = (
         np.ones(shape, bool) if where is None else np.broadcast_to(np.asarray(where, bool), shape)
     )
@@ -387,7 +509,7 @@ def stats(
     out = compare_arrays(actual, expected, atol=0.0, rtol=0.0, where=where)
     a, b = np.asarray(actual, np.float64), np.asarray(expected, np.float64)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
-        t = np.abs(a - b) - scale.slack
+        t = np.abs(a - b - scale.offset) - scale.slack
         lam = result.statistics.get("direction_threshold", direction_threshold(p))
         outside = np.where(t > 0, t, 0.0) > lam * scale.sigma
     if where is not None:

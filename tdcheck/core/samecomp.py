@@ -205,7 +205,7 @@ class FaultJudge:
 
     def __init__(
         self, h: Array, reference: Head, dtype: str, precision: str | None = None,
-        where: Array | None = None,
+        where: Array | None = None, accumulate: str | None = None,
     ) -> None:  # fmt: skip
         self.h = np.asarray(h, np.float64)
         self.reference = reference
@@ -215,7 +215,8 @@ class FaultJudge:
         self.scale: rounding.Scale | None = None
         self.why_not: str | None = None
         try:
-            low = rounding.head_scale(self.h, kernel, bias, activation, precision or dtype)
+            low = rounding.head_scale(self.h, kernel, bias, activation, precision or dtype,
+                                      accumulate=accumulate)  # fmt: skip
             high = rounding.head_scale(self.h, kernel, bias, activation, "float64")
             self.scale = rounding.pair_scale(low, high)
         except ValueError as exc:
@@ -226,9 +227,10 @@ class FaultJudge:
         if self.scale is None:
             return None
         kernel, bias, activation = head
-        y = faults.round_to(
-            bounds.head_output_reference(self.h, kernel, bias, activation), self.dtype
-        )
+        h = self.h
+        if self.dtype.startswith("mixed_"):  # the layer's casts of h and its float32 weights
+            h, kernel, bias = (faults.round_to(a, self.dtype) for a in (h, kernel, bias))
+        y = faults.round_to(bounds.head_output_reference(h, kernel, bias, activation), self.dtype)
         result = rounding.judge(y, self.scale.exact, self.scale, self.where)
         return not result.passed, result.margin
 

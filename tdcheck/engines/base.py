@@ -202,6 +202,53 @@ class Engine(abc.ABC):
         )
         return [_to_float64(r) for r in results]
 
+    # -- accumulation -------------------------------------------------------------------
+    def accumulation(self, dtype: str, device: str, rows: int, d: int, units: int) -> str | None:
+        """The precision this framework's matrix products in ``dtype`` add in on ``device``,
+        at a head's shape (``rows`` head-input rows of ``d`` features, ``units`` outputs):
+        ``"float32"`` or the dtype itself (:func:`tdcheck.core.rounding.accumulation_found`),
+        None where the probe could not run. float32 and float64 accumulate in themselves.
+
+        A probe run once per shape: random operands exact in the dtype, multiplied as a
+        Dense layer (a 3-D input) and as TimeDistributed (its 2-D reshape) multiply, each
+        result compared with the exact product rounded once. The statistical rule then
+        models each addition with the accumulator's unit roundoff
+        (:func:`tdcheck.core.rounding.head_scale`); the bound rule assumes the dtype's.
+        """
+        from tdcheck.core import rounding
+        from tdcheck.core.tolerances import compute_dtype
+
+        name = compute_dtype(dtype)
+        if name not in ("float16", "bfloat16"):
+            return name
+        cache: dict[tuple[Any, ...], str | None] = self.__dict__.setdefault("_accumulation", {})
+        key = (name, device, rows, d, units)
+        if key not in cache:
+            operands = rounding.accumulation_operands(rows, d, units, name)
+            try:
+                with quiet(), self.on(device):
+                    results = [self.matmul(a, b, name) for a, b in operands]
+            except Exception:  # no matmul in this dtype here
+                cache[key] = None
+            else:
+                flat = [r for pair in results for r in pair]
+                doubled = [pair for pair in operands for _ in range(2)]
+                cache[key] = rounding.accumulation_found(flat, doubled, name)
+        return cache[key]
+
+    def matmul(self, a: np.ndarray, b: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+        """``a @ b`` in ``dtype`` (operands exact in it) with ``keras.ops.matmul``, on the
+        2-D ``a`` and on ``a`` as one 3-D batch: ``(2-D result, 3-D result)`` as float64."""
+        ops = self.keras.ops
+
+        def tensor(x: np.ndarray) -> Any:
+            return ops.cast(ops.convert_to_tensor(x.astype(np.float32)), dtype)
+
+        ta, tb = tensor(a), tensor(b)
+        flat = ops.matmul(ta, tb)
+        batched = ops.matmul(ops.reshape(ta, (1, *a.shape)), tb)
+        return _to_float64(flat), _to_float64(batched)
+
     # -- devices ------------------------------------------------------------------------
     @abc.abstractmethod
     def gpu_names(self) -> list[str]:

@@ -155,6 +155,16 @@ class TensorFlowEngine(Engine):
         # to NumPy in the dtype itself: a cast in TensorFlow could flush on its own
         return [np.asarray(r.numpy()).astype(np.float64).ravel() for r in results]
 
+    def matmul(self, a: np.ndarray, b: np.ndarray, dtype: str) -> tuple[np.ndarray, np.ndarray]:
+        """The accumulation probe's products with ``tf.matmul`` (see :meth:`Engine.matmul`)."""
+        tf = self.tf
+        ta = tf.cast(tf.constant(a, tf.float32), dtype)
+        tb = tf.cast(tf.constant(b, tf.float32), dtype)
+        flat = tf.matmul(ta, tb)
+        batched = tf.matmul(tf.reshape(ta, (1, *a.shape)), tb)
+        return (np.asarray(flat.numpy()).astype(np.float64).ravel(),
+                np.asarray(batched.numpy()).astype(np.float64).ravel())  # fmt: skip
+
     def gpu_names(self) -> list[str]:
         return gpu_names(self.tf)
 

@@ -218,6 +218,55 @@ def training_allowances(
     return result
 
 
+#: The rule name :func:`allowance` gives a trained array that the model does not determine
+#: (:func:`training_undetermined`): not judged, unless both sides are bitwise identical.
+UNDETERMINED = "undetermined"
+
+
+def training_undetermined(
+    arrays: Mapping[str, np.ndarray], variant: str, *, optimizer: str, learning_rate: float,
+    dtype: str, ftz: bool = False,
+) -> str | None:  # fmt: skip
+    """Why the trained weights are not determined by the model (one line), from the
+    reference's per-step gradients (:func:`tdcheck.core.bounds.undetermined_steps`); None
+    when they are (always with SGD)."""
+    if optimizer != "adam":
+        return None
+    if dtype.startswith("mixed_"):  # the variables, and Adam's moments, are float32
+        dtype = "float32"
+    valid = arrays.get("valid")
+    positions = int(np.count_nonzero(valid)) if valid is not None else 1
+    steps = found = weights = 0
+    names: list[str] = []
+    for key in sorted(arrays):
+        if not key.startswith("trained/gradients/"):
+            continue
+        name = key[len("trained/gradients/") :]
+        initial = initial_weight(arrays, variant, name)
+        if initial is None or np.shape(initial) != np.shape(arrays[key])[1:]:
+            continue
+        steps = len(arrays[key])
+        first, count = bounds.undetermined_steps(
+            initial, arrays[key], optimizer=optimizer, learning_rate=learning_rate,
+            positions=positions, dtype=dtype, ftz=ftz,
+        )  # fmt: skip
+        if first is None:
+            continue
+        if not found or first < found:
+            found = first
+        weights += count
+        names.append(name)
+    if not found:
+        return None
+    return (
+        f"trained weights not judged: Adam's second moment is not computed accurately in "
+        f"{dtype} (v = (1 - b2) g^2 underflows) for {weights} weights of "
+        f"{', '.join(names)} at step {found} of {steps}, so their step is m/eps or m/sqrt(v) "
+        f"as rounding falls, and every later step depends on it; use mixed_float16 "
+        f"(float32 moments) or SGD to compare training"
+    )
+
+
 def allowance(
     key: str, quantity: str, expected: np.ndarray, sides: tuple[Side, Side], cfg: Any
 ) -> tuple[np.ndarray | None, str]:
@@ -244,6 +293,13 @@ def allowance(
             allowed = scaled_pair_allowance(a, b, expected, positions, dtype=dtype)
         return allowed, gradient_rule(quantity, positions, a, b, dtype)
     if key.startswith("trained/"):
+        for side in (a, b):
+            why = training_undetermined(
+                side.arrays, name, optimizer=cfg.optimizer, learning_rate=cfg.learning_rate,
+                dtype=side.precision(dtype), ftz=side.ftz(dtype),
+            )  # fmt: skip
+            if why is not None:
+                return None, UNDETERMINED
         total: np.ndarray | None = np.zeros(np.shape(expected))
         for side in (a, b):
             atol, rtol = side_tolerances(side, dtype)

@@ -56,7 +56,8 @@ def power_check(
     healthy = {target: bounds_out[target]}  # the allowance of the healthy head's weights
     extra = not (judge.user_tolerances or judge.exact)
     rules = samecomp.FaultJudge(h, (*heads[reference], cfg.activation), cfg.dtype,
-                                judge.precision, where) if extra else None  # fmt: skip
+                                judge.precision, where,
+                                judge.accumulation) if extra else None  # fmt: skip
 
     def bound_rule(k: np.ndarray, b: np.ndarray, act: str) -> tuple[bool, str, float]:
         y = faults.round_to(bounds.head_output_reference(h, k, b, act), cfg.dtype)

@@ -64,7 +64,8 @@ def exact_arithmetic_checks(
             notes.append(note)
         if stat_where is not None and not np.any(stat_where):
             return notes
-    rules = samecomp.FaultJudge(h, ref_head, cfg.dtype, judge.precision, stat_where)
+    rules = samecomp.FaultJudge(h, ref_head, cfg.dtype, judge.precision, stat_where,
+                                judge.accumulation)  # fmt: skip
     if rules.scale is None:
         return [*notes, f"statistical rule not applied: {rules.why_not}"]
     rule = Statistical(rules.scale, judge.atol, judge.rtol)
