@@ -286,13 +286,15 @@ def accumulation_found(results: list[Array], operands: list[tuple[Array, Array]]
                        dtype: str) -> str:  # fmt: skip
     """The precision a matrix product in ``dtype`` accumulates in, from the probe's
     ``results`` (one per operand pair, as float64): ``"float32"`` when every element is
-    within one unit of the exact product correctly rounded to ``dtype`` and at most
-    :data:`PROBE_OFF_FRACTION` of them differ from it (what a float32 accumulator rounded
-    once gives), else ``dtype`` itself (every addition may round to the dtype).
+    within what a float32 accumulator rounded once to ``dtype`` can be off the exact product
+    (``u |x| + (1 + u) gamma_d(2^-24) sum_k |a_k b_k|``) and at most
+    :data:`PROBE_OFF_FRACTION` of them differ from the exact product correctly rounded,
+    else ``dtype`` itself (every addition may round to the dtype).
 
-    An accumulator in the dtype rounds every one of the ``d - 1`` additions; over random
-    operands most results then leave the correctly rounded value (``d >= 2``: about a
-    third and more), so 4096 elements tell the two apart beyond doubt.
+    An accumulator in the dtype rounds every one of the ``d - 1`` additions by up to ``u``
+    of a partial sum, far beyond float32's ``gamma_d``; over random operands most results
+    then leave the correctly rounded value (``d >= 2``: about a third and more), so 4096
+    elements tell the two apart beyond doubt.
 
     >>> ops = accumulation_operands(64, 16, 8, "bfloat16")
     >>> accumulation_found([round_to(a @ b, "bfloat16") for a, b in ops], ops, "bfloat16")
@@ -314,7 +316,8 @@ def accumulation_found(results: list[Array], operands: list[tuple[Array, Array]]
         exact = a @ b
         rounded = round_to(exact, name)
         y = np.asarray(y, np.float64).reshape(rounded.shape)
-        if not np.all(np.abs(y - rounded) <= 2.0 * u * np.abs(rounded)):
+        wide = bounds.gamma(a.shape[1], unit_roundoff("float32")) * (np.abs(a) @ np.abs(b))
+        if not np.all(np.abs(y - exact) <= u * np.abs(exact) + (1.0 + u) * wide):
             return name
         off += int(np.count_nonzero(y != rounded))
         total += rounded.size
