@@ -456,4 +456,8 @@ def test_tensorflow_on_cpu_accumulates_16_bit_products_in_float32():
     engine = load_engine("tensorflow")
     for dtype in ("float16", "bfloat16", "mixed_float16"):
         assert engine.accumulation(dtype, "CPU:0", 256, 512, 32) == "float32", dtype
+    # 4096 rows of 384: cancelling sums are 50 u off relative to their tiny result, within
+    # a float32 accumulator's own worst case (it once read as a bfloat16 accumulator)
+    assert engine.accumulation("bfloat16", "CPU:0", 4096, 384, 32) == "float32"
+    assert engine.accumulation("float16", "CPU:0", 4096, 384, 32) == "float32"
     assert engine.accumulation("float32", "CPU:0", 256, 512, 32) == "float32"

@@ -77,7 +77,7 @@ from typing import Any
 import numpy as np
 
 from tdcheck.core import bounds, oracle
-from tdcheck.core.faults import round_to
+from tdcheck.core.faults import round_to, ulp
 from tdcheck.core.stats import ArrayStats, compare_arrays
 from tdcheck.core.tolerances import compute_dtype, unit_roundoff
 
@@ -185,73 +185,87 @@ def head_scale(
     """The rounding model of ``activation(h W + b)`` computed in ``dtype`` (see the module).
 
     ``kernel (d, units)`` and ``bias (units,)`` are the reference's; ``h (..., d)`` the
-    head input both sides read. ``accumulate``: the precision the matrix product adds in,
-    when the engine's probe found it wider than ``dtype`` (:func:`accumulation_found`:
-    float16 and bfloat16 products accumulated in float32); then the additions and products
-    round with float32's ``u`` and the product's result and the bias addition with the
-    dtype's, each once (whether fused or not)::
+    head input both sides read. Without ``accumulate`` every operation rounds with the
+    dtype's ``u`` (the module's model).
 
-        sigma_z^2 = u_a^2 g_a^2 (tree + squares) + c u^2 squares
-                    + u^2 (|hW| + E)^2 + u^2 (|z| + E + u (|hW| + E))^2
+    ``accumulate``: the precision the matrix product adds in, when the engine's probe found
+    it wider than ``dtype`` (:func:`accumulation_found`: float16 and bfloat16 products
+    accumulated in float32). Then the computed value is known to the last bit, ties and the
+    accumulator's own error aside: the *centre* ``c = fl(fl(hW) + b)``, the exact product
+    rounded to the dtype, then the bias addition rounded. Those two roundings are computed,
+    not modelled as draws (adding a product far smaller than the bias rounds every row the
+    same way: a systematic error the statistics would grow on), and they go into the
+    scale's ``offset`` (``f(c) - f(hW + b)``). What a correct engine may still differ from
+    ``c`` by, a fused bias addition or an accumulator that crosses a rounding boundary, is
+    bounded, mean zero under the model, and independent between elements; its proxy is
+    that bound::
 
-    ``E = gamma_{d+1}(u_a) sum |h_k w_k|`` (the accumulated value's worst-case error; the
-    operands of the two final roundings are bounded by it). Without it, every operation
-    rounds with the dtype's ``u``.
+        sigma_z = ulp(|hW| + E) + E + ulp(|c| + ulp(|hW| + E) + E)
+
+    ``E = gamma_{d+1}(u_a) sum |h_k w_k|`` (the accumulated value's worst-case error),
+    ``ulp`` the dtype's spacing at that magnitude.
 
     ``mixed_float16``: the layer casts ``h``, ``W`` and ``b`` to float16 on every call, the
-    same rounding for every row; that is no random draw but known exactly, so it is the
-    scale's ``offset`` (``f(h16 W16 + b16) - f(h W + b)``) and the model is float16's on
-    the cast values.
+    same rounding for every row; that is no random draw but known exactly, so the model is
+    float16's on the cast values and the offset is taken from the stored weights' exact
+    head.
     """
     h64, w64, b64 = (np.asarray(a, np.float64) for a in (h, kernel, bias))
-    offset: Array | float = 0.0
+    f = oracle.ACTIVATIONS[activation]
+    stored = f(h64 @ w64 + b64)  # the exact head of the stored weights
     if dtype.startswith("mixed_"):
         # The layer casts its float32 weights to the compute dtype on every call: one
-        # rounding per weight, the same for every row. That is known exactly, so it is
-        # the offset, and the rest is the compute dtype's rounding of the cast weights.
-        stored = oracle.ACTIVATIONS[activation](h64 @ w64 + b64)
+        # rounding per weight, the same for every row. That is known exactly: the model is
+        # the compute dtype's on the cast values, and the difference goes into the offset.
         h64, w64, b64 = (round_to(a, dtype) for a in (h64, w64, b64))
-        offset = oracle.ACTIVATIONS[activation](h64 @ w64 + b64) - stored
         dtype = compute_dtype(dtype)
     u = unit_roundoff(dtype)
     d = w64.shape[0]
     n = d + 3
     z, s = bounds.pre_activation(h64, w64, b64)
-    tree, squares = _terms_model(h64, w64, b64)
     # (16-bit dtypes only: TF32 rounds the products' inputs, not their sum)
-    if (
-        accumulate is not None
-        and dtype in ("float16", "bfloat16")
-        and unit_roundoff(accumulate) < u
-    ):
-        ua = unit_roundoff(accumulate)
-        grow_a = growth(d + 2, z.size, ua, p / 4)
+    wide = accumulate is not None and dtype in ("float16", "bfloat16")
+    if wide and unit_roundoff(str(accumulate)) < u:
+        # What a float32 accumulator rounded to the dtype, then the bias addition rounded,
+        # computes, to the last bit (ties and accumulation error aside): the centre. Its
+        # roundings are no random draws (adding a small product to a large bias rounds
+        # every row the same way), so they are computed, and what may differ from the
+        # centre is bounded (a fused bias addition, an accumulator that crosses a
+        # rounding boundary): one spacing of the product, the accumulator's worst case E,
+        # and one spacing of the result, ``ulp(|hW| + E) + E + ulp(|centre| + ...)``.
         product = h64 @ w64
-        acc_err = bounds.gamma(d + 1, ua) * (s - np.abs(b64))
-        first = np.abs(product) + acc_err
-        second = np.abs(z) + acc_err + u * first
-        sigma_z = np.sqrt(
-            (ua * grow_a) ** 2 * (tree + squares) + u * u * (first * first + second * second)
-        )
+        acc_err = bounds.gamma(d + 1, unit_roundoff(str(accumulate))) * (s - np.abs(b64))
+        centre = round_to(round_to(product, dtype) + b64, dtype)
+        moved = ulp(np.abs(product) + acc_err, dtype) + acc_err
+        sigma_z = moved + ulp(np.abs(centre) + moved, dtype)
+        hard: Array | None = sigma_z
     else:
+        tree, squares = _terms_model(h64, w64, b64)
         grow = growth(n, z.size, u, p / 4)
         # the additions (any order), the products, one more rounding of the result
         sigma_z = u * grow * np.sqrt(tree + squares + s * s)
+        centre, hard = z, None
     slack_z = d * bounds.eta(dtype) + np.zeros_like(z)
-    f = oracle.ACTIVATIONS[activation]
     if activation == "linear":
-        sigma, slack, exact = sigma_z, slack_z, z
+        sigma, slack, exact = sigma_z, slack_z, centre
     else:
-        # The error interval of z: the worst-case bound, or the model's own tail at the
-        # confidence of the whole comparison (Azuma), whichever is smaller.
+        # The error interval of z: the bound where the centre is computed, else the
+        # worst-case bound or the model's own tail at the confidence of the whole
+        # comparison (Azuma), whichever is smaller.
         tail = math.sqrt(2.0 * math.log(8.0 * max(z.size, 1) / p))
-        ez = np.minimum(bounds.error_factor(n, u) * s, tail * sigma_z) + slack_z
-        exact = f(z)
-        fprime = _derivative(activation, z)
+        if hard is not None:
+            ez = hard + slack_z
+        else:
+            ez = np.minimum(bounds.error_factor(n, u) * s, tail * sigma_z) + slack_z
+        exact = f(centre)
+        fprime = _derivative(activation, centre)
         sigma = np.abs(fprime) * sigma_z
-        slack = np.abs(fprime) * slack_z + _curvature(f, z, ez, fprime)
+        slack = np.abs(fprime) * slack_z + _curvature(f, centre, ez, fprime)
         k = bounds.ACTIVATION_ULPS.get(activation, bounds._DEFAULT_ACTIVATION_ULPS)
-        slack = slack + k * u * (np.abs(exact) + bounds._CANCELLING[activation](z))
+        slack = slack + k * u * (np.abs(exact) + bounds._CANCELLING[activation](centre))
+    offset: Array | float = exact - stored
+    if not np.any(offset):
+        offset = 0.0
     duplicate = _duplicates(h64, w64, b64)
     return Scale(sigma=sigma, slack=slack, exact=exact, duplicate=duplicate, offset=offset)
 
