@@ -28,11 +28,12 @@ holds with probability ``1 - p/4`` (:func:`growth`).
 
 **Where the accumulator is wider.** Every CPU framework measured multiplies float16 and
 bfloat16 matrices in float32 and rounds the result once; a probe of the engine at the
-head's shape finds out (:func:`accumulation_found`), and the additions are then modelled
-with float32's ``u`` and only the two roundings to the dtype (the product, the bias
-addition) with the dtype's (:func:`head_scale`'s ``accumulate``). Mixed precision's
-casts of the float32 weights are the same for every row and known exactly: they are an
-``offset`` of the model, not random. An activation ``f`` adds
+head's shape finds out (:func:`accumulation_found`). The computed head is then known to the
+last bit but for ties and the accumulator's error: its two roundings to the dtype (the
+product, the bias addition) are computed, not drawn, and only a bounded deviation from that
+centre is modelled (:func:`head_scale`'s ``accumulate``). Mixed precision's casts of the
+float32 weights are the same for every row and known exactly: the model is the compute
+dtype's on the cast values, and the difference is the scale's ``offset``. An activation ``f`` adds
 ``f'(z) (z_hat - z)`` plus a deterministic remainder ``rho`` (its curvature over the error
 interval, and its own evaluation, ``k_f u |f(z)|``, as in the bound rule); underflow adds at
 most ``d eta``. So each output element is ``e_i = L_i + R_i`` with ``L_i`` sub-Gaussian
