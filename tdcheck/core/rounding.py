@@ -122,9 +122,9 @@ class Scale:
     exact: Array
     #: Positions (flattened element indices) whose computation repeats an earlier one's.
     duplicate: Array
-    #: The known, deterministic part of the error (mixed precision: what casting the
-    #: float32 weights to float16 changes, the same for every row, so no random rounding);
-    #: the rule judges ``actual - expected - offset``.
+    #: The known, deterministic part of the error: with a float32 accumulator, the two
+    #: roundings of the centre ``fl(fl(hW) + b)`` (and mixed precision's weight casts),
+    #: computed rather than drawn; the rule judges ``actual - expected - offset``.
     offset: Array | float = 0.0
 
 
@@ -536,6 +536,8 @@ def stats(
     out.passed = result.passed
     out.margin = result.margin
     out.mismatched = int(outside.sum()) if not result.passed else 0
-    out.allowed = float(np.max(lam * scale.sigma + scale.slack)) if scale.sigma.size else 0.0
+    # (one element on its own: beyond the known offset, lam proxies and the remainder)
+    reach = lam * scale.sigma + scale.slack + np.abs(scale.offset)
+    out.allowed = float(np.max(reach)) if scale.sigma.size else 0.0
     out.note = (f"{out.note}; " if out.note else "") + describe(result)
     return out

@@ -216,7 +216,8 @@ class Statistical:
 
     def allowed(self, expected: Any) -> np.ndarray:
         lam = rounding.direction_threshold(self.p)
-        return np.broadcast_to(lam * self.scale.sigma + self.scale.slack, np.shape(expected))
+        reach = lam * self.scale.sigma + self.scale.slack + np.abs(self.scale.offset)
+        return np.broadcast_to(reach, np.shape(expected))
 
     def measure(
         self, actual: Any, expected: Any, *, where: Any = None, equal_nan: bool = False
