@@ -736,6 +736,9 @@ def test_keras2_h5_with_an_lstm_is_converted_and_rewritten(runner, real_world, t
     path = real_world["keras2_like"]
     scan = run(runner, "scan", path, "--quiet")
     assert scan.exit_code == 1  # the promise...
+    import tdcheck
+
+    assert tdcheck.scan(path).rewrite_blocked is None
     out = tmp_path / "fast.keras"
     result = run(runner, "rewrite", path, str(out), "--checks", "2", "--no-timing",
                  "--format", "json")  # fmt: skip
@@ -756,6 +759,20 @@ def test_keras2_time_major_true_is_refused(runner, tf_keras, tmp_path):
         f"tdcheck: error: {path}: layer 'lstm' has the Keras 2 argument time_major=True, which "
         "Keras 3 cannot express; load it with tf_keras (Keras 2) instead\n"
     )
+    # scan says so, instead of promising a rewrite that is then refused
+    scan = run(runner, "scan", path, "--format", "json")
+    assert scan.exit_code == 1  # the layer itself is rewritable
+    doc = json.loads(scan.stdout)
+    assert doc["files"][0]["rewrite_blocked"] == (
+        "tdcheck rewrite cannot load this file: layer 'lstm' has the Keras 2 argument "
+        "time_major=True, which Keras 3 cannot express; load it with tf_keras (Keras 2) instead"
+    )
+    assert doc["verdict"] == (
+        "1 of 1 TimeDistributed layers rewritable in 1 file; 1 of them in files tdcheck "
+        "rewrite cannot load (see the notes)"
+    )
+    table = run(runner, "scan", path)
+    assert "  tdcheck rewrite cannot load this file: layer 'lstm'" in table.stdout
 
 
 def test_a_tf_keras_h5_lstm_model_is_rewritten_with_its_weights(runner, tmp_path):

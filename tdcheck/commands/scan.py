@@ -18,6 +18,7 @@ from typing import Any
 from tdcheck.core import rules
 from tdcheck.core.model_file import (
     WrappedLayer,
+    keras2_conversion,
     model_name,
     read_model_file,
     time_distributed_layers,
@@ -40,6 +41,9 @@ class ScanResult:
     layers: list[WrappedLayer] = field(default_factory=list)
     error: str | None = None
     export_warning: str | None = None  # TimeDistributed on a variable-length axis
+    #: Why ``tdcheck rewrite`` cannot load this file, although its layers are rewritable
+    #: (a Keras 2 argument Keras 3 cannot express, e.g. ``time_major=True``); None if it can.
+    rewrite_blocked: str | None = None
 
     @property
     def rewritable(self) -> list[WrappedLayer]:
@@ -69,6 +73,7 @@ class ScanResult:
             "counts": self.counts(),
             "time_distributed": [t.to_dict() for t in self.layers],
             "export_warning": self.export_warning,
+            "rewrite_blocked": self.rewrite_blocked,
         }
 
 
@@ -94,8 +99,11 @@ class ScanReport:
             f"{found} of {total} TimeDistributed layers rewritable in {files} "
             f"{'file' if files == 1 else 'files'}"
         )
-        if found:
+        blocked = sum(len(f.rewritable) for f in self.files if f.rewrite_blocked)
+        if found > blocked:
             text += " (tdcheck rewrite IN OUT replaces them)"
+        if blocked:
+            text += f"; {blocked} of them in files tdcheck rewrite cannot load (see the notes)"
         if bad:
             text += f"; {len(bad)} unreadable"
         return text
@@ -119,6 +127,14 @@ def scan(path: str) -> ScanResult:
         layers = time_distributed_layers(model.config)
     except ConfigError as exc:  # a config of the wrong shape: exit 2 naming the file
         raise ConfigError(f"{path}: {exc.message}") from None
+    blocked = None
+    if model.format == "h5":
+        try:  # what rewrite does first with a Keras 2 file
+            keras2_conversion(model.config, path)
+        except ConfigError as exc:
+            blocked = "tdcheck rewrite cannot load this file: " + exc.message.removeprefix(
+                f"{path}: "
+            )
     return ScanResult(
         path=path,
         format=model.format,
@@ -128,6 +144,7 @@ def scan(path: str) -> ScanResult:
         size_bytes=model.size_bytes,
         layers=layers,
         export_warning=export_warning([(t.path, t.input_shape) for t in layers]),
+        rewrite_blocked=blocked if layers else None,
     )
 
 

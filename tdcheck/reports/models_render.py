@@ -82,8 +82,9 @@ def scan_table(
                         left=(0, 1, 2, 3))  # fmt: skip
             for t in f["time_distributed"]:
                 console.print(Text(f"  {t['path']}: {t['reason']}"))
-            if f.get("export_warning"):
-                console.print(Text(f"  {f['export_warning']}", style="yellow"))
+            for key in ("export_warning", "rewrite_blocked"):
+                if f.get(key):
+                    console.print(Text(f"  {f[key]}", style="yellow"))
             console.print()
         console.print(Text(doc["verdict"], style="bold"))
 
@@ -103,8 +104,9 @@ def scan_markdown(doc: dict[str, Any]) -> str:
                     f"**{t['verdict']}** | {t['reason']} |"
                 )
             out.append("")
-        if f.get("export_warning"):
-            out += [f"> {f['export_warning']}", ""]
+        for key in ("export_warning", "rewrite_blocked"):
+            if f.get(key):
+                out += [f"> {f[key]}", ""]
     out.append(f"**{doc['verdict']}**")
     return "\n".join(out) + "\n"
 
