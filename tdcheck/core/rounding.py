@@ -264,11 +264,8 @@ def head_scale(
         slack = np.abs(fprime) * slack_z + _curvature(f, centre, ez, fprime)
         k = bounds.ACTIVATION_ULPS.get(activation, bounds._DEFAULT_ACTIVATION_ULPS)
         slack = slack + k * u * (np.abs(exact) + bounds._CANCELLING[activation](centre))
-    offset: Array | float = exact - stored
-    if not np.any(offset):
-        offset = 0.0
     duplicate = _duplicates(h64, w64, b64)
-    return Scale(sigma=sigma, slack=slack, exact=exact, duplicate=duplicate, offset=offset)
+    return Scale(sigma=sigma, slack=slack, exact=exact, duplicate=duplicate, offset=exact - stored)
 
 
 #: The probe's operand sets: repeated until this many output elements (a storage-precision
